@@ -1,0 +1,34 @@
+"""``apgbench validate``: check every dataset config and method registration."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import console, err_console
+
+
+def validate() -> None:
+    """Validate all dataset YAMLs against the schema and load every registered method class."""
+    from pydantic import ValidationError
+
+    from ..config import config_dir
+    from ..datasets import load_dataset_config
+    from ..methods import available_methods
+
+    problems = []
+    paths = sorted((config_dir() / "datasets").glob("*.yaml"))
+    for path in paths:
+        try:
+            load_dataset_config(path)
+        except (ValueError, ValidationError) as err:
+            problems.append(str(err))
+    try:
+        methods = available_methods()
+    except Exception as err:  # noqa: BLE001 - a broken plugin is reported, not raised
+        problems.append(f"Loading methods failed: {err}")
+        methods = {}
+    for problem in problems:
+        err_console.print(f"[red]{problem}[/]")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]OK[/]: {len(paths)} dataset configs and {len(methods)} methods are valid.")

@@ -1,0 +1,70 @@
+"""Datasets: registry of YAML configs, prepared test splits, built-in synthetic data.
+
+The main entry point is :func:`load_dataset`, which returns something iterable over :class:`Sample`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import data_root as _data_root
+from .prepared import PreparedDataset, Sample, write_prepared
+from .registry import get_dataset_config, list_datasets, load_dataset_config, resolve_dataset_ids
+from .schema import DatasetConfig
+
+__all__ = [
+    "DatasetConfig",
+    "PreparedDataset",
+    "Sample",
+    "get_dataset_config",
+    "list_datasets",
+    "load_dataset",
+    "load_dataset_config",
+    "prepared_path",
+    "resolve_dataset_ids",
+    "write_prepared",
+]
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+    """The dataset's test split is not in the cache yet."""
+
+
+def prepared_path(config: DatasetConfig, data_root: str | os.PathLike | None = None) -> Path:
+    """Where the prepared HDF5 of a dataset lives: ``<data_root>/<id>/prepared.h5``."""
+    return _data_root(data_root) / config.id / "prepared.h5"
+
+
+def load_dataset(dataset: str | DatasetConfig, data_root: str | os.PathLike | None = None):
+    """Open a dataset's test split.
+
+    Parameters
+    ----------
+    dataset : str or DatasetConfig
+        Dataset id or config.
+    data_root : path, optional
+        Cache root (default ``$APGBENCH_DATA_DIR`` or ``./datasets``).
+
+    Returns
+    -------
+    dataset : SyntheticDataset or PreparedDataset
+        Iterable over :class:`Sample`, with ``image_ids``, ``len()``, ``get(image_id)`` and ``fingerprint()``.
+
+    Raises
+    ------
+    DatasetNotPreparedError
+        If a downloadable dataset has not been prepared; the message says which command does it.
+    """
+    config = dataset if isinstance(dataset, DatasetConfig) else get_dataset_config(dataset)
+    if config.builtin:
+        from .synthetic import SyntheticDataset
+
+        return SyntheticDataset(config)
+    path = prepared_path(config, data_root)
+    if not path.exists():
+        verb = f"import {config.id} PATH" if config.manual else f"download {config.id}"
+        raise DatasetNotPreparedError(
+            f"Dataset '{config.id}' is not prepared under {path.parent}: run `apgbench datasets {verb}` first."
+        )
+    return PreparedDataset(path, config.id)

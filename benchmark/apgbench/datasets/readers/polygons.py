@@ -1,0 +1,216 @@
+"""Readers for vector annotations (COCO JSON, MoNuSeg XML, GeoJSON) and per-instance mask files.
+
+Overlap rule
+------------
+Polygons and per-instance masks are painted in order of *decreasing* area, so where two objects overlap the
+*smaller* one keeps the shared pixels (a small object drawn under a large one would vanish). An object left
+with no pixel of its own is dropped. Coordinates are (x, y) = (column, row) with pixel centres at integer
+positions; a polygon covers the pixels whose centres lie inside it (``skimage.draw.polygon``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from . import register_reader
+from ._base import Entry, ReaderError, check_pair, entry_id, find_base, read_array, sorted_glob
+
+
+def rasterize(objects: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Instance label image from filled polygons (arrays of (x, y) vertices), smaller objects on top.
+
+    Parameters
+    ----------
+    objects : list of (N, 2) arrays, or list of lists of them
+        One entry per object; an object may consist of several polygons (MultiPolygon), which get one id.
+    shape : (int, int)
+        Output (rows, cols).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint32 labels, objects numbered 1..N in input order (ids of dropped objects stay unused).
+    """
+    from skimage.draw import polygon as fill
+
+    masks: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+    for index, obj in enumerate(objects, start=1):
+        parts = obj if isinstance(obj, list) else [obj]
+        rows, cols = [], []
+        for part in parts:
+            part = np.asarray(part, dtype=float).reshape(-1, 2)
+            if len(part) < 3:
+                continue
+            rr, cc = fill(part[:, 1], part[:, 0], shape)
+            rows.append(rr)
+            cols.append(cc)
+        if rows:
+            rr, cc = np.concatenate(rows), np.concatenate(cols)
+            masks.append((len(rr), index, rr, cc))
+    labels = np.zeros(shape, np.uint32)
+    for _, index, rr, cc in sorted(masks, key=lambda m: -m[0]):
+        labels[rr, cc] = index
+    return labels
+
+
+def paint_masks(masks: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Instance labels from boolean masks with the same overlap rule as :func:`rasterize`."""
+    labels = np.zeros(shape, np.uint32)
+    order = sorted(range(len(masks)), key=lambda i: -int(masks[i].sum()))
+    for i in order:
+        labels[masks[i]] = i + 1
+    return labels
+
+
+def _coco_polygons(annotation: dict) -> list[np.ndarray]:
+    seg = annotation.get("segmentation")
+    if isinstance(seg, list):
+        return [np.asarray(p, float).reshape(-1, 2) for p in seg if len(p) >= 6]
+    raise ReaderError("COCO annotations with RLE masks are not supported (polygons expected).")
+
+
+@register_reader("coco")
+def read_coco(root: Path, *, annotations: str, images: str, base: str | None = None) -> list[Entry]:
+    """COCO instance annotations (LIVECell): one JSON with ``images`` and polygon ``annotations``.
+
+    ``images`` is a folder (relative to ``base``) in which each image's ``file_name`` is looked up.
+    """
+    folder = find_base(root, base)
+    json_files = sorted_glob(folder, annotations)
+    if len(json_files) != 1:
+        raise ReaderError(f"Expected one annotation file matching '{annotations}', found {len(json_files)}.")
+    try:
+        coco = json.loads(json_files[0].read_text(encoding="utf-8"))
+        by_image: dict[int, list[dict]] = {}
+        for ann in coco["annotations"]:
+            by_image.setdefault(ann["image_id"], []).append(ann)
+        records = sorted(coco["images"], key=lambda r: r["file_name"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReaderError(f"{json_files[0].name} is not a COCO annotation file: {err}") from err
+    image_dir = find_base(folder, images)
+    entries = []
+    for record in records:
+        name = Path(record["file_name"]).name
+        path = image_dir / name
+
+        def load(record=record, path=path, name=name):
+            image = read_array(path)
+            shape = (int(record["height"]), int(record["width"]))
+            objects = [_coco_polygons(a) for a in by_image.get(record["id"], [])]
+            labels = rasterize([o for o in objects if o], shape)
+            check_pair(image, labels, name)
+            return image, labels
+
+        entries.append(Entry(id=entry_id(name), key=Path(name).stem, load=load, meta={"source": name}))
+    return entries
+
+
+def _xml_regions(path: Path) -> list[np.ndarray]:
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as err:
+        raise ReaderError(f"Cannot parse {path.name}: {err}") from err
+    regions = []
+    for region in tree.iter("Region"):
+        vertices = [(float(v.get("X")), float(v.get("Y"))) for v in region.iter("Vertex")]
+        if len(vertices) >= 3:
+            regions.append(np.asarray(vertices))
+    return regions
+
+
+@register_reader("xml-polygons")
+def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], base: str | None = None) -> list[Entry]:
+    """Images with Aperio/MoNuSeg-style XML annotations (``Region``/``Vertex X= Y=``); the XML path comes
+    from the image path by the regex substitution ``annotation_sub``."""
+    folder = find_base(root, base)
+    paths = sorted_glob(folder, images)
+    if not paths:
+        raise ReaderError(f"No images match '{images}' under {folder}: wrong or incomplete data.")
+    entries = []
+    for path in paths:
+        relative = path.relative_to(folder).as_posix()
+        xml_path = folder / re.sub(annotation_sub[0], annotation_sub[1], relative)
+        if not xml_path.is_file():
+            raise ReaderError(f"No annotation file for image '{relative}' (looked for {xml_path.name}).")
+
+        def load(path=path, xml_path=xml_path):
+            image = read_array(path)
+            return image, rasterize(_xml_regions(xml_path), image.shape[:2])
+
+        entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
+    return entries
+
+
+def _geojson_objects(path: Path) -> list[list[np.ndarray]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ReaderError(f"Cannot parse {path.name}: {err}") from err
+    features = data["features"] if isinstance(data, dict) and "features" in data else data
+    objects = []
+    for feature in features if isinstance(features, list) else []:
+        geometry = feature.get("geometry") or {}
+        kind, coords = geometry.get("type"), geometry.get("coordinates") or []
+        if kind == "Polygon" and coords:
+            objects.append([np.asarray(coords[0], float)[:, :2]])  # outer ring; holes are filled
+        elif kind == "MultiPolygon" and coords:
+            objects.append([np.asarray(poly[0], float)[:, :2] for poly in coords if poly])
+    return objects
+
+
+@register_reader("geojson")
+def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: str | None = None) -> list[Entry]:
+    """GeoJSON polygon annotations (HPA, PUMA), one file per image; the image path comes from the annotation
+    path by the regex substitution ``image_sub``. Polygon holes are ignored (filled)."""
+    folder = find_base(root, base)
+    paths = sorted_glob(folder, annotations)
+    if not paths:
+        raise ReaderError(f"No annotation files match '{annotations}' under {folder}: wrong or incomplete data.")
+    entries = []
+    for path in paths:
+        relative = path.relative_to(folder).as_posix()
+        image_rel = re.sub(image_sub[0], image_sub[1], relative)
+        image_path = folder / image_rel
+
+        def load(path=path, image_path=image_path):
+            image = read_array(image_path)
+            return image, rasterize(_geojson_objects(path), image.shape[:2])
+
+        entries.append(Entry(id=entry_id(image_rel), key=Path(image_rel).stem, load=load,
+                             meta={"source": image_rel, "annotation": relative}))
+    return entries
+
+
+@register_reader("instance-mask-files")
+def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], base: str | None = None,
+                             mask_value: int | None = None) -> list[Entry]:
+    """One mask file per object (SegPC): ``masks_sub`` turns an image path into a glob of its mask files.
+
+    A pixel belongs to an object where its mask is non-zero, or equals ``mask_value`` if given.
+    """
+    folder = find_base(root, base)
+    paths = sorted_glob(folder, images)
+    if not paths:
+        raise ReaderError(f"No images match '{images}' under {folder}: wrong or incomplete data.")
+    entries = []
+    for path in paths:
+        relative = path.relative_to(folder).as_posix()
+        mask_glob = re.sub(masks_sub[0], masks_sub[1], relative)
+
+        def load(path=path, mask_glob=mask_glob, relative=relative):
+            image = read_array(path)
+            masks = []
+            for mask_path in sorted_glob(folder, mask_glob):
+                mask = read_array(mask_path)
+                mask = mask[..., 0] if mask.ndim == 3 else mask
+                masks.append(mask == mask_value if mask_value is not None else mask > 0)
+                check_pair(image, masks[-1], f"{relative} / {mask_path.name}")
+            return image, paint_masks(masks, image.shape[:2])
+
+        entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
+    return entries

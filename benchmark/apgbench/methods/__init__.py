@@ -1,0 +1,86 @@
+"""Method registry.
+
+Built-in methods live one family per module in this package and register with :func:`register_method`.
+Method modules import only numpy and the standard library at module level; their deep-learning libraries
+are imported inside ``_prepare``. So listing methods never imports torch, and a missing extra only
+matters when that method runs. Third-party methods register through the ``apgbench.methods`` entry-point
+group (``name = "package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from ..config import ID_PATTERN, unknown_id_message
+from .base import MethodUnavailableError, Segmenter, check_labels, missing_modules, paint_masks
+
+__all__ = [
+    "MethodUnavailableError",
+    "Segmenter",
+    "available_methods",
+    "check_labels",
+    "get_method",
+    "method_status",
+    "missing_modules",
+    "paint_masks",
+    "register_method",
+]
+
+# Modules holding the built-in methods; each registers its classes when imported.
+BUILTIN_MODULES = (
+    "apgbench.methods.classic",
+)
+
+_REGISTRY: dict[str, type[Segmenter]] = {}
+_LOADED = False
+
+
+def register_method(cls: type[Segmenter]) -> type[Segmenter]:
+    """Class decorator that registers a :class:`Segmenter` under its ``name``."""
+    if not ID_PATTERN.match(cls.name):
+        raise ValueError(f"Method name '{cls.name}' must be kebab-case.")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"Method '{cls.name}' is registered twice.")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group="apgbench.methods"):
+        if entry.name not in _REGISTRY:
+            cls = entry.load()
+            if cls.name != entry.name:
+                raise ValueError(f"Entry point '{entry.name}' loads a method named '{cls.name}'.")
+            register_method(cls)
+    _LOADED = True
+
+
+def available_methods() -> dict[str, type[Segmenter]]:
+    """All registered methods by id, in registration order."""
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def get_method(name: str) -> type[Segmenter]:
+    """The method class registered as ``name``; unknown names raise ``KeyError`` with suggestions."""
+    methods = available_methods()
+    if name not in methods:
+        raise KeyError(unknown_id_message("method", name, list(methods)))
+    return methods[name]
+
+
+def method_status(cls: type[Segmenter]) -> tuple[bool, str]:
+    """Whether a method can run here and, if not, why (missing import names), without importing them."""
+    missing = missing_modules(cls.requires)
+    if missing:
+        return False, f'missing {", ".join(missing)}: pip install "apgbench[{cls.extra}]"'
+    checker = getattr(cls, "weights_status", None)
+    if checker is not None:
+        return checker()
+    return True, "ready"

@@ -1,0 +1,214 @@
+"""The one interface every segmentation method implements.
+
+A method is a subclass of :class:`Segmenter`. It declares its metadata as class attributes, loads its model
+once in :meth:`Segmenter.prepare`, and implements :meth:`Segmenter._segment` for one image. The public
+:meth:`Segmenter.segment` validates the input and the output, so wrappers cannot return malformed labels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..config import DOMAINS
+
+
+class MethodUnavailableError(RuntimeError):
+    """A method cannot run here: its library, extra or weights are missing."""
+
+
+def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
+    """Return the import names in ``modules`` that cannot be found, without importing them."""
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+class Segmenter(ABC):
+    """Base class of all instance-segmentation methods.
+
+    Parameters
+    ----------
+    **params
+        Overrides of :attr:`default_params`. Unknown names are an error.
+
+    Attributes
+    ----------
+    name : str
+        The method id used on the command line, in results and in reports.
+    requires : tuple of str
+        Import names the method needs (checked before :meth:`prepare`).
+    extra : str or None
+        The pip extra that installs those libraries (``pip install "apgbench[extra]"``).
+    default_params : dict
+        The method's parameters with the paper's defaults.
+    description : str
+        One line shown by ``apgbench methods list``.
+
+    Notes
+    -----
+    Usage follows one pattern: build once, prepare once, segment many images::
+
+        with get_method("classic")() as method:
+            method.prepare(device="cpu", domain="nuclei-fluo")
+            labels = method.segment(image)
+    """
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+    default_params: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.default_params))
+        if unknown:
+            raise ValueError(
+                f"Method '{self.name}' has no parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(self.default_params)) or 'none'}."
+            )
+        self.params: dict[str, Any] = {**self.default_params, **params}
+        self.device = "cpu"
+        self.domain: str | None = None
+        self._prepared = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def prepare(self, device: str = "cpu", domain: str | None = None) -> None:
+        """Load the model once for a run on ``device`` for data of ``domain``.
+
+        Raises
+        ------
+        MethodUnavailableError
+            If a required library is missing; the message names the extra to install.
+        """
+        missing = missing_modules(self.requires)
+        if missing:
+            hint = f'pip install "apgbench[{self.extra}]"' if self.extra else "install them"
+            raise MethodUnavailableError(
+                f"Method '{self.name}' needs {', '.join(missing)}, which is not installed: run {hint}."
+            )
+        if domain is not None and domain not in DOMAINS:
+            raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
+        self.device, self.domain = device, domain
+        self._prepare(device, domain)
+        self._prepared = True
+
+    def _prepare(self, device: str, domain: str | None) -> None:  # noqa: B027 - optional hook
+        """Load weights; override in methods that have a model."""
+
+    def close(self) -> None:
+        """Release the model (GPU memory, file handles)."""
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- segmentation --------------------------------------------------------------------------------------
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """Segment one image.
+
+        Parameters
+        ----------
+        image : ndarray
+            ``(H, W)`` grey or ``(H, W, C)`` with C in {2, 3}, any numeric dtype.
+
+        Returns
+        -------
+        labels : ndarray of uint32, shape (H, W)
+            0 is background, objects are > 0 (not necessarily consecutive).
+        """
+        if not self._prepared:
+            self.prepare(self.device, self.domain)
+        image = check_image(image)
+        labels = self._segment(image)
+        return check_labels(labels, image.shape[:2], self.name)
+
+    def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Segment several images; methods with a batched model override :meth:`_segment_batch`."""
+        if not self._prepared:
+            self.prepare(self.device, self.domain)
+        images = [check_image(image) for image in images]
+        results = self._segment_batch(images)
+        return [check_labels(lab, img.shape[:2], self.name) for lab, img in zip(results, images)]
+
+    def _segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [self._segment(image) for image in images]
+
+    @abstractmethod
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        """Return a label image for one validated image."""
+
+    def info(self) -> dict[str, Any]:
+        """Provenance for ``run.json``: library versions, model name, weights hash, precision."""
+        return {}
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate an input image's axes and dtype; return it as an ndarray."""
+    image = np.asarray(image)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (2, 3)):
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+            raise TypeError(f"Image dtype {image.dtype} is not numeric.")
+        return image
+    raise ValueError(f"Image must be (H, W) or (H, W, C) with C in 2 or 3, got shape {image.shape}.")
+
+
+def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "method") -> np.ndarray:
+    """Check a method's output and return it as uint32 of the given spatial shape."""
+    labels = np.asarray(labels)
+    if labels.shape != tuple(shape):
+        raise ValueError(f"'{method}' returned labels of shape {labels.shape}, expected {tuple(shape)}.")
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise TypeError(f"'{method}' returned labels of dtype {labels.dtype}; an integer dtype is required.")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"'{method}' returned negative labels.")
+    if labels.size and labels.max() > np.iinfo(np.uint32).max:
+        raise ValueError(f"'{method}' returned label ids above the uint32 range.")
+    return labels.astype(np.uint32, copy=False)
+
+
+def relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Map the ids of ``labels`` to 1..N in order of first appearance in sorted id order (0 stays 0)."""
+    ids, inverse = np.unique(labels, return_inverse=True)
+    if ids.size and ids[0] == 0:
+        return inverse.reshape(labels.shape).astype(np.uint32)
+    return (inverse + 1).reshape(labels.shape).astype(np.uint32)
+
+
+def paint_masks(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given") -> np.ndarray:
+    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones.
+
+    Parameters
+    ----------
+    masks : sequence of bool arrays of ``shape``
+        The instance masks, in painting order.
+    shape : tuple of int
+        Output shape.
+    order : {"as-given", "largest-first"}
+        ``largest-first`` paints big masks first so that small masks win overlaps (SAM's AMG convention).
+
+    Returns
+    -------
+    labels : ndarray of uint32
+        Ids 1..N in painting order; a mask fully hidden by later ones leaves no id.
+    """
+    labels = np.zeros(shape, dtype=np.uint32)
+    masks = list(masks)
+    if order == "largest-first":
+        masks = sorted(masks, key=lambda m: -int(np.count_nonzero(m)))
+    elif order != "as-given":
+        raise ValueError(f"Unknown painting order '{order}'.")
+    for index, mask in enumerate(masks, start=1):
+        labels[np.asarray(mask, dtype=bool)] = index
+    return relabel_sequential(labels)

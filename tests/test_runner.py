@@ -1,0 +1,141 @@
+"""The runner and results store: records, resume after interruption, params isolation, failures."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from apgbench.methods import Segmenter, register_method
+from apgbench.methods.classic import ClassicWatershed
+from apgbench.results import load_scores, read_scores, run_key
+from apgbench.runner import run_benchmark
+
+DATASET = "synthetic-nuclei"
+
+
+class Interrupt(BaseException):
+    """Stands in for Ctrl-C / a killed worker: not an Exception, so the runner does not record it."""
+
+
+@register_method
+class FlakyClassic(ClassicWatershed):
+    """``classic`` that fails on chosen images or stops the whole run after some images (test only)."""
+
+    name = "test-flaky"
+    default_params = {**ClassicWatershed.default_params, "fail_on": "", "stop_after": 0}
+    calls = 0
+
+    def _segment(self, image):
+        type(self).calls += 1
+        if self.params["stop_after"] and type(self).calls > self.params["stop_after"]:
+            raise Interrupt()
+        if self.params["fail_on"] and type(self).calls == int(self.params["fail_on"]):
+            raise RuntimeError("boom")
+        return super()._segment(image)
+
+
+def _stable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["seconds", "peak_mem_mb", "run_key", "method"]).sort_values("image_id").reset_index(drop=True)
+
+
+def test_run_writes_complete_record(roots):
+    results, _ = roots
+    summary = run_benchmark(DATASET, "classic", results_root=results, show_progress=False)
+    assert summary.n_images == summary.n_new == 6 and summary.n_failed == 0
+    assert summary.directory == results / "classic" / DATASET / "default"
+    scores = read_scores(summary.directory)
+    assert len(scores) == 6 and scores["msa"].between(0, 1).all() and (scores["n_true"] > 0).all()
+    assert summary.mean_msa == pytest.approx(scores["msa"].mean())
+    with h5py.File(summary.directory / "predictions.h5") as f:
+        assert sorted(f["labels"]) == sorted(scores["image_id"])
+        assert f["labels"][scores["image_id"][0]].dtype == np.uint32
+    info = json.loads((summary.directory / "run.json").read_text())
+    assert info["complete"] and info["n_scored"] == 6 and info["domain"] == "nuclei-fluo"
+    assert info["params"] == ClassicWatershed.default_params and info["dataset_fingerprint"]
+    assert not (summary.directory / ".parts").exists()
+
+
+def test_limit_then_resume_equals_uninterrupted(roots, tmp_path):
+    results, _ = roots
+    first = run_benchmark(DATASET, "classic", results_root=results, limit=2, show_progress=False)
+    assert first.n_new == 2 and not json.loads((first.directory / "run.json").read_text())["complete"]
+    second = run_benchmark(DATASET, "classic", results_root=results, show_progress=False)
+    assert (second.n_new, second.n_skipped) == (4, 2)
+    third = run_benchmark(DATASET, "classic", results_root=results, show_progress=False)
+    assert third.n_new == 0
+    fresh = run_benchmark(DATASET, "classic", results_root=tmp_path / "fresh", show_progress=False)
+    pd.testing.assert_frame_equal(_stable(read_scores(second.directory)), _stable(read_scores(fresh.directory)))
+
+
+def test_interrupted_run_resumes_from_parts(roots, tmp_path):
+    results, _ = roots
+    FlakyClassic.calls = 0
+    with pytest.raises(Interrupt):
+        run_benchmark(DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False)
+    directory = results / "test-flaky" / DATASET / run_key({"stop_after": 3}, {"stop_after": 0})
+    assert len(list((directory / ".parts").glob("*.npz"))) == 3  # committed images survive the interruption
+    FlakyClassic.calls = -100  # no more interruptions
+    resumed = run_benchmark(DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False)
+    assert (resumed.n_new, resumed.n_skipped) == (3, 3)
+    reference = run_benchmark(DATASET, "classic", results_root=tmp_path / "ref", show_progress=False)
+    pd.testing.assert_frame_equal(_stable(read_scores(resumed.directory)), _stable(read_scores(reference.directory)))
+
+
+def test_failing_image_is_recorded_and_run_goes_on(roots):
+    results, _ = roots
+    FlakyClassic.calls = 0
+    summary = run_benchmark(DATASET, "test-flaky", params={"fail_on": 2}, results_root=results, show_progress=False)
+    scores = read_scores(summary.directory)
+    assert summary.n_failed == 1 and scores["error"].notna().sum() == 1
+    assert "RuntimeError: boom" in scores["error"].dropna().iloc[0]
+    FlakyClassic.calls = 0
+    with pytest.raises(RuntimeError, match="boom"):
+        run_benchmark(DATASET, "test-flaky", params={"fail_on": 2}, results_root=results, force=True,
+                      fail_fast=True, show_progress=False)
+
+
+def test_different_params_never_overwrite(roots):
+    results, _ = roots
+    default = run_benchmark(DATASET, "classic", results_root=results, limit=2, show_progress=False)
+    other = run_benchmark(DATASET, "classic", params={"h": 4.0}, results_root=results, limit=2, show_progress=False)
+    assert default.directory != other.directory and other.directory.name.startswith("p-")
+    assert read_scores(default.directory)["msa"].tolist() != read_scores(other.directory)["msa"].tolist()
+    labels = set(load_scores(results)["label"])
+    assert labels == {"classic", f"classic[{other.directory.name}]"}
+
+
+def test_force_recomputes(roots):
+    results, _ = roots
+    run_benchmark(DATASET, "classic", results_root=results, limit=2, show_progress=False)
+    again = run_benchmark(DATASET, "classic", results_root=results, limit=3, force=True, show_progress=False)
+    assert again.n_new == 3 and len(read_scores(again.directory)) == 3
+
+
+def test_unknown_parameter_is_rejected(roots):
+    with pytest.raises(ValueError, match="no parameter"):
+        run_benchmark(DATASET, "classic", params={"sigmaa": 2}, results_root=roots[0], show_progress=False)
+
+
+class EmptySegmenter(Segmenter):
+    name = "test-empty"
+
+    def _segment(self, image):
+        return np.zeros(image.shape[:2], np.uint8)
+
+
+def test_segmenter_validates_output():
+    class Bad(Segmenter):
+        name = "test-bad"
+
+        def _segment(self, image):
+            return np.zeros((3, 3), np.float32)
+
+    with pytest.raises(ValueError, match="shape"):
+        Bad().segment(np.zeros((5, 5)))
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        EmptySegmenter().segment(np.zeros((5, 5, 7)))
+    assert EmptySegmenter().segment(np.zeros((4, 6, 3))).dtype == np.uint32
