@@ -1,17 +1,26 @@
-"""The results store: one self-contained record per (method, dataset, parameters).
+"""The results store: one self-contained record per (method, dataset, parameters), crash-safe.
 
 Layout under the results root::
 
     <method>/<dataset>/<run_key>/
         predictions.h5   /labels/<image_id>: uint32 label image per scored image
-        scores.csv       one row per image (columns: SCORE_COLUMNS)
-        run.json         RunInfo: params, library versions, device, dataset fingerprint, timings
-        .parts/          per-image results of a run in progress (consolidated when it finishes)
+        scores.csv       one row per image (columns: SCORE_COLUMNS), sorted by image id
+        run.json         RunInfo: provenance, summary, and the sha256 of the two files above
+        .parts/          <image_id>.npz per image committed by a run in progress
+        .locks/          one lock per worker claim (``all`` or ``shard-<start>-<stop>``)
+        .lock            the record lock, held briefly to check, consolidate or clear the record
+        .commit.json     redo journal of a consolidation in progress
 
-``run_key`` is ``default`` for a method's default parameters and ``p-<hash>`` otherwise, so runs with
-different parameters never overwrite each other. Every file is written under a temporary name and renamed,
-and each image's result is committed on its own as soon as it is produced: an interrupted run loses at most
-the image it was working on, and the next run resumes from there.
+Crash safety. Every image is committed on its own as a part (temporary name, then ``os.replace``). Parts are
+consolidated into ``predictions.h5`` + ``scores.csv`` + ``run.json`` by writing all three under temporary
+names, then a journal naming them, then renaming: whoever next takes the record lock finds the journal and
+finishes the renames, so the three files always belong together, whenever the process is killed.
+
+Integrity. ``run.json`` holds the sha256 of ``scores.csv`` and ``predictions.h5``; a part is a zip with
+CRCs. A file that fails its check (truncated, half-copied) is reported, deleted and its images recomputed;
+readers (:func:`load_scores`) refuse it. Provenance (dataset fingerprint, method info, params) is stored in
+every part and in ``run.json``; a run never adds images computed under a different provenance
+(:class:`RecordMismatchError`), and :func:`load_scores` never mixes datasets of different fingerprints.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import warnings
+import zipfile
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,16 +43,30 @@ import h5py
 import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
 SCORE_COLUMNS = ["dataset", "method", "run_key", "image_id", "msa", *THRESHOLD_COLUMNS,
                  "n_true", "n_pred", "seconds", "peak_mem_mb", "error"]
-PARTS = ".parts"
+PARTS, LOCKS, JOURNAL = ".parts", ".locks", ".commit.json"
+RESULT_FILES = ("predictions.h5", "scores.csv")
+PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
 
 
 class RecordBusyError(RuntimeError):
-    """Another process is writing the same record."""
+    """Another process is writing the same record (or the same images of it)."""
+
+
+class RecordMismatchError(ValueError):
+    """Stored results were computed under a different provenance than the one asked for."""
+
+
+class CorruptRecordError(ValueError):
+    """A stored file of a record fails its integrity check."""
+
+
+class RecordRepairedWarning(UserWarning):
+    """A corrupted file was found and deleted; its images are recomputed."""
 
 
 class RunInfo(BaseModel):
@@ -61,6 +86,8 @@ class RunInfo(BaseModel):
     python: str = sys.version.split()[0]
     platform: str = platform.platform()
     device: str = "cpu"
+    hardware: dict[str, Any] = {}
+    workers: list[dict[str, Any]] = []
     started: str
     finished: str | None = None
     n_images: int = 0
@@ -68,6 +95,8 @@ class RunInfo(BaseModel):
     n_failed: int = 0
     complete: bool = False
     seconds_total: float = 0.0
+    files: dict[str, dict[str, Any]] = {}
+    repairs: list[str] = []
 
 
 def now() -> str:
@@ -99,105 +128,26 @@ def record_dir(results_root: str | os.PathLike, method: str, dataset: str, key: 
     return Path(results_root) / method / dataset / key
 
 
+def file_digest(path: Path) -> dict[str, Any]:
+    """Size and sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    _write_synced(tmp, data)
     os.replace(tmp, path)
 
 
-class RecordWriter:
-    """Writes one record; holds a lock so two workers never write the same record at once.
-
-    Parameters
-    ----------
-    directory : path
-        The record folder (see :func:`record_dir`).
-    """
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
-        self.parts = self.directory / PARTS
-        self.parts.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.directory / ".lock"))
-
-    def __enter__(self) -> RecordWriter:
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout as err:
-            raise RecordBusyError(f"Another process is writing {self.directory}; wait for it to finish.") from err
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-    def clear(self) -> None:
-        """Delete all results of this record (``--force``)."""
-        for name in ("predictions.h5", "scores.csv", "run.json"):
-            (self.directory / name).unlink(missing_ok=True)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir(parents=True, exist_ok=True)
-
-    def previous_info(self) -> dict[str, Any] | None:
-        """The stored ``run.json`` of this record, if any."""
-        path = self.directory / "run.json"
-        return json.loads(path.read_text()) if path.exists() else None
-
-    def done_ids(self) -> set[str]:
-        """Image ids already scored (consolidated or in parts)."""
-        done = set(read_scores(self.directory)["image_id"].astype(str)) if self._has_scores() else set()
-        done.update(p.stem for p in self.parts.glob("*.npz"))
-        return done
-
-    def _has_scores(self) -> bool:
-        return (self.directory / "scores.csv").exists()
-
-    def add(self, image_id: str, labels: np.ndarray | None, row: dict[str, Any]) -> None:
-        """Commit one image's prediction and score row (atomic: a part file renamed into place)."""
-        tmp = self.parts / f".{image_id}.{os.getpid()}.tmp.npz"
-        payload = {"row": np.array(json.dumps(row, default=_json_default))}
-        if labels is not None:
-            payload["labels"] = np.asarray(labels, dtype=np.uint32)
-        np.savez_compressed(tmp, **payload)
-        os.replace(tmp, self.parts / f"{image_id}.npz")
-
-    def finalize(self, info: RunInfo) -> pd.DataFrame:
-        """Merge parts into ``predictions.h5`` and ``scores.csv``, write ``run.json``, drop the parts."""
-        rows = read_scores(self.directory).to_dict("records") if self._has_scores() else []
-        new: dict[str, np.ndarray] = {}
-        for part in sorted(self.parts.glob("*.npz")):
-            with np.load(part) as data:
-                rows = [r for r in rows if str(r["image_id"]) != part.stem]
-                rows.append(json.loads(str(data["row"])))
-                if "labels" in data:
-                    new[part.stem] = data["labels"]
-        scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-        if new:
-            self._write_predictions(new)
-        tmp_csv = self.directory / f".scores.csv.{os.getpid()}.tmp"
-        scores.to_csv(tmp_csv, index=False)
-        os.replace(tmp_csv, self.directory / "scores.csv")
-        info.n_scored = int(scores["error"].isna().sum())
-        info.n_failed = int(scores["error"].notna().sum())
-        _atomic_write_bytes(self.directory / "run.json", info.model_dump_json(indent=2).encode())
-        shutil.rmtree(self.parts, ignore_errors=True)
-        return scores
-
-    def _write_predictions(self, new: dict[str, np.ndarray]) -> None:
-        final = self.directory / "predictions.h5"
-        tmp = self.directory / f".predictions.h5.{os.getpid()}.tmp"
-        with h5py.File(tmp, "w") as out:
-            group = out.create_group("labels")
-            if final.exists():
-                with h5py.File(final, "r") as old:
-                    for key in old["labels"]:
-                        if key not in new:
-                            old.copy(old["labels"][key], group, name=key)
-            for key, labels in new.items():
-                group.create_dataset(key, data=labels, compression="gzip", compression_opts=4)
-        os.replace(tmp, final)
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _json_default(value: Any) -> Any:
@@ -206,16 +156,327 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _claim_range(name: str) -> tuple[float, float]:
+    if name == "all":
+        return 0, float("inf")
+    _, start, stop = name.split("-")
+    return int(start), int(stop)
+
+
+def held_claims(directory: str | os.PathLike, exclude: str | None = None) -> list[str]:
+    """Names of the worker claims on a record that a live process holds (a killed one holds none)."""
+    held = []
+    for path in sorted((Path(directory) / LOCKS).glob("*.lock")):
+        if path.stem == exclude:
+            continue
+        probe = FileLock(str(path))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            held.append(path.stem)
+        else:
+            probe.release()
+    return held
+
+
+def recover(directory: str | os.PathLike) -> bool:
+    """Finish a consolidation that was killed half-way (caller holds the record lock); True if one was."""
+    directory = Path(directory)
+    journal = directory / JOURNAL
+    found = journal.exists()
+    if found:
+        entry = json.loads(journal.read_text())
+        for tmp, final in entry["replace"]:
+            if (directory / tmp).exists():
+                os.replace(directory / tmp, directory / final)
+        for name in entry["parts"]:
+            (directory / PARTS / name).unlink(missing_ok=True)
+        journal.unlink()
+    for stale in directory.glob(".*.tmp"):  # consolidation leftovers: only a lock holder writes these
+        stale.unlink(missing_ok=True)
+    return found
+
+
+def check_record(directory: str | os.PathLike, *, predictions: bool = True) -> list[str]:
+    """Integrity problems of a record's consolidated files (empty list: sound).
+
+    ``scores.csv`` and (if ``predictions``) ``predictions.h5`` must match the size and sha256 that
+    ``run.json`` recorded for them; results without a readable ``run.json`` are orphans.
+    """
+    directory = Path(directory)
+    present = [name for name in RESULT_FILES if (directory / name).exists()]
+    path = directory / "run.json"
+    if not path.exists():
+        return [f"{name} has no run.json" for name in present]
+    try:
+        info = RunInfo.model_validate_json(path.read_text())
+    except (ValidationError, ValueError, UnicodeDecodeError) as err:
+        return [f"run.json is unreadable ({str(err).splitlines()[0]})"]
+    problems = []
+    for name, expected in info.files.items():
+        if name == "predictions.h5" and not predictions:
+            continue
+        if not (directory / name).exists():
+            problems.append(f"{name} is missing")
+        elif file_digest(directory / name) != expected:
+            problems.append(f"{name} is truncated or altered (size/sha256 differ from run.json)")
+    problems += [f"{name} is not listed in run.json" for name in present if name not in info.files]
+    return problems
+
+
+def _read_part(path: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str, Any]]:
+    """(row, labels or None, meta) of a part; raises CorruptRecordError if it fails its checks."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            row = json.loads(str(data["row"]))
+            meta = json.loads(str(data["meta"])) if "meta" in data else {}
+            labels = data["labels"] if "labels" in data else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptRecordError(f"part {path.name} is unreadable ({type(err).__name__}: {err})") from err
+    if row.get("image_id") != path.stem:
+        raise CorruptRecordError(f"part {path.name} holds image {row.get('image_id')!r}")
+    return row, labels, meta
+
+
+def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Provenance keys whose values differ (a key unknown on either side is not compared)."""
+    out = []
+    for key in PROVENANCE_KEYS:
+        old, new = stored.get(key), current.get(key)
+        if old in (None, {}) or new in (None, {}):
+            continue
+        if json.dumps(old, sort_keys=True, default=str) != json.dumps(new, sort_keys=True, default=str):
+            out.append(f"{key}: stored {_short(old)}, now {_short(new)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:12] + "..." if isinstance(value, str) and len(text) > 16 else text[:120]
+
+
+class RecordWriter:
+    """Writes one record; concurrent workers each claim their images, so they never block or corrupt it.
+
+    Parameters
+    ----------
+    directory : path
+        The record folder (see :func:`record_dir`).
+    shard : (int, int), optional
+        The index range ``[start, stop)`` of the images this worker writes; ``None`` claims them all. Claims
+        that overlap raise :class:`RecordBusyError` in the later worker.
+    wait_s : float
+        How long to wait for the record lock, which others hold only to check or consolidate.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None,
+                 wait_s: float = 600.0) -> None:
+        self.directory = Path(directory)
+        self.parts = self.directory / PARTS
+        self.parts.mkdir(parents=True, exist_ok=True)
+        (self.directory / LOCKS).mkdir(exist_ok=True)
+        self.claim = "all" if shard is None else f"shard-{shard[0]:07d}-{shard[1]:07d}"
+        self.repairs: list[str] = []
+        self.provenance: dict[str, Any] = {}
+        self.worker: dict[str, Any] = {}
+        self._wait_s = wait_s
+        self._lock = FileLock(str(self.directory / ".lock"))
+        self._claim = FileLock(str(self.directory / LOCKS / f"{self.claim}.lock"))
+
+    def _locked(self) -> FileLock:
+        try:
+            self._lock.acquire(timeout=self._wait_s)
+        except Timeout as err:
+            raise RecordBusyError(f"{self.directory} stayed locked for {self._wait_s:.0f} s.") from err
+        return self._lock
+
+    def __enter__(self) -> RecordWriter:
+        with self._locked():
+            try:
+                self._claim.acquire(timeout=0)
+            except Timeout as err:
+                raise RecordBusyError(f"Another process is writing {self.directory}; wait for it to finish.") from err
+            try:
+                others = held_claims(self.directory, exclude=self.claim)
+                mine = _claim_range(self.claim)
+                clash = [c for c in others if _claim_range(c)[0] < mine[1] and mine[0] < _claim_range(c)[1]]
+                if clash:
+                    raise RecordBusyError(f"Workers {clash} are writing the same images of {self.directory}.")
+                recover(self.directory)
+                if not others:  # nobody else writes parts: temporary ones are leftovers of a killed run
+                    for stale in self.parts.glob(".*.tmp*"):
+                        stale.unlink(missing_ok=True)
+                self._repair([f"{p}" for p in check_record(self.directory)], RESULT_FILES + ("run.json",))
+            except BaseException:
+                self._claim.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if not any(self.parts.iterdir()):
+                with self._locked():
+                    if not held_claims(self.directory, exclude=self.claim):  # nobody else writes parts
+                        self.parts.rmdir()
+        except OSError:
+            pass
+        finally:
+            self._claim.release()
+
+    def _repair(self, problems: list[str], names: Iterable[str]) -> None:
+        if not problems:
+            return
+        for name in names:
+            (self.directory / name).unlink(missing_ok=True)
+        message = f"{self.directory}: {'; '.join(problems)}; deleted, its images are recomputed."
+        self.repairs.append(message)
+        warnings.warn(message, RecordRepairedWarning, stacklevel=3)
+
+    def clear(self) -> None:
+        """Delete all results of this record (``--force``)."""
+        with self._locked():
+            for name in (*RESULT_FILES, "run.json", JOURNAL):
+                (self.directory / name).unlink(missing_ok=True)
+            shutil.rmtree(self.parts, ignore_errors=True)
+            self.parts.mkdir(parents=True, exist_ok=True)
+
+    def previous_info(self) -> dict[str, Any] | None:
+        """The stored ``run.json`` of this record, if any."""
+        path = self.directory / "run.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def done_ids(self) -> set[str]:
+        """Image ids already committed (consolidated or in parts); corrupt parts are deleted and reported."""
+        with self._locked():
+            done = set(read_scores(self.directory)["image_id"]) if (self.directory / "scores.csv").exists() else set()
+            for part in self.parts.glob("*.npz"):
+                try:
+                    _read_part(part)
+                except CorruptRecordError as err:
+                    self._repair([str(err)], [f"{PARTS}/{part.name}"])
+                    continue
+                done.add(part.stem)
+        return done
+
+    def check_provenance(self, **provenance: Any) -> None:
+        """Refuse to add images under a provenance (dataset fingerprint, method info, params) that differs
+        from the stored results'; the values are then stamped on every part this writer commits.
+
+        Raises
+        ------
+        RecordMismatchError
+            Listing what differs (the caller may clear the record instead, ``--force``).
+        """
+        self.provenance.update({k: v for k, v in provenance.items() if v not in (None, {})})
+        stored = [("run.json", self.previous_info() or {})]
+        for part in sorted(self.parts.glob("*.npz"))[:1]:  # all parts share one provenance (checked on commit)
+            try:
+                stored.append((f"part {part.name}", _read_part(part)[2]))
+            except CorruptRecordError:
+                pass  # done_ids() reports and deletes it
+        for where, values in stored:
+            if diffs := _differences(values, self.provenance):
+                raise RecordMismatchError(
+                    f"Stored results in {self.directory} ({where}) differ from this run: {'; '.join(diffs)}. "
+                    "Re-run with --force to recompute them, or choose other --param values to keep both."
+                )
+
+    def add(self, image_id: str, labels: np.ndarray | None, row: dict[str, Any]) -> None:
+        """Commit one image's prediction and score row (atomic: a part file renamed into place)."""
+        self.parts.mkdir(exist_ok=True)
+        tmp = self.parts / f".{image_id}.{os.getpid()}.tmp.npz"
+        payload = {"row": np.array(json.dumps(row, default=_json_default)),
+                   "meta": np.array(json.dumps({**self.provenance, "worker": self.worker}, default=_json_default))}
+        if labels is not None:
+            payload["labels"] = np.asarray(labels, dtype=np.uint32)
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.parts / f"{image_id}.npz")
+
+    def finalize(self, info: RunInfo, *, last_only: bool = False) -> pd.DataFrame | None:
+        """Consolidate parts into ``predictions.h5`` + ``scores.csv`` + ``run.json`` (see module notes).
+
+        With ``last_only`` nothing happens (returns None) while other workers hold claims: the last one
+        consolidates. Returns the record's scores otherwise.
+        """
+        with self._locked():
+            if last_only and held_claims(self.directory, exclude=self.claim):
+                return None
+            recover(self.directory)
+            return self._consolidate(info)
+
+    def _consolidate(self, info: RunInfo) -> pd.DataFrame:
+        directory, pid = self.directory, os.getpid()
+        previous = self.previous_info() or {}
+        rows: dict[str, dict[str, Any]] = {}
+        if (directory / "scores.csv").exists():
+            rows = {r["image_id"]: r for r in read_scores(directory).to_dict("records")}
+        new: dict[str, np.ndarray] = {}
+        merged, workers = [], list(previous.get("workers", []))
+        for part in sorted(self.parts.glob("*.npz")):
+            try:
+                row, labels, meta = _read_part(part)
+            except CorruptRecordError as err:
+                self._repair([str(err)], [f"{PARTS}/{part.name}"])
+                continue
+            if diffs := _differences(meta, {**previous, **self.provenance}):
+                raise RecordMismatchError(f"{part} was computed under another provenance: {'; '.join(diffs)}.")
+            rows[row["image_id"]] = row
+            if labels is not None:
+                new[row["image_id"]] = labels
+            if meta.get("worker") and meta["worker"] not in workers:
+                workers.append(meta["worker"])
+            merged.append(part.name)
+        scores = pd.DataFrame([rows[k] for k in sorted(rows)], columns=SCORE_COLUMNS)
+        keep = set(scores.loc[scores["error"].isna(), "image_id"])
+        tmp_h5, tmp_csv = directory / f".predictions.h5.{pid}.tmp", directory / f".scores.csv.{pid}.tmp"
+        self._write_predictions(tmp_h5, new, keep)
+        _write_synced(tmp_csv, scores.to_csv(index=False).encode())
+        for key in ("method_info", "dataset_fingerprint", "hardware"):
+            if not getattr(info, key) and previous.get(key):
+                setattr(info, key, previous[key])
+        info.started = min(info.started, previous.get("started") or info.started)
+        info.workers = workers
+        info.n_scored, info.n_failed = len(keep), len(scores) - len(keep)
+        info.complete = len(scores) >= info.n_images
+        info.seconds_total = float(scores["seconds"].fillna(0).sum())
+        info.repairs = [*previous.get("repairs", []), *self.repairs][-20:]
+        info.files = {"predictions.h5": file_digest(tmp_h5), "scores.csv": file_digest(tmp_csv)}
+        tmp_json = directory / f".run.json.{pid}.tmp"
+        _write_synced(tmp_json, info.model_dump_json(indent=2).encode())
+        replace = [[tmp_h5.name, "predictions.h5"], [tmp_csv.name, "scores.csv"], [tmp_json.name, "run.json"]]
+        _atomic_write_bytes(directory / JOURNAL, json.dumps({"replace": replace, "parts": merged}).encode())
+        recover(directory)
+        return scores
+
+    def _write_predictions(self, tmp: Path, new: dict[str, np.ndarray], keep: set[str]) -> None:
+        final = self.directory / "predictions.h5"
+        with h5py.File(tmp, "w") as out:
+            group = out.create_group("labels")
+            if final.exists():
+                with h5py.File(final, "r") as old:
+                    for key in old["labels"]:
+                        if key in keep and key not in new:
+                            old.copy(old["labels"][key], group, name=key)
+            for key in sorted(new):
+                if key in keep:
+                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+
+
 def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
     """Read one record's ``scores.csv`` with stable dtypes."""
     path = Path(directory) / "scores.csv"
     try:
         frame = pd.read_csv(path, dtype={"image_id": str, "error": object, "run_key": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is corrupted ({err}); re-run with --force to recompute it.") from err
+        raise CorruptRecordError(f"{path} is corrupted ({err}); run it again to recompute it.") from err
     missing = set(SCORE_COLUMNS) - set(frame.columns)
     if missing:
-        raise ValueError(f"{path} lacks columns {sorted(missing)}; re-run with --force to recompute it.")
+        raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
     return frame
 
 
@@ -228,7 +489,7 @@ def read_prediction(directory: str | os.PathLike, image_id: str) -> np.ndarray:
 def iter_records(results_root: str | os.PathLike) -> Iterable[Path]:
     """Every record folder under the root that has a ``run.json``, in sorted order."""
     root = Path(results_root)
-    return sorted(p.parent for p in root.glob("*/*/*/run.json"))
+    return sorted(p.parent for p in root.glob("*/*/*/run.json") if not p.parts[-4].startswith("."))
 
 
 def record_label(method: str, key: str) -> str:
@@ -236,20 +497,65 @@ def record_label(method: str, key: str) -> str:
     return method if key == "default" else f"{method}[{key}]"
 
 
-def load_scores(results_root: str | os.PathLike) -> pd.DataFrame:
+def verify_record(directory: str | os.PathLike, *, predictions: bool = False) -> list[str]:
+    """Integrity problems of a record as a reader sees it.
+
+    A mismatch may be a consolidation in progress: the check is repeated under the record lock, after
+    finishing any consolidation that a killed process left half-way.
+    """
+    directory = Path(directory)
+    if not (directory / JOURNAL).exists() and not check_record(directory, predictions=predictions):
+        return []
+    with FileLock(str(directory / ".lock"), timeout=600):
+        recover(directory)
+        return check_record(directory, predictions=predictions)
+
+
+def load_scores(results_root: str | os.PathLike, *, fingerprints: Mapping[str, str] | None = None) -> pd.DataFrame:
     """All per-image scores under a results root, with ``domain`` and ``label`` columns added.
 
+    Parameters
+    ----------
+    results_root : path
+        The results store.
+    fingerprints : mapping, optional
+        ``dataset id -> fingerprint prefix``: for a dataset whose records were computed on different
+        versions of its prepared data, keep only the records of this one.
+
     Returns an empty frame with the right columns when nothing is stored yet.
+
+    Raises
+    ------
+    CorruptRecordError
+        If a record's scores fail their integrity check (``apgbench run`` recomputes them).
+    RecordMismatchError
+        If records of one dataset come from different dataset fingerprints and ``fingerprints`` does not
+        say which to use.
     """
-    frames = []
+    frames, seen = [], {}
     for directory in iter_records(results_root):
         if not (directory / "scores.csv").exists():
             continue
+        if problems := verify_record(directory):
+            raise CorruptRecordError(f"{directory}: {'; '.join(problems)}. Run it again to recompute it.")
         info = json.loads((directory / "run.json").read_text())
+        fingerprint = info.get("dataset_fingerprint") or ""
+        wanted = (fingerprints or {}).get(info["dataset"])
+        if wanted is not None and not fingerprint.startswith(wanted):
+            continue
+        seen.setdefault(info["dataset"], {}).setdefault(fingerprint, []).append(directory)
         frame = read_scores(directory)
         frame["domain"] = info.get("domain")
         frame["label"] = record_label(info["method"], info["run_key"])
         frames.append(frame)
+    mixed = {d: f for d, f in seen.items() if len(f) > 1}
+    if mixed:
+        lines = [f"{d}: " + "; ".join(f"{fp[:12]} in {', '.join(p.parent.parent.name for p in dirs)}"
+                                      for fp, dirs in f.items()) for d, f in mixed.items()]
+        raise RecordMismatchError(
+            "Records of the same dataset were computed on different prepared data (" + " | ".join(lines)
+            + "). Recompute the stale ones with `apgbench run --force`, or choose a fingerprint per dataset."
+        )
     if not frames:
         return pd.DataFrame(columns=[*SCORE_COLUMNS, "domain", "label"])
     return pd.concat(frames, ignore_index=True)

@@ -7,11 +7,12 @@ as soon as it is done. A run that stops (crash, Ctrl-C, kill) resumes with the n
 from __future__ import annotations
 
 import os
+import platform
 import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,50 @@ class RunSummary:
     n_skipped: int
     n_failed: int
     mean_msa: float | None
+    repairs: list[str] = field(default_factory=list)
+    consolidated: bool = True
 
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 if sys.platform != "darwin" else peak / 2**20
+
+
+def hardware_info(device: str | None = None) -> dict[str, Any]:
+    """Host, CPU model and count, memory, SLURM job and, if torch is already imported, the GPU.
+
+    torch is never imported here: a run of a CPU method stays light, and a GPU method has imported it.
+    """
+    info: dict[str, Any] = {"host": platform.node(), "machine": platform.machine(), "cpu": _cpu_model(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        if key in os.environ:
+            info[key.lower()] = os.environ[key]
+    torch = sys.modules.get("torch")
+    if torch is not None and device and str(device).startswith("cuda"):
+        try:
+            if torch.cuda.is_available():
+                index = torch.device(device).index or 0
+                info["gpu"] = torch.cuda.get_device_name(index)
+                info["cuda"] = torch.version.cuda
+        except Exception:  # noqa: BLE001 - provenance must never break a run
+            pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def resolve_params(method_cls: type[Segmenter], config: DatasetConfig, params: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +106,7 @@ def run_benchmark(
     device: str = "cpu",
     fail_fast: bool = False,
     show_progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Run ``method`` on ``dataset`` and store predictions and scores.
 
@@ -81,13 +121,18 @@ def run_benchmark(
     limit : int, optional
         Score only the first ``limit`` images (smoke runs); a later run without it completes the record.
     force : bool
-        Delete the record's stored results first and recompute everything.
+        Delete the record's stored results first and recompute everything; also needed to replace results
+        computed on another version of the dataset or of the method (otherwise
+        :class:`~apgbench.results.RecordMismatchError`).
     device : str
         Torch device for deep-learning methods (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
     fail_fast : bool
         Stop at the first image that fails instead of recording its error and going on.
     show_progress : bool
         Show a progress bar on the terminal.
+    shard : (int, int), optional
+        Only the images with index in ``[start, stop)`` (after ``limit``). Workers on disjoint shards of a
+        record run side by side; the last one to finish consolidates the record.
 
     Returns
     -------
@@ -100,44 +145,65 @@ def run_benchmark(
     key = run_key(resolved, method_cls.default_params)
     directory = record_dir(_results_root(results_root), method, dataset, key)
     image_ids = list(data.image_ids)[: limit if limit is not None else None]
+    if shard is not None:
+        image_ids = image_ids[shard[0]: shard[1]]
+    fingerprint = data.fingerprint()
 
-    with RecordWriter(directory) as writer:
+    with RecordWriter(directory, shard=shard) as writer:
         if force:
             writer.clear()
         done = writer.done_ids()
+        writer.check_provenance(dataset_fingerprint=fingerprint, params=resolved)
         todo = [i for i in image_ids if i not in done]
-        started = (writer.previous_info() or {}).get("started") or now()
         info = RunInfo(dataset=dataset, domain=config.domain, method=method, run_key=key, params=resolved,
-                       dataset_fingerprint=data.fingerprint(), apgbench_version=__version__,
-                       git_revision=git_revision(), device=device, started=started, n_images=len(data))
-        n_failed, seconds = 0, float((writer.previous_info() or {}).get("seconds_total", 0.0))
+                       dataset_fingerprint=fingerprint, apgbench_version=__version__,
+                       git_revision=git_revision(), device=device, started=now(), n_images=len(data))
+        n_failed = 0
         if todo:
             segmenter = method_cls(**{k: v for k, v in resolved.items()})
             with segmenter:
                 segmenter.prepare(device=device, domain=config.domain)
                 info.method_info = segmenter.info()
-                todo_set = set(todo)
-                with _progress(show_progress) as progress:
-                    task = progress.add_task(f"{method} on {dataset}", total=len(todo))
-                    for sample in data:
-                        if sample.image_id not in todo_set:
-                            continue
-                        row, labels, elapsed = _process(segmenter, sample, dataset, method, key, fail_fast)
-                        seconds += elapsed
-                        n_failed += row["error"] is not None
-                        writer.add(sample.image_id, labels, row)
-                        progress.advance(task)
-                        todo_set.discard(sample.image_id)
-                        if not todo_set:
-                            break
-        info.seconds_total = seconds
+                info.hardware = hardware_info(device)
+                writer.check_provenance(method_info=info.method_info)
+                writer.worker = {"hardware": info.hardware, "git_revision": info.git_revision,
+                                 "apgbench_version": __version__, "device": device}
+                n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
+                                       show_progress)
         info.finished = now()
-        info.complete = len(writer.done_ids() & set(data.image_ids)) == len(data)
-        scores = writer.finalize(info)
+        scores = writer.finalize(info, last_only=shard is not None)
 
-    valid = scores[scores["error"].isna() & (scores["n_true"] > 0)]
+    mean = None
+    if scores is not None:
+        valid = scores[scores["error"].isna() & (scores["n_true"] > 0)]
+        mean = float(valid["msa"].mean()) if len(valid) else None
     return RunSummary(dataset, method, directory, len(image_ids), len(todo), len(image_ids) - len(todo),
-                      n_failed, float(valid["msa"].mean()) if len(valid) else None)
+                      n_failed, mean, repairs=list(writer.repairs), consolidated=scores is not None)
+
+
+def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str], dataset: str, method: str,
+                key: str, fail_fast: bool, show_progress: bool) -> int:
+    """Segment, score and commit the ``todo`` images one by one; return how many failed."""
+    n_failed, todo_set = 0, set(todo)
+    with _progress(show_progress) as progress:
+        task = progress.add_task(f"{method} on {dataset}", total=len(todo))
+        for sample in _samples(data, todo):
+            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast)
+            n_failed += row["error"] is not None
+            writer.add(sample.image_id, labels, row)
+            progress.advance(task)
+            todo_set.discard(sample.image_id)
+            if not todo_set:
+                break
+    return n_failed
+
+
+def _samples(data, todo: list[str]):
+    """The samples of ``todo``: random access for a small subset (a shard, a resume), else one pass."""
+    if len(todo) * 4 < len(data):
+        return (data.get(image_id) for image_id in todo)
+    wanted = set(todo)
+    return (sample for sample in data if sample.image_id in wanted)
 
 
 def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, fail_fast: bool):

@@ -23,7 +23,7 @@ def test_run_all_builtin_then_report(roots, tmp_path):
     results, _ = roots
     result = invoke("run", "--dataset", "builtin", "--method", "classic", "--limit", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.count("classic on synthetic-") == 4
+    assert result.output.count("mSA ") == 4
     out = tmp_path / "report"
     result = invoke("report", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -58,7 +58,9 @@ def test_lists(roots):
     result = invoke("methods", "list")
     assert result.exit_code == 0 and "classic" in result.output and "ready" in result.output
     result = invoke("datasets", "list")
-    assert result.exit_code == 0 and "synthetic-histo" in result.output
+    assert result.exit_code == 0 and "synthetic" in result.output
+    result = invoke("validate")
+    assert result.exit_code == 0 and "dataset configs" in result.output
 
 
 def test_help_does_not_import_torch():

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..config import data_root as _data_root
@@ -45,13 +46,16 @@ def list_command(data_root: DataRoot = None) -> None:
     from ..datasets import list_datasets
     from ..datasets.manage import dataset_status
 
-    table = Table(title=f"Datasets (cache: {_data_root(data_root)})")
-    for column in ("id", "domain", "images", "size", "cached", "access"):
+    table = Table(title=f"Datasets (cache: {_data_root(data_root)})", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("domain", no_wrap=True)
+    for column in ("images", "size", "cached", "access"):
         table.add_column(column)
     for config in list_datasets():
         s = dataset_status(config, data_root)
         size = _size(s["bytes"]) if s["bytes"] else (s["size"] or "?")
-        access = "built-in" if s["builtin"] else ("manual" if s["manual"] else "download")
+        access = "built-in" if s["builtin"] else ("manual" if s["manual"] else "auto")
         table.add_row(config.id, config.domain, str(s["n_images"] or "?"), size,
                       "[green]yes[/green]" if s["prepared"] else "no", access)
     console.print(table)

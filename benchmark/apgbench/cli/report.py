@@ -1,4 +1,4 @@
-"""``apgbench report``: tables from whatever results exist."""
+"""``apgbench report``: the paper's tables and figures, and more, from whatever results exist."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ResultsRootOption, console, handle_errors
+from .common import DataRootOption, ResultsRootOption, console, handle_errors
 
 
 @handle_errors
@@ -16,17 +16,34 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: <results-root>/report].")] = None,
     domain: Annotated[str | None, typer.Option(help="Only these domains (comma-separated).")] = None,
     dataset: Annotated[str | None, typer.Option(help="Only these datasets (comma-separated).")] = None,
-    method: Annotated[str | None, typer.Option(help="Only these methods (comma-separated).")] = None,
+    method: Annotated[str | None, typer.Option(help="Only these methods (comma-separated ids or labels).")] = None,
+    compare: Annotated[str | None, typer.Option(
+        help="Two methods for the paired test, e.g. 'apg,ais' [default: apg,ais when both ran].")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Outputs to write, comma-separated: md, csv, tex, png, svg, html.")
+                   ] = "md,csv,tex,png,svg,html",
+    images: Annotated[str | None, typer.Option(
+        help="Images for the qualitative figure: 'dataset:image_id' or 'dataset', comma-separated "
+             "[default: one per domain].")] = None,
+    data_root: DataRootOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")] = 0,
 ) -> None:
-    """Write Fig. 2-style tables (Markdown, CSV) of mSA per dataset and method, and print them."""
+    """Write Fig. 1b/2/3-style tables and plots, the paper comparison, statistics and an HTML page."""
     from ..config import results_root as resolve_root
     from ..config import split_ids
     from ..report import build_report
 
+    pair = None
+    if compare is not None:
+        ids = split_ids(compare)
+        if len(ids) != 2 or ids[0] == ids[1]:
+            raise ValueError(f"--compare expects two different methods, e.g. 'apg,ais'; got '{compare}'.")
+        pair = (ids[0], ids[1])
     root = resolve_root(results_root)
     result = build_report(root, out or root / "report", domains=split_ids(domain), datasets=split_ids(dataset),
-                          methods=split_ids(method))
+                          methods=split_ids(method), compare=pair, formats=split_ids(fmt),
+                          images=split_ids(images), data_root=data_root, seed=seed)
     console.print(result.terminal_table)
     for note in result.notes:
-        console.print(f"[yellow]{note}[/]")
-    console.print(f"Report written to {result.out}: " + ", ".join(p.name for p in result.files))
+        console.print(f"[yellow]{note}[/]", highlight=False)
+    console.print(f"Report written to {result.out} ({len(result.files)} files)"
+                  + (f"; open {result.html} in a browser." if result.html else "."), highlight=False)

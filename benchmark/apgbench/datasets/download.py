@@ -144,7 +144,7 @@ def fetch_file(remote: RemoteFile, raw_dir: str | os.PathLike, *, mirror: str | 
                             urls={remote.filename: url}, retry_if_failed=retries)
     bar = RichProgress(remote.filename) if progress else False
     downloader = pooch.HTTPDownloader(progressbar=bar, timeout=timeout)
-    logging.getLogger("pooch").setLevel(logging.WARNING)  # our own messages say what happens
+    pooch.get_logger().setLevel(logging.WARNING)  # the progress bar and our errors say what happens
     try:
         return Path(registry.fetch(remote.filename, downloader=downloader))
     except ValueError as err:

@@ -230,8 +230,9 @@ def dataset_status(config: DatasetConfig, data_root=None) -> dict:
     on_disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
     return {"id": config.id, "domain": config.domain, "builtin": config.builtin, "manual": config.manual,
             "prepared": config.builtin or is_prepared(config, data_root),
-            "n_images": manifest.get("n_images", config.n_images), "bytes": on_disk,
-            "size": ", ".join(f.size for f in config.source.files if f.size) or None}
+            "n_images": manifest.get("n_images", config.n_images or config.format.options.get("n_images")),
+            "bytes": on_disk,
+            "size": " + ".join(f.size for f in config.source.files if f.size) or None}
 
 
 def verify_dataset(config: DatasetConfig, data_root=None) -> list[tuple[str, bool, str]]:

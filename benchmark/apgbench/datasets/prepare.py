@@ -144,7 +144,7 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
     if prep.connected_components:
         from skimage.measure import label as connected
 
-        labels = connected(labels > 0, connectivity=2).astype(np.uint32)
+        labels = connected(labels).astype(np.uint32)  # value-aware, as the paper's code
     meta: dict = {"original_shape": list(image.shape)}
     if prep.resize is not None:
         from skimage.transform import resize

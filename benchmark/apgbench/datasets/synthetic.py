@@ -103,7 +103,7 @@ def generate_sample(kind: str, index: int, seed: int, shape: tuple[int, int]) ->
         labels = _cell_labels(rng, shape, n=int(rng.integers(15, 25)))
         image = _render_labelfree(rng, labels)
     elif kind == "histo":
-        labels = _ellipse_labels(rng, shape, n=int(rng.integers(30, 50)), radius=(5, 10), min_gap=1.5)
+        labels = _ellipse_labels(rng, shape, n=int(rng.integers(30, 50)), radius=(5, 10), min_gap=1.2)
         image = _render_histo(rng, labels)
     else:
         raise ValueError(f"Unknown synthetic kind '{kind}'.")

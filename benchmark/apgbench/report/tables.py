@@ -1,11 +1,19 @@
-"""Fig. 2-style tables: mean segmentation accuracy per dataset (rows, grouped by domain) and method (columns)."""
+"""Fig. 2-style tables: mean segmentation accuracy per dataset (rows, grouped by domain) and method (columns).
+
+Marks: the top three methods per dataset carry ¹ ² ³ (the best is bold); ``†`` marks a method whose training
+data include the dataset's training split (``trained_on`` in the dataset config); the last column is the
+difference APG - AIS where both ran.
+"""
 
 from __future__ import annotations
 
+import html
 import warnings
 
 import numpy as np
 import pandas as pd
+
+from .formats import latex_escape
 
 DOMAIN_ORDER = ("nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo")
 DOMAIN_TITLES = {
@@ -14,7 +22,31 @@ DOMAIN_TITLES = {
     "cells-labelfree": "Cells (label-free)",
     "nuclei-histo": "Nuclei (histopathology)",
 }
+#: Column order of the tables and plots: the paper's order, then anything else alphabetically.
+METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam", "ais", "apg-ref", "apg-bd",
+                "apg", "classic")
 MARKS = {1: "¹", 2: "²", 3: "³"}
+TRAINED = "†"
+DIFF_COLUMN = "APG − AIS"
+
+
+def base_method(label: str) -> str:
+    """The method id of a table label (``apg[p-1a2b]`` -> ``apg``)."""
+    return label.split("[", 1)[0]
+
+
+def order_methods(labels) -> list[str]:
+    """Labels in :data:`METHOD_ORDER`, variants after their method, unknown methods last."""
+    def key(label: str):
+        base = base_method(label)
+        position = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+        return position, base, label != base, label
+    return sorted(labels, key=key)
+
+
+def domain_key(domain: str) -> int:
+    """Sort key putting the paper's domains first, in the paper's order."""
+    return DOMAIN_ORDER.index(domain) if domain in DOMAIN_ORDER else len(DOMAIN_ORDER)
 
 
 def scorable(scores: pd.DataFrame) -> pd.DataFrame:
@@ -32,8 +64,10 @@ def msa_table(scores: pd.DataFrame) -> pd.DataFrame:
     if valid.empty:
         return pd.DataFrame()
     table = valid.pivot_table(index=["domain", "dataset"], columns="label", values="msa", aggfunc="mean")
-    order = sorted(table.index, key=lambda k: (DOMAIN_ORDER.index(k[0]) if k[0] in DOMAIN_ORDER else 99, k[1]))
-    return table.loc[order].sort_index(axis=1)
+    order = sorted(table.index, key=lambda k: (domain_key(k[0]), k[0], k[1]))
+    table = table.loc[order, order_methods(table.columns)]
+    table.columns.name = None
+    return table
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
@@ -41,31 +75,136 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
     return table.rank(axis=1, ascending=False, method="min")
 
 
-def format_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
-    """Markdown table with one section per domain; the top three per dataset carry ¹ ² ³ and the best is bold."""
-    if table.empty:
-        return "_No results yet._\n"
-    rank = ranks(table)
-    methods = list(table.columns)
-    lines = ["| domain | dataset | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
+def trained_marks(table: pd.DataFrame) -> pd.DataFrame:
+    """Boolean frame like ``table``: True where the method was trained on the dataset's training split.
+
+    Datasets that are not in the registry (results of a removed or foreign config) get no marks.
+    """
+    from ..datasets import get_dataset_config
+
+    marks = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for domain, dataset in table.index:
+        try:
+            trained = set(get_dataset_config(dataset).trained_on)
+        except (KeyError, FileNotFoundError, ValueError):
+            continue
+        for label in table.columns:
+            marks.loc[(domain, dataset), label] = base_method(label) in trained
+    return marks
+
+
+def apg_minus_ais(table: pd.DataFrame) -> pd.Series | None:
+    """``apg - ais`` per dataset, or None when either method has no results at all."""
+    if table.empty or "apg" not in table.columns or "ais" not in table.columns:
+        return None
+    return (table["apg"] - table["ais"]).rename(DIFF_COLUMN)
+
+
+def fig2_csv_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The numbers of Fig. 2: the mSA table plus the APG - AIS column where it exists."""
+    diff = apg_minus_ais(table)
+    return table if diff is None else table.assign(**{DIFF_COLUMN: diff})
+
+
+def _cells(table: pd.DataFrame, digits: int):
+    """Per row: (domain, dataset, [(text, rank, trained)], difference) for the renderers."""
+    rank, trained, diff = ranks(table), trained_marks(table), apg_minus_ais(table)
     for domain, dataset in table.index:
         cells = []
-        for method in methods:
-            value, r = table.loc[(domain, dataset), method], rank.loc[(domain, dataset), method]
-            if np.isnan(value):
-                cells.append("–")
-                continue
-            text = f"{value:.{digits}f}{MARKS.get(int(r), '')}"
-            cells.append(f"**{text}**" if r == 1 else text)
-        lines.append(f"| {DOMAIN_TITLES.get(domain, domain)} | {dataset} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        for label in table.columns:
+            value, r = table.loc[(domain, dataset), label], rank.loc[(domain, dataset), label]
+            text = "–" if np.isnan(value) else f"{value:.{digits}f}"
+            cells.append((text, None if np.isnan(value) else int(r), bool(trained.loc[(domain, dataset), label])))
+        d = None if diff is None or np.isnan(diff.loc[(domain, dataset)]) else float(diff.loc[(domain, dataset)])
+        yield domain, dataset, cells, d
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}".replace("-", "−")
+
+
+def format_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
+    """Markdown Fig. 2 table: one row per dataset, domain first; top three ¹²³ (best bold), trained †."""
+    if table.empty:
+        return "_No results yet._\n"
+    diff_header = apg_minus_ais(table) is not None
+    methods = list(table.columns)
+    head = ["domain", "dataset", *methods] + ([DIFF_COLUMN] if diff_header else [])
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for domain, dataset, cells, d in _cells(table, digits):
+        texts = []
+        for text, r, trained in cells:
+            text = text + MARKS.get(r, "") + (TRAINED if trained else "")
+            texts.append(f"**{text}**" if r == 1 else text)
+        if diff_header:
+            texts.append(_signed(d, digits))
+        lines.append(f"| {DOMAIN_TITLES.get(domain, domain)} | {dataset} | " + " | ".join(texts) + " |")
+    legend = (f"\n¹ ² ³: top three per dataset (best in bold). {TRAINED}: the method was trained on this "
+              "dataset's training split. –: no result.\n")
+    return "\n".join(lines) + "\n" + legend
+
+
+def format_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
+    """LaTeX Fig. 2 table (booktabs), one block per domain; best bold, 2nd/3rd underlined/italic, † trained."""
+    if table.empty:
+        return "% no results\n"
+    diff_header = apg_minus_ais(table) is not None
+    methods = list(table.columns)
+    ncols = 1 + len(methods) + int(diff_header)
+    style = {1: r"\textbf{%s}", 2: r"\underline{%s}", 3: r"\textit{%s}"}
+    header = ["Dataset", *(latex_escape(m) for m in methods)] + ([r"APG$-$AIS"] if diff_header else [])
+    lines = [r"\begin{tabular}{l" + "r" * (ncols - 1) + "}", r"\toprule", " & ".join(header) + r" \\"]
+    current = None
+    for domain, dataset, cells, d in _cells(table, digits):
+        if domain != current:
+            lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\emph{{{latex_escape(DOMAIN_TITLES.get(domain, domain))}}}}} \\"]
+            current = domain
+        texts = []
+        for text, r, trained in cells:
+            text = (style[r] % text if r in style else text.replace("–", "--")) + (r"$^\dagger$" if trained else "")
+            texts.append(text)
+        if diff_header:
+            texts.append("--" if d is None else f"${d:+.{digits}f}$")
+        lines.append(latex_escape(dataset) + " & " + " & ".join(texts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = (r"Mean segmentation accuracy (mSA). Best per dataset in bold, second underlined, third in italics; "
+               r"$^\dagger$: trained on this dataset's training split.")
+    return "\\begin{table}[t]\n\\centering\n\\small\n" + "\n".join(lines) + f"\n\\caption{{{caption}}}\n\\end{{table}}\n"
+
+
+def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | None = None) -> str:
+    """HTML Fig. 2 table with the top three shaded; ``paper`` (same layout) adds the paper's value as a tooltip."""
+    if table.empty:
+        return "<p><em>No results yet.</em></p>"
+    diff_header = apg_minus_ais(table) is not None
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in table.columns)
+    head = f"<tr><th>dataset</th>{head}" + (f"<th>{DIFF_COLUMN}</th>" if diff_header else "") + "</tr>"
+    rows, current, width = [], None, len(table.columns) + 1 + int(diff_header)
+    for domain, dataset, cells, d in _cells(table, digits):
+        if domain != current:
+            rows.append(f'<tr class="domain"><th colspan="{width}">{html.escape(DOMAIN_TITLES.get(domain, domain))}</th></tr>')
+            current = domain
+        tds = []
+        for label, (text, r, trained) in zip(table.columns, cells):
+            mark = MARKS.get(r, "") + (TRAINED if trained else "")
+            css = f' class="top{r}"' if r in MARKS else ""
+            tip = ""
+            if paper is not None and label in paper.columns and not np.isnan(paper.loc[(domain, dataset), label]):
+                tip = f' title="paper: {paper.loc[(domain, dataset), label]:.3f}"'
+            tds.append(f"<td{css}{tip}>{text}<sup>{mark}</sup></td>")
+        if diff_header:
+            css = "" if d is None else (' class="pos"' if d > 0 else ' class="neg"' if d < 0 else "")
+            tds.append(f"<td{css}>{_signed(d, digits)}</td>")
+        rows.append(f"<tr><td>{html.escape(dataset)}</td>{''.join(tds)}</tr>")
+    return f'<table class="fig2"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def long_summary(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (domain, dataset, method label): mSA, images scored, failures, seconds per image."""
     valid = scorable(scores)
     grouped = valid.groupby(["domain", "dataset", "label"])
-    summary = grouped.agg(msa=("msa", "mean"), n_images=("msa", "size"), seconds_per_image=("seconds", "mean"))
+    summary = grouped.agg(msa=("msa", "mean"), n_images=("msa", "size"), seconds_per_image=("seconds", "mean"),
+                          peak_mem_mb=("peak_mem_mb", "max"))
     failed = scores[scores["error"].notna()].groupby(["domain", "dataset", "label"]).size().rename("n_failed")
     summary = summary.join(failed, how="outer").fillna({"n_failed": 0, "n_images": 0})
     summary["n_failed"] = summary["n_failed"].astype(int)

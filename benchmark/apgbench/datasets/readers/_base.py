@@ -68,9 +68,18 @@ def find_base(root: Path, pattern: str | None) -> Path:
     return matches[0]
 
 
-def sorted_glob(base: Path, pattern: str) -> list[Path]:
-    """Files matching ``pattern`` under ``base``, in natural order of their relative paths."""
-    return sorted((p for p in base.glob(pattern) if p.is_file()), key=lambda p: natural_key(p.relative_to(base)))
+def _junk(path: Path) -> bool:
+    """macOS archive debris (``__MACOSX/``, ``._name``) that globs would otherwise pick up."""
+    return "__MACOSX" in path.parts or path.name.startswith("._")
+
+
+def sorted_glob(base: Path, pattern: str, order: str = "natural") -> list[Path]:
+    """Files matching ``pattern`` under ``base``, sorted by relative path: ``natural`` (natsort, as most
+    of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that)."""
+    files = [p for p in base.glob(pattern) if p.is_file() and not _junk(p.relative_to(base))]
+    if order == "lexicographic":
+        return sorted(files, key=lambda p: p.relative_to(base).as_posix())
+    return sorted(files, key=lambda p: natural_key(p.relative_to(base).as_posix()))
 
 
 def read_array(path: Path, key: str | None = None) -> np.ndarray:
@@ -104,10 +113,10 @@ def read_array(path: Path, key: str | None = None) -> np.ndarray:
 def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
     """Convert a stored annotation into an instance label image.
 
-    Modes: ``instances`` (already instance ids), ``components`` (foreground > 0 split into 8-connected
-    components; touching objects merge, as in the paper), ``channel0-components`` (first channel, then
-    components), ``rgb-colours`` (each distinct colour is one object, black is background),
-    ``sum-components`` (sum over the last axis, then components).
+    Modes: ``instances`` (already instance ids; negative "ignore" ids become background), ``components`` (connected components of equal non-zero
+    values, full connectivity, as skimage's ``label`` in the paper's code; binary masks merge touching
+    objects), ``channel0-components`` (components of the first channel), ``rgb-colours`` (each distinct colour
+    is one object, black is background), ``sum-components`` (components of the sum over the channel axis).
     """
     from skimage.measure import label as connected
 
@@ -115,25 +124,23 @@ def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
         if labels.dtype.kind == "f":
             labels = np.rint(labels)
         if labels.dtype.kind not in "ub":
-            if labels.size and labels.min() < 0:
-                raise ReaderError("Label image contains negative ids.")
-            labels = labels.astype(np.uint32)
+            labels = np.where(labels < 0, 0, labels).astype(np.uint32)  # negative ignore ids -> background
         return labels.astype(np.uint32) if labels.dtype.kind == "b" else labels
     if mode == "components":
-        return connected(labels > 0, connectivity=2).astype(np.uint32)
+        return connected(labels).astype(np.uint32)
     if mode == "channel0-components":
-        plane = labels[..., 0] if labels.ndim == 3 else labels
-        return connected(plane > 0, connectivity=2).astype(np.uint32)
+        return connected(labels[..., 0] if labels.ndim == 3 else labels).astype(np.uint32)
     if mode == "sum-components":
-        plane = labels.sum(axis=-1) if labels.ndim == 3 else labels
-        return connected(plane > 0, connectivity=2).astype(np.uint32)
+        if labels.ndim == 3:  # channel axis first (H, W large) or last
+            labels = labels.sum(axis=0 if labels.shape[0] <= 4 else -1)
+        return connected(labels).astype(np.uint32)
     if mode == "rgb-colours":
         if labels.ndim == 2:
             return labels.astype(np.uint32)
         rgb = labels[..., :3].astype(np.uint32)
         code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         _, inverse = np.unique(code, return_inverse=True)
-        inverse = inverse.reshape(code.shape).astype(np.uint32)
+        inverse = inverse.reshape(code.shape).astype(np.uint32)  # then split each colour into components
         background = inverse[code == 0]
         if background.size:  # keep black as 0 and shift the colour ids so no object becomes 0
             zero = background[0]
@@ -141,7 +148,7 @@ def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
             inverse[code == 0] = 0
         else:
             inverse += 1
-        return inverse
+        return connected(inverse).astype(np.uint32)
     raise ReaderError(f"Unknown label mode '{mode}'.")
 
 

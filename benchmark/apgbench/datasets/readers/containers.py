@@ -16,9 +16,11 @@ def _keys(value: str | list[str]) -> list[str]:
 
 
 def _container_entries(root: Path, opener, files: str, raw: str | list[str], labels: str, base: str | None,
-                       label_mode: str, kind: str) -> list[Entry]:
+                       label_mode: str, kind: str, order: str = "natural") -> list[Entry]:
     folder = find_base(root, base)
-    paths = sorted((p for p in folder.glob(files)), key=lambda p: natural_key(p.relative_to(folder)))
+    paths = [p for p in folder.glob(files) if "__MACOSX" not in p.parts]
+    paths = sorted(paths, key=lambda p: p.relative_to(folder).as_posix() if order == "lexicographic"
+                   else natural_key(p.relative_to(folder).as_posix()))
     if not paths:
         raise ReaderError(f"No {kind} files match '{files}' under {folder}: wrong or incomplete data.")
     entries = []
@@ -45,12 +47,13 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
 
 @register_reader("hdf5")
 def read_hdf5(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
-              label_mode: str = "instances") -> list[Entry]:
+              label_mode: str = "instances", order: str = "natural") -> list[Entry]:
     """One image or volume per HDF5 file: ``raw`` key (several keys are stacked as channels-last) and
-    ``labels`` key."""
+    ``labels`` key; files in ``natural`` or ``lexicographic`` order of their paths."""
     import h5py
 
-    return _container_entries(root, lambda p: h5py.File(p, "r"), files, raw, labels, base, label_mode, "HDF5")
+    return _container_entries(root, lambda p: h5py.File(p, "r"), files, raw, labels, base, label_mode, "HDF5",
+                              order)
 
 
 class _ZarrGroup:
@@ -68,9 +71,9 @@ class _ZarrGroup:
 
 @register_reader("zarr")
 def read_zarr(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
-              label_mode: str = "instances") -> list[Entry]:
+              label_mode: str = "instances", order: str = "natural") -> list[Entry]:
     """Like ``hdf5`` for zarr groups (needs the optional ``zarr`` package)."""
-    return _container_entries(root, _ZarrGroup, files, raw, labels, base, label_mode, "zarr")
+    return _container_entries(root, _ZarrGroup, files, raw, labels, base, label_mode, "zarr", order)
 
 
 @register_reader("npz")

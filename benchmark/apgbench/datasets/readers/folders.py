@@ -6,17 +6,27 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import register_reader
 from ._base import Entry, ReaderError, check_pair, entry_id, find_base, natural_key, read_array, sorted_glob, \
     to_instances
 
 
 def _label_path(base: Path, relative: str, subs: list[list[str]]) -> Path | None:
-    """First existing label file given by the regex substitutions on the image's relative path."""
+    """First existing label file given by the regex substitutions on the image's relative path.
+
+    A substituted path containing ``*`` is a glob that must match exactly one file.
+    """
     for pattern, replacement in subs:
-        candidate = base / re.sub(pattern, replacement, relative)
-        if candidate.is_file():
-            return candidate
+        target = re.sub(pattern, replacement, relative)
+        if "*" in target:
+            matches = sorted_glob(base, target)
+            if len(matches) == 1:
+                return matches[0]
+            continue
+        if (base / target).is_file():
+            return base / target
     return None
 
 
@@ -31,10 +41,7 @@ def _group_of(relative: str, group: Any) -> str:
 
 
 @register_reader("image-folder")
-def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, base: str | None = None,
-                      images: str | None = None, label_sub: list | None = None, exclude: list[str] = (),
-                      label_mode: str = "instances", missing_label: str = "error", group: Any = None,
-                      mat_key: str | None = None) -> list[Entry]:
+def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, **options: Any) -> list[Entry]:
     """Paired image and label files.
 
     Parameters
@@ -42,64 +49,100 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, b
     root : Path
         Unpacked dataset folder.
     sets : list of dict, optional
-        Several image sets, each with its own ``images``/``label_sub``/``base``/``group`` (e.g. Usiigaci's
-        ``Mask R-CNN/train`` sets plus its example frames); the top-level keys give one set otherwise.
-    base : str, optional
-        Glob of the single folder (under ``root``) the paths are relative to, e.g. ``"Usiigaci-*"`` for a
-        repository snapshot whose top folder carries the commit.
-    images : str
-        Glob of the image files, relative to ``base``.
-    label_sub : [pattern, replacement] or list of them
-        Regex substitution(s) turning an image's relative path into its label's; the first existing file wins.
-    exclude : list of str
-        Regexes of image paths to skip (e.g. ``_masks`` files that match the image glob).
-    label_mode : str
-        How labels are stored (see :func:`to_instances`).
-    missing_label : {"error", "skip"}
-        What to do with an image whose label file does not exist.
-    group : int or str, optional
-        Path component index, or a regex whose last group names the image's group (per-group splits).
-    mat_key : str, optional
-        Variable holding the instance map in ``.mat`` label files.
+        Several image sets read one after the other, each with its own options below (e.g. Usiigaci's
+        ``Mask R-CNN/train`` sets plus its example frames); the top-level options are their defaults.
+    **options
+        ``base``: glob of the single folder (under ``root``) paths are relative to, e.g. ``"Usiigaci-*"`` for a
+        repository snapshot whose top folder carries the commit. ``images``: glob of the image files.
+        ``label_sub``: [pattern, replacement] or a list of them, regex substitutions turning an image's
+        relative path into its label's (first existing file wins; a result with ``*`` is a glob that must
+        match one file). ``labels``: instead of ``label_sub``, a glob of label files paired with the images
+        by sorted position (as the paper's code does with two natsorted lists). ``exclude``: regexes of
+        image paths to skip. ``label_mode``: see :func:`to_instances`. ``missing_label``: ``error`` or
+        ``skip``. ``group``: path component index, or regex whose last group names the image's group.
+        ``order``: ``natural`` or ``lexicographic``. ``check_readable``: drop images that cannot be decoded
+        while listing (the paper's CellBinDB code does). ``mat_key``: variable of ``.mat`` label files.
+        ``flip_labels``: axis to reverse in the labels; ``clip_common``: crop image and labels to their common
+        shape; ``drop_last_slice``: regexes of files whose last slice is dropped (GoNuclear fixes).
     """
-    if sets is None:
-        sets = [{"images": images, "label_sub": label_sub, "base": base, "group": group}]
     entries: list[Entry] = []
-    for spec in sets:
-        folder = find_base(root, spec.get("base", base))
-        pattern = spec.get("images") or images
-        if not pattern:
-            raise ReaderError("The image-folder reader needs an 'images' glob.")
-        subs = spec.get("label_sub", label_sub) or []
-        subs = [subs] if subs and isinstance(subs[0], str) else list(subs)
-        skip = [re.compile(p) for p in spec.get("exclude", exclude)]
-        found = [p for p in sorted_glob(folder, pattern)
-                 if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)]
-        if not found:
-            raise ReaderError(f"No images match '{pattern}' under {folder}: wrong or incomplete data.")
-        for image_path in found:
-            relative = image_path.relative_to(folder).as_posix()
-            label_path = _label_path(folder, relative, subs)
-            if label_path is None:
-                if missing_label == "skip":
-                    continue
-                raise ReaderError(f"No label file for image '{relative}' (looked for "
-                                  f"{[re.sub(p, r, relative) for p, r in subs]}).")
-            entries.append(Entry(
-                id=entry_id(relative), key=image_path.stem, group=_group_of(relative, spec.get("group", group)),
-                load=_loader(image_path, label_path, label_mode, mat_key, relative),
-                meta={"source": relative, "label_source": label_path.relative_to(folder).as_posix()},
-            ))
+    for spec in sets or [{}]:
+        entries.extend(_read_set(root, {**options, **spec}))
     _unique_ids(entries)
     return entries
 
 
-def _loader(image_path: Path, label_path: Path, label_mode: str, mat_key: str | None, relative: str):
+_KNOWN = {"base", "images", "label_sub", "labels", "exclude", "label_mode", "missing_label", "group", "order",
+          "check_readable", "mat_key", "flip_labels", "clip_common", "drop_last_slice"}
+
+
+def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
+    unknown = set(opts) - _KNOWN
+    if unknown:
+        raise TypeError(f"unknown image-folder options {sorted(unknown)}")
+    folder = find_base(root, opts.get("base"))
+    pattern, order = opts.get("images"), opts.get("order", "natural")
+    if not pattern:
+        raise ReaderError("The image-folder reader needs an 'images' glob.")
+    skip = [re.compile(p) for p in opts.get("exclude", ())]
+    found = [p for p in sorted_glob(folder, pattern, order)
+             if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)]
+    if opts.get("check_readable"):
+        found = [p for p in found if _readable(p)]
+    if not found:
+        raise ReaderError(f"No images match '{pattern}' under {folder}: wrong or incomplete data.")
+    if opts.get("labels"):
+        label_files = sorted_glob(folder, opts["labels"], order)
+        if len(label_files) != len(found):
+            raise ReaderError(f"Found {len(found)} images ('{pattern}') but {len(label_files)} label files "
+                              f"('{opts['labels']}') under {folder}.")
+        pairs = list(zip(found, label_files))
+    else:
+        subs = opts.get("label_sub") or []
+        subs = [subs] if subs and isinstance(subs[0], str) else list(subs)
+        pairs = []
+        for image_path in found:
+            relative = image_path.relative_to(folder).as_posix()
+            label_path = _label_path(folder, relative, subs)
+            if label_path is None:
+                if opts.get("missing_label", "error") == "skip":
+                    continue
+                raise ReaderError(f"No label file for image '{relative}' (looked for "
+                                  f"{[re.sub(p, r, relative) for p, r in subs]}).")
+            pairs.append((image_path, label_path))
+    entries = []
+    for image_path, label_path in pairs:
+        relative = image_path.relative_to(folder).as_posix()
+        entries.append(Entry(
+            id=entry_id(relative), key=image_path.stem, group=_group_of(relative, opts.get("group")),
+            load=_loader(image_path, label_path, relative, opts),
+            meta={"source": relative, "label_source": label_path.relative_to(folder).as_posix()},
+        ))
+    return entries
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_array(path)
+        return True
+    except ReaderError:
+        return False
+
+
+def _loader(image_path: Path, label_path: Path, relative: str, opts: dict[str, Any]):
     def load():
         image = read_array(image_path)
-        labels = to_instances(read_array(label_path, mat_key), label_mode)
+        labels = to_instances(read_array(label_path, opts.get("mat_key")), opts.get("label_mode", "instances"))
+        if opts.get("flip_labels") is not None:
+            labels = np.flip(labels, axis=int(opts["flip_labels"]))
+        if opts.get("clip_common"):
+            common = tuple(min(a, b) for a, b in zip(image.shape, labels.shape))
+            image = image[tuple(slice(0, n) for n in common)]
+            labels = labels[tuple(slice(0, n) for n in common)]
+        if any(re.search(p, relative) for p in opts.get("drop_last_slice", ())):
+            image, labels = image[:-1], labels[:-1]
         check_pair(image, labels, relative)
-        return image, labels
+        return image, np.ascontiguousarray(labels)
 
     return load
 

@@ -2,9 +2,12 @@
 
 Overlap rule
 ------------
-Polygons and per-instance masks are painted in order of *decreasing* area, so where two objects overlap the
-*smaller* one keeps the shared pixels (a small object drawn under a large one would vanish). An object left
-with no pixel of its own is dropped. Coordinates are (x, y) = (column, row) with pixel centres at integer
+By default (``overlap: smaller-wins``) polygons and per-instance masks are painted in order of *decreasing*
+area, so where two objects overlap the *smaller* one keeps the shared pixels (a small object drawn under a
+large one would vanish). ``overlap: larger-wins`` paints in increasing area instead, as torch-em does for
+LIVECell, whose labels the paper used. Ties keep the input order. An object left with no pixel of its own is
+dropped; ``min_area`` then drops objects with fewer pixels (LIVECell: 50, to remove slivers of duplicated
+masks). Coordinates are (x, y) = (column, row) with pixel centres at integer
 positions; a polygon covers the pixels whose centres lie inside it (``skimage.draw.polygon``).
 """
 
@@ -21,7 +24,8 @@ from . import register_reader
 from ._base import Entry, ReaderError, check_pair, entry_id, find_base, read_array, sorted_glob
 
 
-def rasterize(objects: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+def rasterize(objects: list, shape: tuple[int, int], overlap: str = "smaller-wins",
+              min_area: int = 0) -> np.ndarray:
     """Instance label image from filled polygons (arrays of (x, y) vertices), smaller objects on top.
 
     Parameters
@@ -30,6 +34,10 @@ def rasterize(objects: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
         One entry per object; an object may consist of several polygons (MultiPolygon), which get one id.
     shape : (int, int)
         Output (rows, cols).
+    overlap : {"smaller-wins", "larger-wins"}
+        Which object keeps pixels claimed by several (see module docstring).
+    min_area : int
+        Objects with fewer visible pixels are removed.
 
     Returns
     -------
@@ -53,17 +61,31 @@ def rasterize(objects: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
             rr, cc = np.concatenate(rows), np.concatenate(cols)
             masks.append((len(rr), index, rr, cc))
     labels = np.zeros(shape, np.uint32)
-    for _, index, rr, cc in sorted(masks, key=lambda m: -m[0]):
+    for _, index, rr, cc in sorted(masks, key=_order_key(overlap)):
         labels[rr, cc] = index
+    return _drop_small(labels, min_area)
+
+
+def _order_key(overlap: str):
+    if overlap not in ("smaller-wins", "larger-wins"):
+        raise ReaderError(f"Unknown overlap rule '{overlap}' (smaller-wins or larger-wins).")
+    sign = -1 if overlap == "smaller-wins" else 1
+    return lambda m: sign * m[0]
+
+
+def _drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
+    if min_area > 0 and labels.any():
+        ids, counts = np.unique(labels, return_counts=True)
+        labels[np.isin(labels, ids[(counts < min_area) & (ids > 0)])] = 0
     return labels
 
 
-def paint_masks(masks: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+def paint_masks(masks: list[np.ndarray], shape: tuple[int, ...], overlap: str = "smaller-wins") -> np.ndarray:
     """Instance labels from boolean masks with the same overlap rule as :func:`rasterize`."""
     labels = np.zeros(shape, np.uint32)
-    order = sorted(range(len(masks)), key=lambda i: -int(masks[i].sum()))
-    for i in order:
-        labels[masks[i]] = i + 1
+    items = [(int(m.sum()), i + 1, m) for i, m in enumerate(masks)]
+    for _, index, mask in sorted(items, key=_order_key(overlap)):
+        labels[mask] = index
     return labels
 
 
@@ -75,7 +97,8 @@ def _coco_polygons(annotation: dict) -> list[np.ndarray]:
 
 
 @register_reader("coco")
-def read_coco(root: Path, *, annotations: str, images: str, base: str | None = None) -> list[Entry]:
+def read_coco(root: Path, *, annotations: str, images: str, base: str | None = None,
+              overlap: str = "smaller-wins", min_area: int = 0) -> list[Entry]:
     """COCO instance annotations (LIVECell): one JSON with ``images`` and polygon ``annotations``.
 
     ``images`` is a folder (relative to ``base``) in which each image's ``file_name`` is looked up.
@@ -102,7 +125,7 @@ def read_coco(root: Path, *, annotations: str, images: str, base: str | None = N
             image = read_array(path)
             shape = (int(record["height"]), int(record["width"]))
             objects = [_coco_polygons(a) for a in by_image.get(record["id"], [])]
-            labels = rasterize([o for o in objects if o], shape)
+            labels = rasterize([o for o in objects if o], shape, overlap, min_area)
             check_pair(image, labels, name)
             return image, labels
 
@@ -124,7 +147,8 @@ def _xml_regions(path: Path) -> list[np.ndarray]:
 
 
 @register_reader("xml-polygons")
-def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], base: str | None = None) -> list[Entry]:
+def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], base: str | None = None,
+                      overlap: str = "smaller-wins") -> list[Entry]:
     """Images with Aperio/MoNuSeg-style XML annotations (``Region``/``Vertex X= Y=``); the XML path comes
     from the image path by the regex substitution ``annotation_sub``."""
     folder = find_base(root, base)
@@ -140,7 +164,7 @@ def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], bas
 
         def load(path=path, xml_path=xml_path):
             image = read_array(path)
-            return image, rasterize(_xml_regions(xml_path), image.shape[:2])
+            return image, rasterize(_xml_regions(xml_path), image.shape[:2], overlap)
 
         entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
     return entries
@@ -164,7 +188,8 @@ def _geojson_objects(path: Path) -> list[list[np.ndarray]]:
 
 
 @register_reader("geojson")
-def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: str | None = None) -> list[Entry]:
+def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: str | None = None,
+                 overlap: str = "smaller-wins", group: str | None = None) -> list[Entry]:
     """GeoJSON polygon annotations (HPA, PUMA), one file per image; the image path comes from the annotation
     path by the regex substitution ``image_sub``. Polygon holes are ignored (filled)."""
     folder = find_base(root, base)
@@ -179,16 +204,21 @@ def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: st
 
         def load(path=path, image_path=image_path):
             image = read_array(image_path)
-            return image, rasterize(_geojson_objects(path), image.shape[:2])
+            if not image_path.is_file():
+                raise ReaderError(f"No image file for annotation '{path.name}' (looked for {image_path.name}).")
+            image = read_array(image_path)
+            return image, rasterize(_geojson_objects(path), image.shape[:2], overlap)
 
+        match = re.search(group, relative) if group else None
         entries.append(Entry(id=entry_id(image_rel), key=Path(image_rel).stem, load=load,
+                             group=match.group(match.lastindex or 0) if match else "",
                              meta={"source": image_rel, "annotation": relative}))
     return entries
 
 
 @register_reader("instance-mask-files")
 def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], base: str | None = None,
-                             mask_value: int | None = None) -> list[Entry]:
+                             mask_value: int | None = None, overlap: str = "smaller-wins") -> list[Entry]:
     """One mask file per object (SegPC): ``masks_sub`` turns an image path into a glob of its mask files.
 
     A pixel belongs to an object where its mask is non-zero, or equals ``mask_value`` if given.
@@ -210,7 +240,7 @@ def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], b
                 mask = mask[..., 0] if mask.ndim == 3 else mask
                 masks.append(mask == mask_value if mask_value is not None else mask > 0)
                 check_pair(image, masks[-1], f"{relative} / {mask_path.name}")
-            return image, paint_masks(masks, image.shape[:2])
+            return image, paint_masks(masks, image.shape[:2], overlap)
 
         entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
     return entries

@@ -1,0 +1,34 @@
+"""The paper's algorithms on decoder maps: automatic prompt generation (APG) and AIS (seeded watershed).
+
+Pure numpy/scipy/scikit-image, independent of any network and of the rest of apgbench. A model plugs in
+through two things: the three decoder maps (foreground, center distance, boundary distance) and an object
+with ``predict_points(points) -> PromptMasks`` (:class:`PromptableModel`). :mod:`apgbench.apg.testing`
+provides ground-truth versions of both.
+"""
+
+from .core import (
+    AIS_DEFAULTS,
+    APG_DEFAULTS,
+    automatic_instance_segmentation,
+    automatic_prompt_generation,
+    masks_to_labels,
+)
+from .masks import PromptableModel, PromptMasks, mask_nms, paint_masks, ranking_scores
+from .prompts import PROMPT_MODES, derive_prompts
+from .upsample import LogitUpsampler
+
+__all__ = [
+    "AIS_DEFAULTS",
+    "APG_DEFAULTS",
+    "LogitUpsampler",
+    "PROMPT_MODES",
+    "PromptMasks",
+    "PromptableModel",
+    "automatic_instance_segmentation",
+    "automatic_prompt_generation",
+    "derive_prompts",
+    "mask_nms",
+    "masks_to_labels",
+    "paint_masks",
+    "ranking_scores",
+]

@@ -1,0 +1,103 @@
+"""Point prompts from the decoder maps (foreground, center distance, boundary distance).
+
+Both distance maps follow the µSAM training targets (:func:`apgbench.apg.testing.decoder_maps_from_labels`):
+values in [0, 1], 0 at an object's center, 1 at its boundary and in the background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import skimage as ski
+from scipy import ndimage as ndi
+
+PROMPT_MODES = ("components", "boundary-maxima")
+
+
+def seed_mask(foreground, center_distances, boundary_distances, *, foreground_threshold: float = 0.5,
+              center_distance_threshold: float = 0.5, boundary_distance_threshold: float = 0.5) -> np.ndarray:
+    """Pixels that are foreground (>= threshold, as micro-sam's APG) and near a center by both distances."""
+    return ((np.asarray(foreground) >= foreground_threshold)
+            & (np.asarray(center_distances) < center_distance_threshold)
+            & (np.asarray(boundary_distances) < boundary_distance_threshold))
+
+
+def component_centers(components: np.ndarray) -> np.ndarray:
+    """One point per labelled component: the maximum of its distance to the outside.
+
+    The distance is taken to the nearest pixel outside all components or on the image border (micro-sam's
+    ``_get_centers``: outer boundaries, border excluded); ties go to the first pixel in raster order.
+
+    Returns
+    -------
+    points : ndarray of int, shape (N, 2)
+        ``(row, col)`` per component, in increasing label order.
+    """
+    inside = components > 0
+    inside[0, :] = inside[-1, :] = inside[:, 0] = inside[:, -1] = False
+    distances = ndi.distance_transform_edt(inside)
+    flat = np.flatnonzero(components)
+    if flat.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    ids = components.ravel()[flat]
+    order = np.lexsort((flat, -distances.ravel()[flat], ids))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = ids[order[1:]] != ids[order[:-1]]
+    best = flat[order[first]]
+    best_dist = distances.ravel()[best]
+    points = np.stack(np.unravel_index(best, components.shape), axis=1).astype(np.int64)
+    # A component lying on the image border only has distance 0 everywhere: micro-sam's argmax then
+    # returns its bounding box corner; do the same.
+    for k in np.flatnonzero(best_dist == 0):
+        rows, cols = np.nonzero(components == ids[order[first]][k])
+        points[k] = (rows.min(), cols.min())
+    return points
+
+
+def derive_prompts(foreground, center_distances, boundary_distances, *, mode: str = "components",
+                   foreground_threshold: float = 0.5, center_distance_threshold: float = 0.5,
+                   boundary_distance_threshold: float = 0.5, connectivity: int = 1,
+                   min_distance: int = 3) -> np.ndarray:
+    """Derive positive point prompts from the decoder maps.
+
+    Parameters
+    ----------
+    foreground, center_distances, boundary_distances : ndarray, shape (H, W)
+        The decoder maps.
+    mode : {"components", "boundary-maxima"}
+        ``components`` (the paper's APG, steps 2-4): threshold the three maps, take the connected
+        components of the intersection, one point per component at the maximum of its distance transform.
+        ``boundary-maxima`` (the paper's Fig. 3 variant): local maxima of the distance to the boundary
+        (minima of ``boundary_distances``) inside the foreground, below the boundary threshold.
+    foreground_threshold, center_distance_threshold, boundary_distance_threshold : float
+        The paper's t_fg, t_c, t_b (0.5 each).
+    connectivity : int
+        Connectivity of the components (1 = 4-neighbourhood, micro-sam's).
+    min_distance : int
+        ``boundary-maxima`` only: minimal distance between two maxima (pixels).
+
+    Returns
+    -------
+    points : ndarray of int, shape (N, 2)
+        ``(row, col)`` image coordinates.
+    """
+    foreground = np.asarray(foreground, dtype=np.float32)
+    boundary_distances = np.asarray(boundary_distances, dtype=np.float32)
+    if mode == "components":
+        seeds = seed_mask(foreground, center_distances, boundary_distances,
+                          foreground_threshold=foreground_threshold,
+                          center_distance_threshold=center_distance_threshold,
+                          boundary_distance_threshold=boundary_distance_threshold)
+        components = ski.measure.label(seeds, connectivity=connectivity)
+        return component_centers(components)
+    if mode == "boundary-maxima":
+        inside = (foreground >= foreground_threshold) & (boundary_distances < boundary_distance_threshold)
+        if not inside.any():
+            return np.zeros((0, 2), dtype=np.int64)
+        closeness = np.where(inside, 1.0 - boundary_distances, 0.0)
+        # Plateaus count once: peak_local_max keeps one peak per flat maximum within min_distance.
+        points = ski.feature.peak_local_max(closeness, min_distance=max(int(min_distance), 1),
+                                            labels=ski.measure.label(inside, connectivity=connectivity),
+                                            exclude_border=False)
+        points = points[np.lexsort((points[:, 1], points[:, 0]))] if len(points) else points
+        return points.astype(np.int64).reshape(-1, 2)
+    raise ValueError(f"Unknown prompt mode '{mode}'; expected one of {', '.join(PROMPT_MODES)}.")

@@ -1,0 +1,116 @@
+"""``apgbench submit`` and ``apgbench status``: run the benchmark on SLURM / a local pool, and follow it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
+
+STATE_STYLES = {"done": "green", "running": "cyan", "queued": "blue", "partial": "yellow", "failed": "red",
+                "corrupt": "red", "missing": "dim"}
+
+
+@handle_errors
+def submit(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)] = None,
+    executor: Annotated[str, typer.Option("--executor", "-e", help="slurm (array job), local (process pool) or debug (in-process).")] = "slurm",
+    profile: Annotated[str | None, typer.Option(help="Resources profile: a name in configs/slurm/ or a YAML file.")] = None,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs per task.", min=0)] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs per task.", min=1)] = None,
+    mem_gb: Annotated[float | None, typer.Option("--mem-gb", help="Memory per task in GB.")] = None,
+    time_min: Annotated[int | None, typer.Option("--time", help="Time limit per task in minutes.", min=1)] = None,
+    sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="Extra sbatch option key=value (repeatable), e.g. account=proj.")] = None,
+    shard_size: Annotated[int | None, typer.Option("--shard-size", help="Split each pair into tasks of N images.", min=1)] = None,
+    workers: Annotated[int | None, typer.Option(help="Local executor: parallel processes [default: CPU count].", min=1)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Block until every job has ended.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Delete stored results of the selection first, recompute all.")] = False,
+    device: Annotated[str | None, typer.Option(help="Torch device in the workers [default: cuda if --gpus > 0, else cpu].")] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop a task at its first failing image.")] = False,
+    results_root: ResultsRootOption = None,
+    data_root: DataRootOption = None,
+) -> None:
+    """Queue every (dataset, method) pair, or shards of it, as jobs; complete pairs are skipped."""
+    from ..config import split_ids
+    from ..datasets import resolve_dataset_ids
+    from ..distributed import Resources, clear_records, load_profile, plan_tasks, record_state
+    from ..distributed import submit as submit_tasks
+
+    resources = load_profile(profile) if profile else Resources()
+    flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min}
+    for key, value in flags.items():
+        if value is not None:
+            setattr(resources, key, value)
+    resources.sbatch.update(parse_params(sbatch))
+    tasks = plan_tasks(resolve_dataset_ids(split_ids(dataset)), split_ids(method), parse_params(param),
+                       results_root=results_root, data_root=data_root, limit=limit, shard_size=shard_size)
+    if force:
+        clear_records(tasks)
+    complete = {t.record for t in tasks if not limit and record_state(t.record)["state"] == "done"}
+    todo = [t for t in tasks if t.record not in complete]
+    if complete:
+        console.print(f"{len(complete)} pair(s) already complete, skipped (use --force to recompute).")
+    if not todo:
+        console.print("Nothing to submit.")
+        return
+    record = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
+                          data_root=data_root, device=device or ("cuda" if resources.gpus else "cpu"),
+                          fail_fast=fail_fast, workers=workers, wait=wait)
+    ids = record["job_ids"]
+    shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
+    console.print(f"Submission [bold]{record['id']}[/] ({executor}): {len(todo)} task(s) in job(s) {shown}")
+    console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
+
+
+@handle_errors
+def status(
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id(s) [default: the submission's].")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help="Method id(s) [default: the submission's].")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
+    submission: Annotated[str | None, typer.Option(help="Submission id (or prefix) [default: the latest].")] = None,
+    results_root: ResultsRootOption = None,
+    data_root: DataRootOption = None,
+) -> None:
+    """Show per pair: done, running, failed (with the error), queued, partial or missing."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from ..config import split_ids
+    from ..datasets import resolve_dataset_ids
+    from ..distributed import load_submission, pair_status, plan_tasks
+
+    record = load_submission(results_root, submission)
+    if dataset or method:
+        if not (dataset and method):
+            raise ValueError("Give both --dataset and --method, or neither (then the latest submission is shown).")
+        planned = plan_tasks(resolve_dataset_ids(split_ids(dataset)), split_ids(method), parse_params(param),
+                             results_root=results_root, data_root=data_root)
+        submitted = [t for t in (record or {}).get("tasks", []) if t["record"] in {p.record for p in planned}]
+        known = {t["record"] for t in submitted}
+        tasks = submitted + [{**asdict(p), "index": -1} for p in planned if p.record not in known]
+        record = record if submitted else None
+    elif record is None:
+        raise ValueError("No submission found; give --dataset and --method to check records directly.")
+    else:
+        tasks = record["tasks"]
+    rows = pair_status(tasks, record)
+    table = Table(title=f"submission {record['id']}" if record else "records")
+    for column in ("dataset", "method", "state", "images", "failed", "jobs", "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = STATE_STYLES.get(row["state"], "")
+        images = f"{row['done']}/{row['images'] if row['images'] is not None else '?'}"
+        if row["pending_parts"]:
+            images += f" (+{row['pending_parts']} pending)"
+        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row['record']}]"
+        table.add_row(row["dataset"], label, f"[{style}]{row['state']}[/]", images, str(row["failed_images"]),
+                      ",".join(row["jobs"]), row["error"])
+    console.print(table)
+    counts = {s: sum(r["state"] == s for r in rows) for s in STATE_STYLES}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))

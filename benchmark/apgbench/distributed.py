@@ -1,0 +1,301 @@
+"""Run many (dataset, method) pairs through submitit: a SLURM array job, a local process pool, or in-process.
+
+One code path for all three executors: :func:`plan_tasks` turns a selection into tasks (a pair, or a shard of
+a pair's images), :func:`submit` hands them to a ``submitit.AutoExecutor`` (``cluster`` = ``slurm``,
+``local`` or ``debug``) that calls :func:`run_tasks` in the worker, and :func:`pair_status` reads back what
+happened. Each worker writes a small status file per task (running, done, failed with its error); the
+records themselves are crash-safe (see :mod:`apgbench.results`), so a killed or requeued task simply resumes.
+
+A submission is recorded as ``<results_root>/.submissions/<id>/submission.json``; submitit's pickles and
+logs go next to it (the results root must be on a file system the compute nodes share).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .config import config_dir, load_yaml
+from .config import data_root as _data_root
+from .config import results_root as _results_root
+from .datasets import get_dataset_config, load_dataset
+from .methods import get_method
+from .results import (JOURNAL, PARTS, RunInfo, check_record, held_claims, record_dir, recover, run_key)
+from .runner import resolve_params, run_benchmark
+
+EXECUTORS = ("slurm", "local", "debug")
+SUBMISSIONS = ".submissions"
+RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_parallelism", "sbatch", "setup")
+
+
+@dataclass
+class Task:
+    """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images."""
+
+    dataset: str
+    method: str
+    params: dict[str, Any]
+    record: str
+    limit: int | None = None
+    shard: tuple[int, int] | None = None
+    index: int = 0
+
+    @property
+    def name(self) -> str:
+        """``method/dataset/run_key`` plus the shard range."""
+        key = Path(self.record).name
+        return f"{self.method}/{self.dataset}/{key}" + (f"[{self.shard[0]}:{self.shard[1]}]" if self.shard else "")
+
+
+@dataclass
+class Resources:
+    """What each SLURM task asks for (``time_min`` also bounds local jobs); ``sbatch`` holds any other
+    ``#SBATCH`` option (``{account: x, constraint: a100}``), ``setup`` shell lines run before the task."""
+
+    partition: str | None = None
+    gpus: int = 0
+    cpus: int = 4
+    mem_gb: float = 16.0
+    time_min: int = 240
+    array_parallelism: int = 64
+    sbatch: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
+
+
+def load_profile(profile: str | os.PathLike) -> Resources:
+    """Read a resources profile: a YAML path, or a name in ``configs/slurm/`` (``default``, ``cpu``...)."""
+    path = Path(profile)
+    if not path.suffix:
+        path = config_dir() / "slurm" / f"{profile}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (config_dir() / "slurm").glob("*.yaml"))
+        raise FileNotFoundError(f"No SLURM profile '{profile}' ({path}); known profiles: {', '.join(known)}.")
+    values = load_yaml(path) or {}
+    unknown = set(values) - set(RESOURCE_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}.")
+    return Resources(**values)
+
+
+def plan_tasks(dataset_ids: list[str], method_ids: list[str], params: dict[str, Any] | None = None, *,
+               results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+               limit: int | None = None, shard_size: int | None = None) -> list[Task]:
+    """Tasks for every (dataset, method) pair, split into shards of ``shard_size`` images if given.
+
+    Every id, parameter and dataset is checked here, on the submitting machine, before anything is queued.
+    """
+    root = Path(_results_root(results_root)).resolve()
+    tasks: list[Task] = []
+    for dataset in dataset_ids:
+        config = get_dataset_config(dataset)
+        n_images = len(load_dataset(config, data_root))
+        n = min(n_images, limit) if limit else n_images
+        for method in method_ids:
+            method_cls = get_method(method)
+            resolved = resolve_params(method_cls, config, params or {})
+            method_cls(**resolved)  # rejects unknown parameters now, not on the cluster
+            record = str(record_dir(root, method_cls.name, dataset, run_key(resolved, method_cls.default_params)))
+            shards = [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)] if shard_size else [None]
+            for shard in shards if len(shards) > 1 else [None]:
+                tasks.append(Task(dataset, method_cls.name, dict(params or {}), record, limit, shard, len(tasks)))
+    return tasks
+
+
+def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Worker entry point (what submitit runs): run each task, writing its status file as it goes.
+
+    A failing task is recorded with its error and the next one runs; at the end the job fails (so SLURM shows
+    it) if any task failed, unless ``options["raise_errors"]`` is false (the debug executor would open pdb).
+    """
+    outcomes = []
+    for task in tasks:
+        status = Path(options["status_dir"]) / f"{task['index']:05d}.json"
+        base = {"task": task["index"], "host": os.uname().nodename, "pid": os.getpid(),
+                "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")}
+        _write_json(status, {**base, "state": "running", "started": _now()})
+        try:
+            summary = run_benchmark(task["dataset"], task["method"], params=task["params"],
+                                    results_root=options["results_root"], data_root=options["data_root"],
+                                    limit=task["limit"], device=options["device"], fail_fast=options["fail_fast"],
+                                    show_progress=False, shard=tuple(task["shard"]) if task["shard"] else None)
+            outcome = {**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
+                       "repairs": summary.repairs}
+        except Exception as err:  # noqa: BLE001 - recorded for `apgbench status`, then the next task runs
+            outcome = {**base, "state": "failed", "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
+                       "traceback": traceback.format_exc(limit=5)}
+        outcome["finished"] = _now()
+        _write_json(status, outcome)
+        outcomes.append(outcome)
+    failed = [o for o in outcomes if o["state"] == "failed"]
+    if failed and options.get("raise_errors", True):
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} tasks failed; first: {failed[0]['error']}")
+    return outcomes
+
+
+def make_executor(kind: str, folder: str | os.PathLike, resources: Resources):
+    """A ``submitit.AutoExecutor`` for ``kind`` with the resources set (each executor uses what applies)."""
+    try:
+        import submitit
+    except ImportError as err:
+        raise RuntimeError("`apgbench submit` needs submitit: pip install 'apgbench[slurm]'.") from err
+    if kind not in EXECUTORS:
+        raise ValueError(f"Unknown executor '{kind}'; choose one of {', '.join(EXECUTORS)}.")
+    executor = submitit.AutoExecutor(folder=folder, cluster=kind)
+    slurm = {"slurm_partition": resources.partition, "slurm_array_parallelism": resources.array_parallelism,
+             "slurm_additional_parameters": dict(resources.sbatch) or None,
+             "slurm_setup": list(resources.setup) or None}
+    executor.update_parameters(name="apgbench", timeout_min=int(resources.time_min), mem_gb=resources.mem_gb,
+                               cpus_per_task=int(resources.cpus), gpus_per_node=int(resources.gpus),
+                               **{k: v for k, v in slurm.items() if v is not None})
+    return executor
+
+
+def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources | None = None,
+           results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+           device: str = "cpu", fail_fast: bool = False, workers: int | None = None,
+           wait: bool = False) -> dict[str, Any]:
+    """Submit tasks and write the submission record; return it (``id``, ``job_ids``, ``tasks``...).
+
+    ``slurm`` makes one array job with one element per task; ``local`` starts ``workers`` processes (default:
+    CPU count), each running its share of the tasks in turn; ``debug`` runs everything in this process.
+    ``wait`` blocks until all jobs end (always so for ``debug``).
+    """
+    resources = resources or Resources()
+    root = Path(_results_root(results_root)).resolve()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    folder = root / SUBMISSIONS / stamp
+    (folder / "tasks").mkdir(parents=True)
+    options = {"results_root": str(root), "data_root": str(_data_root(data_root).resolve()),
+               "device": device, "fail_fast": fail_fast, "status_dir": str(folder / "tasks"),
+               "raise_errors": executor != "debug"}
+    payload = [asdict(t) for t in tasks]
+    if executor == "local":
+        n = max(1, min(workers or os.cpu_count() or 1, len(payload)))
+        chunks = [payload[i::n] for i in range(n)]
+    else:
+        chunks = [[t] for t in payload]
+    record = {"id": stamp, "created": _now(), "executor": executor, "resources": asdict(resources),
+              "options": options, "tasks": payload, "jobs": []}
+    try:
+        runner = make_executor(executor, folder / "logs" / "%j", resources)
+        jobs = runner.map_array(run_tasks, chunks, [options] * len(chunks)) if chunks else []
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing was queued: leave no submission behind
+        raise
+    record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
+                       "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
+                      for job, chunk in zip(jobs, chunks)]
+    record["job_ids"] = [j["job_id"] for j in record["jobs"]]
+    _write_json(folder / "submission.json", record)
+    if wait or executor == "debug":
+        for job in jobs:
+            try:
+                job.result()
+            except Exception:  # noqa: BLE001 - the task status files hold each failure
+                pass
+    return record
+
+
+def load_submission(results_root: str | os.PathLike | None = None, submission: str | None = None) -> dict | None:
+    """A submission record by id (or a unique prefix), else the latest one; None when there is none."""
+    base = Path(_results_root(results_root)) / SUBMISSIONS
+    found = sorted(p.parent.name for p in base.glob("*/submission.json"))
+    if submission:
+        found = [s for s in found if s.startswith(submission)]
+        if len(found) != 1:
+            raise ValueError(f"No single submission matches '{submission}' under {base} ({len(found)} match).")
+    if not found:
+        return None
+    record = json.loads((base / found[-1] / "submission.json").read_text())
+    for task in record["tasks"]:
+        path = Path(record["options"]["status_dir"]) / f"{task['index']:05d}.json"
+        task["status"] = json.loads(path.read_text()) if path.exists() else None
+    return record
+
+
+def record_state(directory: str | os.PathLike) -> dict[str, Any]:
+    """What a record holds now: ``state`` (missing, running, done, partial, corrupt), counts, problems."""
+    directory = Path(directory)
+    out: dict[str, Any] = {"state": "missing", "n_done": 0, "n_images": None, "n_failed": 0, "n_parts": 0,
+                           "problems": []}
+    if not directory.exists():
+        return out
+    try:
+        with FileLock(str(directory / ".lock"), timeout=10):
+            recover(directory)
+            running = bool(held_claims(directory))
+            out["problems"] = check_record(directory)
+    except Timeout:
+        running = True  # a worker is consolidating it right now
+    out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
+    if (directory / "run.json").exists() and not out["problems"]:
+        info = RunInfo.model_validate_json((directory / "run.json").read_text())
+        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed)
+        complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
+        out["state"] = "done" if complete else "partial"
+    elif out["n_parts"]:
+        out["state"] = "partial"
+    if out["problems"]:
+        out["state"] = "corrupt"
+    if running:
+        out["state"] = "running"
+    return out
+
+
+def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> list[dict[str, Any]]:
+    """One row per record: ``state`` done / running / failed (with ``error``) / queued / partial / corrupt /
+    missing, images done and failed, and the job ids that worked on it."""
+    by_record: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        by_record.setdefault(task["record"], []).append(task)
+    logs = {i: job for job in (submission or {}).get("jobs", []) for i in job["tasks"]}
+    rows = []
+    for record, group in by_record.items():
+        state = record_state(record)
+        statuses = [t.get("status") for t in group]
+        failed = [s for s in statuses if s and s["state"] == "failed"]
+        died = [t for t, s in zip(group, statuses) if s and s["state"] == "running"]
+        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "record": Path(record).name,
+               "state": state["state"], "done": state["n_done"], "images": state["n_images"],
+               "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
+               "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
+        if state["state"] == "corrupt":
+            row["error"] = "; ".join(state["problems"])
+        elif state["state"] not in ("running", "done"):
+            if failed:
+                row.update(state="failed", error=failed[0]["error"])
+            elif died:
+                log = logs.get(died[0]["index"], {}).get("stderr", "its log")
+                row.update(state="failed", error=f"worker stopped without reporting (killed, out of time or "
+                                                 f"memory?); see {log}")
+            elif submission and any(s is None for s in statuses):
+                row["state"] = "queued"
+        rows.append(row)
+    return rows
+
+
+def clear_records(tasks: list[Task]) -> None:
+    """Delete the stored results of the tasks' records (``submit --force``), once, before any worker runs."""
+    from .results import RecordWriter
+
+    for record in sorted({t.record for t in tasks}):
+        with RecordWriter(record) as writer:
+            writer.clear()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

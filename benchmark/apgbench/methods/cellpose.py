@@ -1,0 +1,270 @@
+"""``cellpose-sam`` (cellpose >= 4, model ``cpsam``) and ``cellpose3`` (cellpose 3.x, model ``cyto3``).
+
+cellpose 3 and 4 cannot share an environment (same import name, different APIs). ``cellpose-sam`` runs in
+the main environment; ``cellpose3`` runs in a second virtualenv made by ``scripts/install_cellpose3_env.sh``
+(``--system-site-packages``, so apgbench and torch are shared and only cellpose differs). Both write into the
+same results root, so one ``apgbench report`` shows them side by side. Each class checks the installed major
+version in ``prepare`` and says which environment to use.
+
+Facts handled here: cellpose 4.2's default model is ``cpsam_v2`` and an unknown name silently falls back to
+it, so ``cpsam`` (the paper's model) is passed explicitly; ``use_bfloat16=True`` (the library default) is
+about 3x faster than float32 on CPUs with bf16 and is recorded as the precision.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import register_method
+from .base import MethodUnavailableError, Segmenter
+from .preprocess import dist_version, owning_distribution, sha256_file, to_channels_last, to_grey
+
+
+def cellpose_model_dir() -> Path:
+    """Cellpose's own weights cache: ``$CELLPOSE_LOCAL_MODELS_PATH`` or ``~/.cellpose/models``."""
+    env = os.environ.get("CELLPOSE_LOCAL_MODELS_PATH")
+    return Path(env) if env else Path.home() / ".cellpose" / "models"
+
+
+def cellpose_major() -> int | None:
+    """Major version of the installed cellpose, or None."""
+    version = dist_version("cellpose")
+    return None if version is None else int(version.split(".")[0])
+
+
+def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Cellpose's ``masks`` output (uint16 or uint32 label image; empty list/None when nothing) as uint32."""
+    if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
+        return np.zeros(shape, dtype=np.uint32)
+    masks = np.asarray(masks)
+    if masks.ndim == 3 and masks.shape[0] == 1:
+        masks = masks[0]
+    if masks.shape != tuple(shape):
+        raise ValueError(f"cellpose returned masks of shape {masks.shape}, expected {tuple(shape)}.")
+    if masks.size and masks.min() < 0:
+        raise ValueError("cellpose returned negative labels.")
+    return masks.astype(np.uint32)
+
+
+class _CellposeBase(Segmenter):
+    requires = ("torch", "cellpose")
+    major: int = 4
+
+    def _check_version(self) -> None:
+        major = cellpose_major()
+        if major is not None and (major >= 4) != (self.major >= 4):
+            if self.major >= 4:
+                hint = f'this environment has cellpose {dist_version("cellpose")}; run it from the main one'
+            else:
+                hint = (
+                    f'this environment has cellpose {dist_version("cellpose")}; make the cellpose 3 environment '
+                    "with scripts/install_cellpose3_env.sh and run apgbench from it"
+                )
+            raise MethodUnavailableError(f"Method '{self.name}' needs cellpose {self.major}.x: {hint}.")
+
+    def _weights_info(self) -> dict[str, Any]:
+        path = getattr(self, "_weights", None)
+        if path is not None and getattr(self, "_sha256", None) is None and Path(path).is_file():
+            self._sha256 = sha256_file(path)
+        return {
+            "library": f"cellpose=={dist_version('cellpose')}",
+            "weights": "random (testing only)" if self.params.get("random_weights") else path and str(path),
+            "weights_sha256": getattr(self, "_sha256", None),
+        }
+
+    def close(self) -> None:
+        """Drop the model."""
+        self._model = None
+
+
+@register_method
+class CellposeSAM(_CellposeBase):
+    """Cellpose-SAM: ``CellposeModel(pretrained_model="cpsam").eval(image, diameter=None)``.
+
+    Parameters
+    ----------
+    pretrained_model : str
+        Built-in name or path; ``cpsam`` is the paper's model (passed explicitly, see the module notes).
+    use_bfloat16 : bool
+        bf16 weights (library default); ``False`` runs float32.
+    diameter : float or None
+        None: no rescaling, as Cellpose-SAM is meant to be run.
+    flow_threshold, cellprob_threshold, batch_size
+        Passed to ``eval``.
+    random_weights : bool
+        **Testing only**: the real CPSAM network with random weights (no checkpoint), seeded.
+    """
+
+    name = "cellpose-sam"
+    extra = "cellpose"
+    major = 4
+    description = "Cellpose-SAM (cellpose >= 4, model cpsam)"
+    default_params = {
+        "pretrained_model": "cpsam",
+        "use_bfloat16": True,
+        "diameter": None,
+        "flow_threshold": 0.4,
+        "cellprob_threshold": 0.0,
+        "batch_size": 8,
+        "random_weights": False,
+    }
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool, str]:
+        """Whether ``cpsam`` is in cellpose's cache, and the environment's cellpose major version."""
+        if (cellpose_major() or 4) < 4:
+            return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
+        path = cellpose_model_dir() / cls.default_params["pretrained_model"]
+        if path.is_file():
+            return True, f"ready (weights {path})"
+        return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
+
+    def _prepare(self, device: str, domain: str | None) -> None:
+        self._check_version()
+        import torch
+        from cellpose import models
+
+        p = self.params
+        dtype = torch.bfloat16 if p["use_bfloat16"] else torch.float32
+        torch_device = torch.device(device)
+        self._sha256: str | None = None
+        if p["random_weights"]:
+            # CellposeModel.__init__ always loads a checkpoint; set the attributes it would set around a
+            # seeded, untrained CPSAM network so that eval() runs the real pre/post-processing.
+            from cellpose.vit import CPSAM
+
+            model = models.CellposeModel.__new__(models.CellposeModel)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                net = CPSAM(dtype=dtype).to(dtype)  # as CPSAM.load_model casts after loading
+            model.device, model.gpu, model.backbone = torch_device, torch_device.type == "cuda", "sam_vitl"
+            model.pretrained_model, model.net = None, net.to(torch_device).eval()
+            self._weights = None
+        else:
+            name = p["pretrained_model"]
+            known = set(models.MODEL_NAMES) | set(models.get_user_models())
+            if not os.path.exists(name) and name not in known:
+                # cellpose would silently fall back to its default model; refuse instead.
+                raise ValueError(f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}.")
+            try:
+                model = models.CellposeModel(pretrained_model=name, device=torch_device, use_bfloat16=p["use_bfloat16"])
+            except OSError as err:
+                raise MethodUnavailableError(
+                    f"Method '{self.name}' could not load or download the weights '{name}' into "
+                    f"{cellpose_model_dir()} ({err}); place the file there or set CELLPOSE_LOCAL_MODELS_PATH."
+                ) from err
+            self._weights = model.pretrained_model
+        self._model = model
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        p = self.params
+        x = to_channels_last(image)
+        masks, _, _ = self._model.eval(
+            x,
+            channel_axis=-1 if x.ndim == 3 else None,
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+            batch_size=p["batch_size"],
+        )
+        return masks_to_labels(masks, image.shape[:2])
+
+    def info(self) -> dict[str, Any]:
+        """cellpose version, model, weights, precision, and which segment_anything is on disk."""
+        return {
+            **self._weights_info(),
+            "model": self.params["pretrained_model"],
+            "precision": "bfloat16" if self.params["use_bfloat16"] else "float32",
+            "segment_anything": owning_distribution("segment_anything", "predictor.py"),
+        }
+
+
+@register_method
+class Cellpose3(_CellposeBase):
+    """Cellpose 3 (``cyto3``), grey input (``channels=[0, 0]``), diameter 30 as in the paper.
+
+    Runs only where cellpose 3.x is installed: see ``scripts/install_cellpose3_env.sh``.
+
+    Parameters
+    ----------
+    model_type : str
+        Built-in model (``cyto3``).
+    diameter : float
+        Object diameter in pixels (the paper's 30).
+    flow_threshold, cellprob_threshold
+        Passed to ``eval``.
+    random_weights : bool
+        **Testing only**: the real CPnet with random weights (no checkpoint).
+    """
+
+    name = "cellpose3"
+    extra = "cellpose3"
+    major = 3
+    description = "Cellpose 3 (cyto3), runs in its own environment"
+    default_params = {
+        "model_type": "cyto3",
+        "diameter": 30.0,
+        "flow_threshold": 0.4,
+        "cellprob_threshold": 0.0,
+        "random_weights": False,
+    }
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool, str]:
+        """Whether this environment has cellpose 3 and ``cyto3`` is cached."""
+        if (cellpose_major() or 3) >= 4:
+            return False, (
+                f"cellpose {dist_version('cellpose')} here; cellpose3 runs in its own environment "
+                "(scripts/install_cellpose3_env.sh)"
+            )
+        path = cellpose_model_dir() / cls.default_params["model_type"]
+        if path.is_file():
+            return True, f"ready (weights {path})"
+        return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
+
+    def _prepare(self, device: str, domain: str | None) -> None:
+        self._check_version()
+        import torch
+        from cellpose import models
+
+        p = self.params
+        torch_device = torch.device(device)
+        self._sha256: str | None = None
+        if p["random_weights"]:
+            from cellpose.resnet_torch import CPnet
+
+            model = models.CellposeModel(pretrained_model=False, model_type=None, device=torch_device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model.net = CPnet(nbase=[2, 32, 64, 128, 256], nout=3, sz=3, max_pool=True, diam_mean=30.0)
+            model.net.to(torch_device).eval()
+            self._weights = None
+        else:
+            try:
+                model = models.CellposeModel(model_type=p["model_type"], device=torch_device)
+            except OSError as err:
+                raise MethodUnavailableError(
+                    f"Method '{self.name}' could not load or download '{p['model_type']}' into "
+                    f"{cellpose_model_dir()} ({err}); place the file there or set CELLPOSE_LOCAL_MODELS_PATH."
+                ) from err
+            self._weights = model.pretrained_model
+        self._model = model
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        p = self.params
+        masks, _, _ = self._model.eval(
+            to_grey(image),
+            channels=[0, 0],
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+        )
+        return masks_to_labels(masks, image.shape[:2])
+
+    def info(self) -> dict[str, Any]:
+        """cellpose version, model, weights, precision."""
+        return {**self._weights_info(), "model": self.params["model_type"], "precision": "float32"}

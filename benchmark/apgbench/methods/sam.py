@@ -1,0 +1,182 @@
+"""``amg``: Segment Anything's automatic mask generator (SAM ViT-B by default), as the paper's SAM baseline.
+
+The library is the ``segment_anything`` package. Two distributions write it: ``segment-anything`` (Meta's,
+pulled in by cellpose 4) and ``segment-anything-py`` (a fork with small fixes, pulled in by micro-sam);
+whichever is installed last wins. apgbench's install reinstalls ``segment-anything-py`` last, and
+:meth:`SamAMG.info` records which one is on disk.
+
+The conversion :func:`amg_records_to_labels` is shared with ``sam2-amg``, whose generator returns records
+of the same structure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import register_method
+from .base import Segmenter, relabel_sequential
+from .preprocess import owning_distribution, resolve_checkpoint, sha256_file, to_rgb_uint8, weights_root
+
+_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+SAM_CHECKPOINTS = {
+    "vit_b": "sam_vit_b_01ec64.pth",
+    "vit_l": "sam_vit_l_0b3195.pth",
+    "vit_h": "sam_vit_h_4b8939.pth",
+}
+
+
+def amg_records_to_labels(
+    records: list[dict[str, Any]], shape: tuple[int, int], *, max_area_fraction: float = 0.5
+) -> np.ndarray:
+    """Paint automatic-mask-generator records into a label image.
+
+    Parameters
+    ----------
+    records : list of dict
+        The generator's output (``output_mode="binary_mask"``): each record has ``segmentation`` (bool
+        array of ``shape``) and usually ``area`` and ``bbox`` (XYWH, as SAM and SAM 2 write it).
+    shape : tuple of int
+        ``(H, W)`` of the image.
+    max_area_fraction : float
+        Masks covering more than this fraction of the image are background, not objects, and are dropped.
+
+    Returns
+    -------
+    labels : ndarray of uint32
+        Masks painted largest first, so smaller masks win overlaps; ids 1..N (hidden masks leave no id).
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    limit = max_area_fraction * shape[0] * shape[1]
+    kept = []
+    for record in records:
+        mask = record["segmentation"]
+        if np.shape(mask) != shape:
+            raise ValueError(f"A mask of shape {np.shape(mask)} does not match the image shape {shape}.")
+        area = record.get("area")
+        area = int(np.count_nonzero(mask)) if area is None else int(area)
+        if 0 < area <= limit:
+            kept.append((area, record))
+    kept.sort(key=lambda item: -item[0])  # stable: equal areas keep the generator's order
+    labels = np.zeros(shape, dtype=np.uint32)
+    for index, (_, record) in enumerate(kept, start=1):
+        window = _bbox_window(record.get("bbox"), shape)
+        mask = np.asarray(record["segmentation"], dtype=bool)[window]
+        labels[window][mask] = index
+    return relabel_sequential(labels)
+
+
+def _bbox_window(bbox: Any, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Slices covering an XYWH box (one pixel of slack: SAM's width is max - min), or the whole image."""
+    if bbox is None:
+        return slice(None), slice(None)
+    x, y, w, h = (int(np.floor(v)) for v in bbox)
+    return slice(max(y, 0), min(y + h + 2, shape[0])), slice(max(x, 0), min(x + w + 2, shape[1]))
+
+
+@register_method
+class SamAMG(Segmenter):
+    """SAM automatic mask generation (``SamAutomaticMaskGenerator``).
+
+    Parameters
+    ----------
+    model : {"vit_b", "vit_l", "vit_h"}
+        SAM backbone; the paper's baseline is ``vit_b``.
+    checkpoint : str or None
+        Weights file; default ``$APGBENCH_WEIGHTS_DIR/segment_anything/<official name>``, downloaded from
+        Meta's server when absent.
+    points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh,
+    min_mask_region_area
+        Passed to the generator (library defaults).
+    max_area_fraction : float
+        Masks larger than this fraction of the image are dropped as background.
+    random_weights : bool
+        **Testing only**: build the real architecture with random weights (no checkpoint), seeded, so the
+        whole library path runs on machines without weights. Results are meaningless.
+    """
+
+    name = "amg"
+    requires = ("torch", "segment_anything")
+    extra = "sam"
+    description = "SAM automatic mask generation (segment-anything, ViT-B)"
+    default_params = {
+        "model": "vit_b",
+        "checkpoint": None,
+        "points_per_side": 32,
+        "points_per_batch": 64,
+        "pred_iou_thresh": 0.88,
+        "stability_score_thresh": 0.95,
+        "box_nms_thresh": 0.7,
+        "min_mask_region_area": 0,
+        "max_area_fraction": 0.5,
+        "random_weights": False,
+    }
+
+    @classmethod
+    def default_checkpoint(cls, model: str = "vit_b") -> Path:
+        """Where the official checkpoint of ``model`` is looked for."""
+        return weights_root() / "segment_anything" / SAM_CHECKPOINTS[model]
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool, str]:
+        """Whether the default weights are cached (without importing torch)."""
+        path = cls.default_checkpoint()
+        if path.is_file():
+            return True, f"ready (weights {path})"
+        return True, f"ready; weights not cached, first run downloads {_URL}{path.name} to {path}"
+
+    def _prepare(self, device: str, domain: str | None) -> None:
+        import torch
+        from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
+
+        model = self.params["model"]
+        if model not in SAM_CHECKPOINTS:
+            raise ValueError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
+        self._weights: Path | None = None
+        self._sha256: str | None = None
+        if self.params["random_weights"]:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                sam = sam_model_registry[model](checkpoint=None)
+        else:
+            default = self.default_checkpoint(model)
+            self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + default.name, self.name)
+            sam = sam_model_registry[model](checkpoint=str(self._weights))
+        sam.to(torch.device(device)).eval()
+        p = self.params
+        self._generator = SamAutomaticMaskGenerator(
+            sam,
+            points_per_side=p["points_per_side"],
+            points_per_batch=p["points_per_batch"],
+            pred_iou_thresh=p["pred_iou_thresh"],
+            stability_score_thresh=p["stability_score_thresh"],
+            box_nms_thresh=p["box_nms_thresh"],
+            min_mask_region_area=p["min_mask_region_area"],
+            output_mode="binary_mask",
+        )
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        records = self._generator.generate(to_rgb_uint8(image))
+        return amg_records_to_labels(records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"])
+
+    def info(self) -> dict[str, Any]:
+        """Library distribution actually on disk, model, weights file and hash, precision."""
+        weights = getattr(self, "_weights", None)
+        if weights is not None and getattr(self, "_sha256", None) is None:
+            self._sha256 = sha256_file(weights)
+        return {
+            "library": owning_distribution("segment_anything", "predictor.py"),
+            "model": f"sam_{self.params['model']}",
+            "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
+            "weights_sha256": getattr(self, "_sha256", None),
+            "precision": "float32",
+        }
+
+    def close(self) -> None:
+        """Drop the model."""
+        self._generator = None
+
+
+__all__ = ["SAM_CHECKPOINTS", "SamAMG", "amg_records_to_labels"]

@@ -1,0 +1,165 @@
+"""``sam2-amg``: SAM 2.1 automatic mask generation (``SAM2AutomaticMaskGenerator``, Hiera base+ by default).
+
+Two installs provide the ``sam2`` package: the official one from the facebookresearch/sam2 repository
+(distribution ``SAM-2``) and the PyPI package ``sam2`` (a republication; a source build that compiles on a
+CPU torch with ``SAM2_BUILD_CUDA=0``). Both work; :func:`sam2_install` says which is present and
+``methods list`` and ``run.json`` record it.
+
+SAM 2 builds its model through Hydra, and importing ``sam2`` initialises Hydra's process-wide
+``GlobalHydra`` singleton. :func:`_sam2_hydra` confines that: Hydra's state is saved before the import and
+the build and restored afterwards, so no other method (or a user's own Hydra app) sees SAM 2's config.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import register_method
+from .base import Segmenter
+from .preprocess import dist_version, resolve_checkpoint, sha256_file, to_rgb_uint8, weights_root
+from .sam import amg_records_to_labels
+
+_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+# model name -> (Hydra config inside the sam2 package, official SAM 2.1 checkpoint file)
+SAM2_MODELS = {
+    "hiera_t": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
+    "hiera_s": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
+    "hiera_b+": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
+    "hiera_l": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
+}
+
+
+def sam2_install() -> str | None:
+    """``"official SAM-2 <version>"``, ``"PyPI sam2 <version>"`` or None when neither is installed."""
+    official = dist_version("SAM-2")
+    if official is not None:
+        return f"official SAM-2 {official} (facebookresearch/sam2)"
+    pypi = dist_version("sam2")
+    return None if pypi is None else f"PyPI sam2 {pypi}"
+
+
+@contextmanager
+def _sam2_hydra():
+    """Run ``import sam2`` and model building with SAM 2's Hydra config, then restore Hydra's prior state."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+    from hydra.initialize import get_gh_backup
+
+    backup = get_gh_backup()
+    try:
+        GlobalHydra.instance().clear()
+        import sam2  # noqa: F401 - its __init__ initialises Hydra on first import
+
+        GlobalHydra.instance().clear()
+        with initialize_config_module("sam2", version_base="1.2"):
+            yield
+    finally:
+        if backup is None:
+            Singleton._instances.pop(GlobalHydra, None)
+        else:
+            Singleton._instances[GlobalHydra] = backup
+
+
+@register_method
+class Sam2AMG(Segmenter):
+    """SAM 2.1 automatic mask generation.
+
+    Parameters
+    ----------
+    model : {"hiera_t", "hiera_s", "hiera_b+", "hiera_l"}
+        SAM 2.1 backbone; default base+.
+    checkpoint : str or None
+        Weights file; default ``$APGBENCH_WEIGHTS_DIR/sam2/<official name>``, downloaded when absent.
+    points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh
+        Passed to ``SAM2AutomaticMaskGenerator`` (library defaults).
+    max_area_fraction : float
+        Masks larger than this fraction of the image are dropped as background.
+    random_weights : bool
+        **Testing only**: the real architecture with random weights (no checkpoint), seeded.
+    """
+
+    name = "sam2-amg"
+    requires = ("torch", "sam2", "hydra")
+    extra = "sam2"
+    description = "SAM 2.1 automatic mask generation (hiera base+)"
+    default_params = {
+        "model": "hiera_b+",
+        "checkpoint": None,
+        "points_per_side": 32,
+        "points_per_batch": 64,
+        "pred_iou_thresh": 0.8,
+        "stability_score_thresh": 0.95,
+        "box_nms_thresh": 0.7,
+        "max_area_fraction": 0.5,
+        "random_weights": False,
+    }
+
+    @classmethod
+    def default_checkpoint(cls, model: str = "hiera_b+") -> Path:
+        """Where the official SAM 2.1 checkpoint of ``model`` is looked for."""
+        return weights_root() / "sam2" / SAM2_MODELS[model][1]
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool, str]:
+        """Which install is present and whether the default weights are cached (without importing torch)."""
+        install = sam2_install() or "sam2"
+        path = cls.default_checkpoint()
+        if path.is_file():
+            return True, f"ready, {install} (weights {path})"
+        return True, f"ready, {install}; weights not cached, first run downloads {_URL}{path.name} to {path}"
+
+    def _prepare(self, device: str, domain: str | None) -> None:
+        import torch
+
+        model = self.params["model"]
+        if model not in SAM2_MODELS:
+            raise ValueError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
+        config, filename = SAM2_MODELS[model]
+        self._weights: Path | None = None
+        self._sha256: str | None = None
+        if not self.params["random_weights"]:
+            default = self.default_checkpoint(model)
+            self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + filename, self.name)
+        with _sam2_hydra():
+            from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+            from sam2.build_sam import build_sam2
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                net = build_sam2(config, ckpt_path=None if self._weights is None else str(self._weights), device=device)
+        p = self.params
+        self._generator = SAM2AutomaticMaskGenerator(
+            net,
+            points_per_side=p["points_per_side"],
+            points_per_batch=p["points_per_batch"],
+            pred_iou_thresh=p["pred_iou_thresh"],
+            stability_score_thresh=p["stability_score_thresh"],
+            box_nms_thresh=p["box_nms_thresh"],
+            output_mode="binary_mask",
+        )
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        records = self._generator.generate(to_rgb_uint8(image))
+        return amg_records_to_labels(records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"])
+
+    def info(self) -> dict[str, Any]:
+        """Install (official or PyPI), model, weights file and hash, precision."""
+        weights = getattr(self, "_weights", None)
+        if weights is not None and getattr(self, "_sha256", None) is None:
+            self._sha256 = sha256_file(weights)
+        return {
+            "library": sam2_install(),
+            "model": f"sam2.1_{self.params['model']}",
+            "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
+            "weights_sha256": getattr(self, "_sha256", None),
+            "precision": "float32",
+        }
+
+    def close(self) -> None:
+        """Drop the model."""
+        self._generator = None

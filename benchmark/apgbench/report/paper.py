@@ -1,0 +1,122 @@
+"""The paper's published mSA per (dataset, method), shipped as ``apgbench/data/paper_msa.csv``.
+
+The CSV (36 datasets x 11 method settings, from the authors' public plotting code) holds several settings
+for some methods. A result of ours is compared with the row of the paper that used the same method with its
+default settings, which is what ``apgbench run`` runs without ``--param``:
+
+============  =========================================================================================
+our method    paper row (``method_id``, ``setting``)
+============  =========================================================================================
+amg           (amg, "sam vit_b"): "AMG (vit_b) - without grid search", the original SAM ViT-B
+ais           (ais, "default"): "AIS - without grid search"
+apg           (apg, "default"): "APG - without grid search (cc)", prompts from connected components
+apg-bd        (apg-bd, "default"): "APG - without grid search (bd)", prompts from boundary-distance maxima
+apg-ref       (apg, "default"): micro-sam's own APG is what the paper ran, so it shares APG's row
+cellpose-sam  (cellpose-sam, "cpsam")
+cellpose3     (cellpose3, "cyto3")
+cellsam       (cellsam, "default")
+sam3          (sam3, 'text prompt "cell"')
+============  =========================================================================================
+
+Not compared: runs with non-default parameters (their label carries ``[p-<hash>]``), the paper's grid-search
+rows and its "AMG with the µSAM generalist" rows (no default run of ours corresponds to them), and methods the
+paper did not evaluate (``sam2-amg``, ``classic``, user methods).
+
+Dataset ids: our configs use kebab-case ids and may name the paper's id in ``paper_id``; without it the
+paper id is our id with ``-`` replaced by ``_`` (``plantseg-root`` -> ``plantseg_root``).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+#: our method id -> (paper method_id, paper setting); see the module docstring.
+PAPER_ROWS: dict[str, tuple[str, str]] = {
+    "amg": ("amg", "sam vit_b"),
+    "ais": ("ais", "default"),
+    "apg": ("apg", "default"),
+    "apg-bd": ("apg-bd", "default"),
+    "apg-ref": ("apg", "default"),
+    "cellpose-sam": ("cellpose-sam", "cpsam"),
+    "cellpose3": ("cellpose3", "cyto3"),
+    "cellsam": ("cellsam", "default"),
+    "sam3": ("sam3", 'text prompt "cell"'),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def load_paper_msa() -> pd.DataFrame:
+    """The shipped paper table: columns domain, dataset_id, dataset_name, method_id, setting, paper_method_label, msa."""
+    with resources.files("apgbench").joinpath("data/paper_msa.csv").open("r", encoding="utf-8") as handle:
+        return pd.read_csv(handle)
+
+
+def paper_dataset_id(dataset: str) -> str:
+    """The paper's id of one of our datasets: the config's ``paper_id``, else ``-`` -> ``_``.
+
+    Ids that are not in the registry (results of a removed config, a user's own dataset) use the rule.
+    """
+    try:
+        from ..datasets import get_dataset_config
+
+        config = get_dataset_config(dataset)
+    except (KeyError, FileNotFoundError, ValueError):
+        config = None
+    if config is not None and config.paper_id:
+        return config.paper_id
+    return dataset.replace("-", "_")
+
+
+def paper_value(dataset: str, label: str) -> float:
+    """The paper's mSA for our (dataset id, method label), NaN where the paper has none."""
+    row = PAPER_ROWS.get(label)
+    if row is None:
+        return np.nan
+    paper = load_paper_msa()
+    hit = paper[(paper["dataset_id"] == paper_dataset_id(dataset)) & (paper["method_id"] == row[0])
+                & (paper["setting"] == row[1])]
+    return float(hit["msa"].iloc[0]) if len(hit) else np.nan
+
+
+def paper_table(index: pd.MultiIndex | list[tuple[str, str]], labels: list[str]) -> pd.DataFrame:
+    """The paper's values laid out like our mSA table: rows (domain, dataset), columns method labels."""
+    frame = pd.DataFrame(index=pd.MultiIndex.from_tuples(list(index), names=["domain", "dataset"]),
+                         columns=list(labels), dtype=float)
+    for domain, dataset in frame.index:
+        for label in labels:
+            frame.loc[(domain, dataset), label] = paper_value(dataset, label)
+    return frame
+
+
+def paper_comparison(ours: pd.DataFrame, ci: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (domain, dataset, method) we have and the paper has: ours, paper, ours - paper.
+
+    Parameters
+    ----------
+    ours : DataFrame
+        Our mSA table (rows (domain, dataset), columns method labels).
+    ci : DataFrame, optional
+        Bootstrap intervals (columns domain, dataset, method, ci_low, ci_high); when given, a column
+        ``paper_in_ci`` says whether the paper's value lies inside our 95% interval.
+    """
+    if ours.empty:
+        return pd.DataFrame(columns=["domain", "dataset", "method", "ours", "paper", "difference"])
+    paper = paper_table(ours.index, list(ours.columns))
+    rows = []
+    for (domain, dataset), values in ours.iterrows():
+        for label, value in values.items():
+            reference = paper.loc[(domain, dataset), label]
+            if np.isnan(value) or np.isnan(reference):
+                continue
+            rows.append({"domain": domain, "dataset": dataset, "method": label, "ours": value,
+                         "paper": reference, "difference": value - reference})
+    frame = pd.DataFrame(rows, columns=["domain", "dataset", "method", "ours", "paper", "difference"])
+    if ci is not None and not frame.empty:
+        frame = frame.merge(ci[["domain", "dataset", "method", "ci_low", "ci_high"]], how="left",
+                            on=["domain", "dataset", "method"])
+        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - 5e-4) & (frame["paper"] <= frame["ci_high"] + 5e-4)
+    return frame

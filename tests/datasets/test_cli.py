@@ -1,0 +1,88 @@
+"""``apgbench datasets ...`` through the real Typer app, and a full run on an imported dataset."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from apgbench.cli import app
+from apgbench.config import config_dir
+from apgbench.datasets import get_dataset_config, list_datasets, load_dataset
+
+from ._helpers import disks, sha256, write, zip_tree
+
+runner = CliRunner()
+
+
+def _dsb_archive(tmp_path, n=3):
+    src = tmp_path / "src" / "dsb2018" / "test"
+    for i in range(n):
+        labels = disks((64, 64), 6, seed=i, radius=4)
+        write(src / "images" / f"im{i}.tif", ((labels > 0) * 120 + 20).astype(np.uint8))
+        write(src / "masks" / f"im{i}.tif", labels)
+    return zip_tree(tmp_path / "src", tmp_path / "dsb2018.zip")
+
+
+def test_list_and_info(roots):
+    result = runner.invoke(app, ["datasets", "list"])
+    assert result.exit_code == 0, result.output
+    for dataset_id in ("synthetic-nuclei", "dsb", "livecell", "tissuenet", "cytodark0"):
+        assert dataset_id in result.output
+    assert "manual" in result.output and "built-in" in result.output
+    info = runner.invoke(app, ["datasets", "info", "yeaz"])
+    assert info.exit_code == 0 and "seeded-random" in info.output and "random without a seed" in info.output
+
+
+def test_errors_are_one_sentence(roots):
+    result = runner.invoke(app, ["datasets", "info", "livecel"])
+    assert result.exit_code == 1 and "Unknown dataset 'livecel'" in result.output and "livecell" in result.output
+    manual = runner.invoke(app, ["datasets", "download", "cellpose"])
+    assert manual.exit_code == 1 and "cellpose.org" in manual.output and "datasets import cellpose" in manual.output
+    assert "Traceback" not in manual.output
+
+
+def test_import_verify_and_run(roots, tmp_path):
+    _, data = roots
+    archive = _dsb_archive(tmp_path)
+    refused = runner.invoke(app, ["datasets", "import", "dsb", str(archive)])
+    assert refused.exit_code == 1 and "--no-verify" in refused.output and "Checksum mismatch" in refused.output
+    accepted = runner.invoke(app, ["datasets", "import", "dsb", str(archive), "--no-verify"])
+    assert accepted.exit_code == 0, accepted.output
+    assert "Warning" in accepted.output and "prepared at" in accepted.output
+    samples = list(load_dataset("dsb", data))
+    assert [s.image_id for s in samples] == ["test_images_im0", "test_images_im1", "test_images_im2"]
+    assert runner.invoke(app, ["datasets", "verify", "dsb"]).exit_code == 0
+    run = runner.invoke(app, ["run", "--dataset", "dsb", "--method", "classic"])
+    assert run.exit_code == 0, run.output
+    assert "over 3 images" in run.output
+    (data / "dsb" / "prepared.h5").write_bytes(b"tampered")
+    failed = runner.invoke(app, ["datasets", "verify", "dsb"])
+    assert failed.exit_code == 1 and "FAILED" in failed.output
+
+
+@pytest.mark.network
+def test_download_through_mirror_with_custom_config_dir(roots, tmp_path, server, monkeypatch):
+    archive = _dsb_archive(tmp_path)
+    configs = tmp_path / "configs"
+    (configs / "datasets").mkdir(parents=True)
+    data = yaml.safe_load((config_dir() / "datasets" / "dsb.yaml").read_text())
+    data["source"]["files"][0].update(url="https://unreachable.invalid/stardist/dsb2018.zip",
+                                      sha256=sha256(archive))
+    (configs / "datasets" / "dsb.yaml").write_text(yaml.safe_dump(data))
+    (server.root / "unreachable.invalid" / "stardist").mkdir(parents=True)
+    shutil.copyfile(archive, server.root / "unreachable.invalid" / "stardist" / "dsb2018.zip")
+    monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(configs))
+    result = runner.invoke(app, ["datasets", "download", "dsb", "--mirror", server.url])
+    assert result.exit_code == 0, result.output
+    assert len(load_dataset("dsb")) == 3
+    listing = runner.invoke(app, ["datasets", "list"])
+    assert "yes" in listing.output
+
+
+def test_every_config_is_listed():
+    ids = {c.id for c in list_datasets()}
+    assert len(ids) == 40 and get_dataset_config("ihc-tma").paper_id == "ihc_tma"

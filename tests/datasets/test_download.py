@@ -1,0 +1,108 @@
+"""Verified downloads through a real localhost HTTP server: success, cache reuse, every failure mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from apgbench.datasets.download import ChecksumError, DownloadError, fetch_file, mirror_url
+from apgbench.datasets.schema import RemoteFile
+
+from ._helpers import sha256
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture
+def payload(server):
+    path = server.root / "data.bin"
+    path.write_bytes(bytes(range(256)) * 400)
+    return path
+
+
+def _remote(url: str, digest: str | None, name: str = "data.bin") -> RemoteFile:
+    return RemoteFile(url=url, sha256=digest, filename=name)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_verifies_and_reuses_cache(server, payload, tmp_path):
+    raw = tmp_path / "raw"
+    remote = _remote(f"{server.url}/data.bin", sha256(payload))
+    path = fetch_file(remote, raw, progress=False, retries=0, mirror="")
+    assert path == raw / "data.bin" and path.read_bytes() == payload.read_bytes()
+    fetch_file(remote, raw, progress=False, retries=0, mirror="")
+    assert server.hits["data.bin"] == 1  # second call hashed the cached copy instead of downloading
+
+
+def test_corrupted_cache_is_downloaded_again(server, payload, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "data.bin").write_bytes(b"garbage")
+    fetch_file(_remote(f"{server.url}/data.bin", sha256(payload)), raw, progress=False, retries=0, mirror="")
+    assert sha256(raw / "data.bin") == sha256(payload)
+
+
+def test_progress_bar_runs(server, payload, tmp_path):
+    path = fetch_file(_remote(f"{server.url}/data.bin", sha256(payload)), tmp_path, progress=True, retries=0,
+                      mirror="")
+    assert path.stat().st_size == payload.stat().st_size
+
+
+def test_wrong_hash_names_file_and_both_hashes(server, payload, tmp_path):
+    raw = tmp_path / "raw"
+    wrong = "0" * 64
+    with pytest.raises(ChecksumError) as info:
+        fetch_file(_remote(f"{server.url}/data.bin", wrong), raw, progress=False, retries=0, mirror="")
+    message = str(info.value)
+    assert "data.bin" in message and wrong in message and sha256(payload) in message
+    assert _leftovers(raw) == []  # no partial or corrupted file left anywhere in the cache
+
+
+def test_truncated_download_leaves_nothing(server, payload, tmp_path):
+    raw = tmp_path / "raw"
+    with pytest.raises(DownloadError, match="data.bin"):
+        fetch_file(_remote(f"{server.url}/truncate/data.bin", sha256(payload)), raw, progress=False, retries=0,
+                   mirror="")
+    assert _leftovers(raw) == []
+
+
+def test_truncated_download_without_published_hash_is_still_refused(server, payload, tmp_path):
+    raw = tmp_path / "raw"
+    with pytest.raises(DownloadError):
+        fetch_file(_remote(f"{server.url}/truncate/data.bin", None), raw, progress=False, retries=0, mirror="")
+    assert _leftovers(raw) == []
+
+
+@pytest.mark.parametrize("status", ["status500", "status404"])
+def test_server_errors(server, payload, tmp_path, status):
+    raw = tmp_path / "raw"
+    with pytest.raises(DownloadError, match=f"data.bin.*{status[-3:]}"):
+        fetch_file(_remote(f"{server.url}/{status}/data.bin", sha256(payload)), raw, progress=False, retries=0,
+                   mirror="")
+    assert _leftovers(raw) == []
+
+
+def test_retry_recovers_from_a_transient_error(server, payload, tmp_path):
+    path = fetch_file(_remote(f"{server.url}/flaky/data.bin", sha256(payload)), tmp_path, progress=False,
+                      retries=1, mirror="")
+    assert sha256(path) == sha256(payload) and server.hits["flaky/data.bin"] == 2
+
+
+def test_mirror_rule():
+    url = "https://zenodo.org/records/1/files/a.zip?download=1"
+    assert mirror_url(url, "https://m.example.org/apg/") == \
+        "https://m.example.org/apg/zenodo.org/records/1/files/a.zip?download=1"
+    assert mirror_url(url, "") == url
+
+
+def test_mirror_from_environment_is_used(server, payload, tmp_path, monkeypatch):
+    # The original host does not resolve; only the mirror (the local server) can deliver the file.
+    (server.root / "data.invalid" / "files").mkdir(parents=True)
+    payload.rename(server.root / "data.invalid" / "files" / "data.bin")
+    monkeypatch.setenv("APGBENCH_MIRROR", server.url)
+    remote = _remote("https://data.invalid/files/data.bin?download=1", sha256(
+        server.root / "data.invalid" / "files" / "data.bin"))
+    path = fetch_file(remote, tmp_path, progress=False, retries=0)
+    assert path.exists() and server.hits["data.invalid/files/data.bin"] == 1
