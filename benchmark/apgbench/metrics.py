@@ -48,11 +48,10 @@ __all__ = [
 DEFAULT_THRESHOLDS = np.arange(0.5, 1.0, 0.05)
 DEFAULT_THRESHOLDS.flags.writeable = False
 
-# Largest dense contingency table (cells) built with bincount; beyond it, ids are
-# compacted first and, if still too many, the table is built sparsely with np.unique.
-_DENSE_CELLS = 1 << 22
-# Largest id compacted through a lookup table (bincount); larger ids use np.unique.
-_LUT_MAX_ID = 1 << 24
+# Bounds on the dense contingency table ((max true id + 1) x (max pred id + 1) cells),
+# which is used up to the image's size in cells; larger ids go to the sparse table.
+_DENSE_MIN_CELLS = 1 << 16
+_DENSE_MAX_CELLS = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,61 +326,71 @@ def _max_id(flat, name):
     return int(flat.max())
 
 
-def _compact(flat, max_id):
-    """Map ids to 0..k keeping 0 as background; returns (new flat, new max id)."""
-    if max_id < _LUT_MAX_ID:
-        if flat.dtype == np.uint64:  # bincount refuses uint64 (no safe cast to intp)
-            flat = flat.astype(np.intp)
-        present = np.flatnonzero(np.bincount(flat, minlength=1))
-        present = present[present > 0]
-        lut = np.zeros(max_id + 1, dtype=np.min_scalar_type(present.size))
-        lut[present] = np.arange(1, present.size + 1)
-        return lut[flat], present.size
-    ids, inverse = np.unique(flat, return_inverse=True)
-    if ids[0] != 0:  # no background: shift so that no object becomes 0
-        inverse += 1
-    return inverse.ravel(), len(ids) - (ids[0] == 0)
+def _dense_table(true, pred, n_t, n_p):
+    """Contingency table by ``bincount`` of the joint key ``true * n_p + pred``."""
+    cells = n_t * n_p
+    kdt = np.uint16 if cells <= np.iinfo(np.uint16).max else np.uint32
+    key = true.astype(kdt)
+    np.multiply(key, n_p, out=key, casting="unsafe")
+    np.add(key, pred, out=key, casting="unsafe")
+    table = np.bincount(key, minlength=cells).reshape(n_t, n_p)
+    rows, cols = np.nonzero(table[1:, 1:])
+    rows += 1
+    cols += 1
+    return table.sum(axis=1), table.sum(axis=0), rows, cols, table[rows, cols]
+
+
+def _compact_ids(values):
+    """Indices of `values` among their sorted distinct values, with index 0 kept for label 0."""
+    ids = np.unique(values)  # np.unique + searchsorted is much faster than return_inverse
+    idx = np.searchsorted(ids, values)
+    if ids[0] != 0:
+        idx += 1
+        return idx, ids.size + 1
+    return idx, ids.size
+
+
+def _run_table(true, pred):
+    """Sparse contingency table for large ids, built on runs of equal (true, pred) pixels.
+
+    Label images are piecewise constant, so the runs are far fewer than the pixels and
+    the sorting needed for arbitrary (e.g. uint64) ids only sees the runs.
+    """
+    n = true.size
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(true[1:], true[:-1], out=change[1:])
+    change[1:] |= pred[1:] != pred[:-1]
+    starts = np.flatnonzero(change)
+    lengths = np.diff(starts, append=n)
+    ti, n_t = _compact_ids(true[starts])
+    pj, n_p = _compact_ids(pred[starts])
+    key = ti.astype(np.int64) * n_p + pj
+    keys = np.unique(key)
+    inter = np.bincount(np.searchsorted(keys, key), weights=lengths).astype(np.int64)
+    rows, cols = np.divmod(keys, n_p)
+    area_t = np.bincount(ti, weights=lengths, minlength=n_t).astype(np.int64)
+    area_p = np.bincount(pj, weights=lengths, minlength=n_p).astype(np.int64)
+    keep = (rows > 0) & (cols > 0)
+    return area_t, area_p, rows[keep], cols[keep], inter[keep]
 
 
 def _overlap_pairs(label_true, label_pred):
     """Overlapping object pairs and object counts.
 
     Returns ``(rows, cols, iou, n_true, n_pred)``: for every pair of non-background
-    objects sharing at least one pixel, their (compact) indices and IoU.
+    objects sharing at least one pixel, their (row/column) indices and IoU.
     """
     true, pred = _check_labels(label_true, label_pred)
-    max_t, max_p = _max_id(true, "label_true"), _max_id(pred, "label_pred")
-    # Compact ids (larger first) until the dense table is small enough or nothing is left to gain.
-    for _ in range(2):
-        if (max_t + 1) * (max_p + 1) <= _DENSE_CELLS:
-            break
-        if max_t >= max_p:
-            true, max_t = _compact(true, max_t)
-        else:
-            pred, max_p = _compact(pred, max_p)
-    n_t, n_p = max_t + 1, max_p + 1
-    cells = n_t * n_p
-
-    if cells <= _DENSE_CELLS:
-        kdt = np.uint16 if cells <= np.iinfo(np.uint16).max else np.uint32
-        key = true.astype(kdt)
-        np.multiply(key, n_p, out=key, casting="unsafe")
-        np.add(key, pred, out=key, casting="unsafe")
-        table = np.bincount(key, minlength=cells).reshape(n_t, n_p)
-        area_t, area_p = table.sum(axis=1), table.sum(axis=0)
-        rows, cols = np.nonzero(table[1:, 1:])
-        rows += 1
-        cols += 1
-        inter = table[rows, cols]
-    else:  # many objects in both images (after compaction): sparse table
-        key = true.astype(np.uint64) * np.uint64(n_p) + pred.astype(np.uint64)
-        keys, inter = np.unique(key, return_counts=True)
-        rows, cols = (v.astype(np.intp) for v in np.divmod(keys, np.uint64(n_p)))
-        area_t = np.bincount(rows, weights=inter, minlength=n_t).astype(np.int64)
-        area_p = np.bincount(cols, weights=inter, minlength=n_p).astype(np.int64)
-        keep = (rows > 0) & (cols > 0)
-        rows, cols, inter = rows[keep], cols[keep], inter[keep]
-
+    n_t = _max_id(true, "label_true") + 1
+    n_p = _max_id(pred, "label_pred") + 1
+    if true.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0), 0, 0
+    # A dense table costs about as much as the image; beyond that, go sparse.
+    if n_t * n_p <= min(max(true.size, _DENSE_MIN_CELLS), _DENSE_MAX_CELLS):
+        area_t, area_p, rows, cols, inter = _dense_table(true, pred, n_t, n_p)
+    else:
+        area_t, area_p, rows, cols, inter = _run_table(true, pred)
     n_true = int(np.count_nonzero(area_t[1:]))
     n_pred = int(np.count_nonzero(area_p[1:]))
     inter = inter.astype(np.int64)

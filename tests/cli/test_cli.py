@@ -87,3 +87,10 @@ def test_evaluate_external_predictions(roots, tmp_path):
     assert scores.loc[samples[0].image_id, "msa"] == 1.0
     assert scores.loc[samples[1].image_id, "msa"] == 0.0
     assert scores["error"].notna().sum() == len(samples) - 2  # the rest have no file: visible as failures
+
+
+def test_smoke_reports_every_domain():
+    result = invoke("smoke", "classic")
+    assert result.exit_code == 0, result.output
+    for domain in ("nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo"):
+        assert domain in result.output

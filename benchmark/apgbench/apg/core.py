@@ -21,6 +21,7 @@ APG_DEFAULTS = {
     "nms_measure": "iou",
     "ranking": "iou*stability",
     "paint_order": "area",
+    "split_components": True,
     "connectivity": 1,
     "batch_size": 32,
     "min_distance": 3,
@@ -76,6 +77,9 @@ def automatic_prompt_generation(foreground, center_distances, boundary_distances
             NMS order: micro-sam's predicted IoU x stability score (default), or the paper's predicted IoU.
         paint_order : {"area", "score"}
             Who wins overlapping pixels: the larger mask (micro-sam, default) or the better-ranked one.
+        split_components : bool
+            Split painted masks into connected pieces before the final size filter (micro-sam, default);
+            False paints each mask as one object, as the paper describes.
         connectivity : int
             Connectivity of the prompt components and of the final split into pieces (1, micro-sam's).
         batch_size : int
@@ -102,7 +106,7 @@ def automatic_prompt_generation(foreground, center_distances, boundary_distances
     t2 = time.perf_counter()
     labels = masks_to_labels(masks, min_size=p["min_size"], nms_threshold=p["nms_threshold"],
                              nms_measure=p["nms_measure"], ranking=p["ranking"], paint_order=p["paint_order"],
-                             connectivity=p["connectivity"])
+                             split_components=p["split_components"], connectivity=p["connectivity"])
     t3 = time.perf_counter()
     if timings is not None:
         timings.update(prompts=t1 - t0, decode=t2 - t1, nms_paint=t3 - t2, n_prompts=len(points))
@@ -111,14 +115,15 @@ def automatic_prompt_generation(foreground, center_distances, boundary_distances
 
 def masks_to_labels(masks: PromptMasks, *, min_size: int = 25, nms_threshold: float = 0.9,
                     nms_measure: str = "iou", ranking: str = "iou*stability", paint_order: str = "area",
-                    connectivity: int = 1) -> np.ndarray:
+                    split_components: bool = True, connectivity: int = 1) -> np.ndarray:
     """Size filter, greedy mask NMS and painting (APG steps 6-7); see :func:`automatic_prompt_generation`."""
     keep = np.flatnonzero(masks.areas > min_size)  # micro-sam keeps area > min_size
     masks = masks.select(keep)
     if len(masks) == 0:
         return np.zeros(masks.shape, dtype=np.uint32)
     kept = mask_nms(masks, ranking_scores(masks, ranking), nms_threshold, nms_measure)
-    return paint_masks(masks, kept, min_size=min_size, paint_order=paint_order, connectivity=connectivity)
+    return paint_masks(masks, kept, min_size=min_size, paint_order=paint_order,
+                       split_components=split_components, connectivity=connectivity)
 
 
 def automatic_instance_segmentation(foreground, center_distances, boundary_distances, **params) -> np.ndarray:

@@ -13,6 +13,7 @@ from .common import console, handle_errors
 from .evaluate import evaluate
 from .report import report
 from .run import run
+from .smoke import smoke
 from .validate import validate
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.command()(run)
 app.command()(evaluate)
 app.command()(report)
 app.command()(validate)
+app.command()(smoke)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(methods.app, name="methods")
 

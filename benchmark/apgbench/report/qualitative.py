@@ -107,6 +107,7 @@ def qualitative_figure(results_root: str | os.PathLike, valid: pd.DataFrame, sel
     notes: list[str] = []
     records = record_dirs(results_root)
     rows = []
+    unshown: list[tuple[str, str]] = []  # default mode: (domain, first reason) of domains without an image
     for group in candidate_groups(valid, selection):
         failures = []
         for dataset, image_id in group:
@@ -121,8 +122,11 @@ def qualitative_figure(results_root: str | os.PathLike, valid: pd.DataFrame, sel
             if selection:
                 notes.append(f"Qualitative figure: skipped {'; '.join(failures)}.")
             elif failures:
-                notes.append(f"Qualitative figure: no image of {', '.join(d for d, _ in group)} could be shown "
-                             f"(first reason: {failures[0]}).")
+                domain = valid.loc[valid["dataset"] == group[0][0], "domain"].iloc[0]
+                unshown.append((domain, failures[0]))
+    if unshown:
+        notes.append(f"Qualitative figure: no image for {', '.join(d for d, _ in unshown)}; e.g. {unshown[0][1]}. "
+                     "Choose images with --images dataset:image_id.")
     if not rows:
         return None, notes
     ncols = 2 + max(len(panels) for *_, panels in rows)
