@@ -99,8 +99,10 @@ def main(argv=None):
     t_elf = t_ours = 0.0
     ratios, mismatches = [], 0
     for name, true, pred in pairs:
-        te, (e_msa, e_acc) = best_of(lambda: elf_msa(pred, true, return_accuracies=True), args.repeat)
-        to, ours = best_of(lambda: score_image(true, pred), args.repeat)
+        te, (e_msa, e_acc) = best_of(
+            lambda t=true, p=pred: elf_msa(p, t, return_accuracies=True), args.repeat
+        )
+        to, ours = best_of(lambda t=true, p=pred: score_image(t, p), args.repeat)
         same = e_msa == ours["msa"] and np.array_equal(
             np.asarray(e_acc, dtype=float), segmentation_accuracy(true, pred)
         )

@@ -14,9 +14,12 @@ pairs. For each IoU threshold ``t``::
 Label 0 is background. It is not an object, but pixels of an object that lie on the
 other image's background still count towards that object's area (so the union).
 
-The implementation makes one pass over the two label images to build their
-contingency table (``bincount`` of a joint key) and then works on the few pairs of
-objects that overlap at all. For ``t > 0.5`` a pair with IoU >= t is the only
+Label images may have any shape (2-D, 3-D, ...), any integer dtype and any
+non-negative ids (not necessarily consecutive, up to the uint64 maximum). The
+contingency table takes one pass over the two images: a ``bincount`` of the joint key
+``true * (max_pred + 1) + pred`` when the ids are small enough for a dense table, else a
+sparse table built from the runs of equal (true, pred) pixels. Everything after that
+works on the few pairs of objects that overlap at all. For ``t > 0.5`` a pair with IoU >= t is the only
 candidate of both its objects, so TP is a count. Only at ``t <= 0.5`` can an object have
 two candidates (exactly IoU = 0.5 when it is split into two equal halves); such
 conflicting pairs are resolved by an optimal assignment
@@ -277,7 +280,7 @@ def score_image(label_true, label_pred, *, thresholds=None):
     (['msa', 'n_pred', 'n_true', 'sa50'], 1.0, 0.0, 1, 1)
     """
     thr = _check_thresholds(thresholds)
-    keys = [threshold_key(t) for t in thr]
+    keys = _DEFAULT_KEYS if thresholds is None else [threshold_key(t) for t in thr]
     if len(set(keys)) != len(keys):
         raise ValueError(f"thresholds give duplicate column names: {keys}")
     pairs = _overlap_pairs(label_true, label_pred)
@@ -290,6 +293,8 @@ def score_image(label_true, label_pred, *, thresholds=None):
 
 
 # --------------------------------------------------------------------------- internals
+
+_DEFAULT_KEYS = [threshold_key(t) for t in DEFAULT_THRESHOLDS]
 
 
 def _check_thresholds(thresholds):
@@ -405,10 +410,19 @@ def _true_positives(pairs, thresholds):
     rows, cols, iou = rows[candidate], cols[candidate], iou[candidate]
     if rows.size == 0:
         return np.zeros(len(thresholds), dtype=np.int64)
-    if not (_has_duplicates(rows) or _has_duplicates(cols)):
-        # Every object has at most one candidate at the lowest threshold, hence at all.
-        return np.count_nonzero(iou[None, :] >= thresholds[:, None], axis=1)
-    return np.array([_max_matching(rows[iou >= t], cols[iou >= t]) for t in thresholds])
+    tps = np.empty(len(thresholds), dtype=np.int64)
+    order = np.argsort(thresholds, kind="stable")
+    for n_done, i in enumerate(order):
+        edges = iou >= thresholds[i]
+        r, c = rows[edges], cols[edges]
+        if r.size == 0 or not (_has_duplicates(r) or _has_duplicates(c)):
+            # Each object has at most one candidate here, hence at every higher threshold:
+            # TP is a count (always so above 0.5, where IoU > 0.5 pairs are unique).
+            rest = order[n_done:]
+            tps[rest] = np.count_nonzero(iou[None, :] >= thresholds[rest, None], axis=1)
+            break
+        tps[i] = _max_matching(r, c)
+    return tps
 
 
 def _has_duplicates(idx):

@@ -227,7 +227,7 @@ def check_record(directory: str | os.PathLike, *, predictions: bool = True) -> l
 def _read_part(path: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str, Any]]:
     """(row, labels or None, meta) of a part; raises CorruptRecordError if it fails its checks."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:  # closes on bad zips too
             row = json.loads(str(data["row"]))
             meta = json.loads(str(data["meta"])) if "meta" in data else {}
             labels = data["labels"] if "labels" in data else None
@@ -239,11 +239,11 @@ def _read_part(path: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str,
 
 
 def _differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Provenance keys whose values differ (a key unknown on either side is not compared)."""
+    """Provenance keys whose values differ (a key absent on either side is not compared)."""
     out = []
     for key in PROVENANCE_KEYS:
         old, new = stored.get(key), current.get(key)
-        if old in (None, {}) or new in (None, {}):
+        if old is None or new is None:
             continue
         if json.dumps(old, sort_keys=True, default=str) != json.dumps(new, sort_keys=True, default=str):
             out.append(f"{key}: stored {_short(old)}, now {_short(new)}")
@@ -367,7 +367,7 @@ class RecordWriter:
         RecordMismatchError
             Listing what differs (the caller may clear the record instead, ``--force``).
         """
-        self.provenance.update({k: v for k, v in provenance.items() if v not in (None, {})})
+        self.provenance.update({k: v for k, v in provenance.items() if v is not None})
         stored = [("run.json", self.previous_info() or {})]
         for part in sorted(self.parts.glob("*.npz"))[:1]:  # all parts share one provenance (checked on commit)
             try:
@@ -428,6 +428,8 @@ class RecordWriter:
                 new[row["image_id"]] = labels
             if meta.get("worker") and meta["worker"] not in workers:
                 workers.append(meta["worker"])
+            if not info.method_info and meta.get("method_info"):
+                info.method_info = meta["method_info"]
             merged.append(part.name)
         scores = pd.DataFrame([rows[k] for k in sorted(rows)], columns=SCORE_COLUMNS)
         keep = set(scores.loc[scores["error"].isna(), "image_id"])

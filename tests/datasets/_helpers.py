@@ -29,7 +29,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output clean
         return None
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].lstrip("/")
         self.hits[path] = self.hits.get(path, 0) + 1
         mode, _, rest = path.partition("/")

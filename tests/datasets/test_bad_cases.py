@@ -8,8 +8,14 @@ import pytest
 from apgbench.datasets import DatasetNotPreparedError, get_dataset_config, load_dataset
 from apgbench.datasets.download import ChecksumError, DownloadError
 from apgbench.datasets.extract import UnsafeArchiveError
-from apgbench.datasets.manage import (ManualDatasetError, download_dataset, import_dataset, manual_instructions,
-                                      verify_dataset)
+from apgbench.datasets.manage import (
+    ManualDatasetError,
+    download_dataset,
+    import_dataset,
+    manual_instructions,
+    read_manifest,
+    verify_dataset,
+)
 from apgbench.datasets.readers import ReaderError
 
 from ._helpers import disks, fetch_and_prepare, published, sha256, write, zip_tree
@@ -121,3 +127,19 @@ def test_import_of_an_unpacked_folder(tmp_path):
     assert out.exists() and len(load_dataset(config, tmp_path / "data")) == 2
     with pytest.raises(ReaderError, match="Expected one folder matching 'dsb2018'"):
         import_dataset(config, tmp_path / "data", tmp_path / "data2")
+
+
+def test_multi_file_dataset_imported_one_file_at_a_time(tmp_path):
+    images, masks = tmp_path / "i" / "images", tmp_path / "m" / "masks"
+    for i in range(26):
+        labels = disks((24, 24), 4, seed=i, radius=2)
+        write(images / f"x{i:02d}.tif", (labels * 9).astype(np.uint16))
+        write(masks / f"x{i:02d}.png", np.dstack([labels.astype(np.uint8)] * 4))
+    config = get_dataset_config("u20s")
+    first = zip_tree(tmp_path / "i", tmp_path / "images.zip")
+    with pytest.raises(FileNotFoundError, match="still needs masks.zip"), pytest.warns(UserWarning):
+        import_dataset(config, first, tmp_path / "data", verify=False)
+    with pytest.warns(UserWarning, match="masks.zip"):
+        import_dataset(config, zip_tree(tmp_path / "m", tmp_path / "masks.zip"), tmp_path / "data", verify=False)
+    assert set(read_manifest(config, tmp_path / "data")["raw"]) == {"images.zip", "masks.zip"}
+    assert [s.image_id for s in load_dataset(config, tmp_path / "data")] == ["images_x25"]

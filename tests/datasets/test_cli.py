@@ -42,7 +42,7 @@ def test_errors_are_one_sentence(roots):
     assert result.exit_code == 1 and "Unknown dataset 'livecel'" in result.output and "livecell" in result.output
     manual = runner.invoke(app, ["datasets", "download", "cellpose"])
     assert manual.exit_code == 1 and "cellpose.org" in manual.output and "datasets import cellpose" in manual.output
-    assert "Traceback" not in manual.output
+    assert "Traceback" not in manual.output and "Error: 1\n" not in manual.output
 
 
 def test_import_verify_and_run(roots, tmp_path):
@@ -61,7 +61,7 @@ def test_import_verify_and_run(roots, tmp_path):
     assert "over 3 images" in run.output
     (data / "dsb" / "prepared.h5").write_bytes(b"tampered")
     failed = runner.invoke(app, ["datasets", "verify", "dsb"])
-    assert failed.exit_code == 1 and "FAILED" in failed.output
+    assert failed.exit_code == 1 and "FAILED" in failed.output and "Error: 1\n" not in failed.output
 
 
 @pytest.mark.network

@@ -179,7 +179,7 @@ def test_manual_cellpose_and_yeaz_tarball(tmp_path):
     from apgbench.datasets import get_dataset_config, load_dataset
 
     config = get_dataset_config("cellpose")
-    out, notes = import_dataset(config, archive, tmp_path / "data")
+    _, notes = import_dataset(config, archive, tmp_path / "data")
     assert len(load_dataset(config, tmp_path / "data")) == 3 and "No published checksum" in notes[0]
 
     ysrc = tmp_path / "y" / "gold-standard-BF-V-1"
@@ -204,3 +204,30 @@ def test_seeded_split_is_stable_and_stratified():
     chosen = [e.id for e in select_split(entries, rule)]
     assert sorted(chosen) == sorted(e.id for e in select_split(list(reversed(entries)), rule))  # order-free
     assert sum(c.startswith("a") for c in chosen) == 2 and sum(c.startswith("b") for c in chosen) == 2
+
+
+def test_mat_labels_hovernet_layout(tmp_path, server, shared_data):
+    """``.mat`` instance maps (HoVer-Net/CoNSeP layout), read with real H&E patches."""
+    import imageio.v3 as iio
+    from scipy.io import savemat
+
+    from apgbench.datasets import DatasetConfig, get_dataset_config
+
+    src = tmp_path / "src" / "Test"
+    folder = shared_data / "nuclei-histo" / "consep_patches"
+    for stem in ("patch1", "patch2"):
+        image = iio.imread(folder / f"{stem}.png")
+        write(src / "Images" / f"{stem}.png", image)
+        (src / "Labels").mkdir(parents=True, exist_ok=True)
+        savemat(src / "Labels" / f"{stem}.mat", {"inst_map": tifffile.imread(folder / f"{stem}_label.tif")})
+    data = get_dataset_config("dsb").model_dump()
+    data.update(id="consep-demo", domain="nuclei-histo", format={"reader": "image-folder", "options": {
+        "images": "Test/Images/*.png", "label_sub": ["^Test/Images/(.*)\\.png$", "Test/Labels/\\1.mat"],
+        "mat_key": "inst_map"}}, preparation={"crop": None, "channels": "rgb"})
+    data["source"]["files"] = [{"url": "http://unused", "filename": "consep.zip", "sha256": None}]
+    config = published(DatasetConfig.model_validate(data), server,
+                       {"consep.zip": zip_tree(tmp_path / "src", tmp_path / "c.zip")})
+    samples = fetch_and_prepare(config, tmp_path / "data")
+    assert [s.image_id for s in samples] == ["Test_Images_patch1", "Test_Images_patch2"]
+    np.testing.assert_array_equal(samples[0].labels, tifffile.imread(folder / "patch1_label.tif"))
+    assert samples[0].image.shape == (256, 256, 3)

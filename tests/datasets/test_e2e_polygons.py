@@ -46,7 +46,7 @@ def test_livecell_coco_with_separate_json(tmp_path, server):
         polys = [_square(300 + 30 * k, 250, 20) for k in range(6)] + [_square(301, 251, 5)]  # last: tiny overlap
         for k, poly in enumerate(polys):
             coco["annotations"].append({"id": 100 * i + k, "image_id": i, "category_id": 1, "iscrowd": 0,
-                                        "segmentation": [sum(poly, [])], "area": 1.0})
+                                        "segmentation": [[v for xy in poly for v in xy]], "area": 1.0})
     write(images.parent / "livecell_train_val_images" / "other.tif", np.zeros((4, 4), np.uint8))
     json_path = tmp_path / "livecell_coco_test.json"
     json_path.write_text(json.dumps(coco))

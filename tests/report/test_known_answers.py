@@ -8,10 +8,23 @@ import pytest
 from scipy.stats import wilcoxon
 
 from apgbench.report import load_filtered_scores
-from apgbench.report.stats import (average_ranks, bootstrap_ci, msa_intervals, paired_test, relative_difference,
-                                   threshold_curves)
-from apgbench.report.tables import (apg_minus_ais, format_latex, format_markdown, msa_table, ranks, scorable,
-                                    trained_marks)
+from apgbench.report.stats import (
+    average_ranks,
+    bootstrap_ci,
+    msa_intervals,
+    paired_test,
+    relative_difference,
+    threshold_curves,
+)
+from apgbench.report.tables import (
+    apg_minus_ais,
+    format_latex,
+    format_markdown,
+    msa_table,
+    ranks,
+    scorable,
+    trained_marks,
+)
 
 from .conftest import write_crafted, write_record
 

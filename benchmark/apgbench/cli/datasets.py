@@ -6,8 +6,9 @@ sentence and exit code 1.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -15,9 +16,27 @@ from rich.table import Table
 
 from ..config import data_root as _data_root
 from .common import DataRootOption as DataRoot
-from .common import console, err_console, handle_errors
+from .common import console, err_console
 
 app = typer.Typer(help="List, download, import and verify the benchmark datasets.", no_args_is_help=True)
+
+
+def handle_errors(func):
+    """One red sentence and exit code 1 for expected errors (as ``common.handle_errors``), but letting our
+    own ``typer.Exit`` through: click's ``Exit`` subclasses ``RuntimeError``."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyError as err:
+            _fail(err.args[0] if err.args else str(err))
+        except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
+            _fail(str(err))
+
+    return wrapper
 
 
 def _fail(message: str) -> None:
@@ -94,7 +113,7 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
 def download_command(
     dataset: Annotated[str, typer.Argument(help="Dataset id, comma-separated ids, a domain, or 'all'.")],
     data_root: DataRoot = None,
-    mirror: Annotated[Optional[str], typer.Option(envvar="APGBENCH_MIRROR", help=(
+    mirror: Annotated[str | None, typer.Option(envvar="APGBENCH_MIRROR", help=(
         "Mirror base URL: each file is fetched from MIRROR/<original host>/<original path>."))] = None,
     force: Annotated[bool, typer.Option(help="Prepare again even if cached.")] = False,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
@@ -116,7 +135,8 @@ def download_command(
             err_console.print(f"[yellow]{dataset_id}[/yellow]: {err}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
         except (OSError, ValueError, RuntimeError) as err:
-            err_console.print(f"[red]{dataset_id}[/red]: {err}", highlight=False, soft_wrap=True)
+            hint = f" {config.source.instructions}" if config.source.instructions else ""
+            err_console.print(f"[red]{dataset_id}[/red]: {err}{hint}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
     if failed:
         if len(ids) > 1:
@@ -173,4 +193,5 @@ def verify_command(
         return
     console.print(table)
     if bad:
-        _fail(f"{bad} file(s) failed verification; download or import those datasets again with --force.")
+        _fail(f"{bad} file(s) failed verification: run `apgbench datasets download ID --force` or import "
+              "them again.")

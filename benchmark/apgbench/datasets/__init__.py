@@ -15,14 +15,20 @@ from .schema import DatasetConfig
 
 __all__ = [
     "DatasetConfig",
+    "DatasetNotPreparedError",
+    "ManualDatasetError",
     "PreparedDataset",
     "Sample",
+    "dataset_status",
+    "download_dataset",
     "get_dataset_config",
+    "import_dataset",
     "list_datasets",
     "load_dataset",
     "load_dataset_config",
     "prepared_path",
     "resolve_dataset_ids",
+    "verify_dataset",
     "write_prepared",
 ]
 
@@ -68,3 +74,13 @@ def load_dataset(dataset: str | DatasetConfig, data_root: str | os.PathLike | No
             f"Dataset '{config.id}' is not prepared under {path.parent}: run `apgbench datasets {verb}` first."
         )
     return PreparedDataset(path, config.id)
+
+
+# Download/import/verify live in manage.py; imported last because manage uses prepared_path above.
+from .manage import (
+    ManualDatasetError,
+    dataset_status,
+    download_dataset,
+    import_dataset,
+    verify_dataset,
+)

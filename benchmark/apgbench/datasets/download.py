@@ -68,8 +68,13 @@ class RichProgress:
     """Adapter giving pooch's downloader a rich progress bar (pooch expects tqdm's small interface)."""
 
     def __init__(self, description: str) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
@@ -156,12 +161,25 @@ def fetch_file(remote: RemoteFile, raw_dir: str | os.PathLike, *, mirror: str | 
                             "was deleted.") from err
     except requests.exceptions.RequestException as err:
         raise DownloadError(f"Downloading '{remote.filename}' from {url} failed after {retries + 1} "
-                            f"attempt(s): {_short(err)}") from err
+                            f"attempt(s): {_reason(err, url)}.") from err
     finally:
         if bar:
             bar.close()
 
 
-def _short(err: Exception) -> str:
+def _reason(err: Exception, url: str) -> str:
+    """A short cause for a requests error (their messages repeat the URL and nest several exceptions)."""
+    import requests
+
+    host = urlsplit(url).netloc
+    response = getattr(err, "response", None)
+    if isinstance(err, requests.exceptions.HTTPError) and response is not None:
+        return f"the server answered {response.status_code} {response.reason}"
+    if isinstance(err, requests.exceptions.Timeout):
+        return f"{host} did not answer in time"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke before the whole file arrived (truncated download)"
+    if isinstance(err, requests.exceptions.ConnectionError):
+        return f"cannot connect to {host} (no network, DNS failure or host down)"
     text = str(err).strip() or type(err).__name__
     return text if len(text) < 200 else text[:197] + "..."

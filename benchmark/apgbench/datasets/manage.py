@@ -39,7 +39,9 @@ def dataset_dir(config: DatasetConfig, data_root: str | os.PathLike | None = Non
 
 
 def _prepared(config: DatasetConfig, data_root) -> Path:
-    return dataset_dir(config, data_root) / "prepared.h5"
+    from . import prepared_path  # the package defines the one place the prepared file lives
+
+    return prepared_path(config, data_root)
 
 
 def manual_instructions(config: DatasetConfig) -> str:
@@ -151,7 +153,6 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             else [path]
         raw = dataset_dir(config, data_root) / "raw"
         raw.mkdir(parents=True, exist_ok=True)
-        files: list[Path] = []
         digests: dict[str, str] = {}
         for candidate in candidates:
             remote = _expected_file(config, candidate)
@@ -170,9 +171,16 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             tmp = target.with_name(target.name + ".partial")
             shutil.copyfile(candidate, tmp)
             os.replace(tmp, target)
-            files.append(target)
             digests[target.name] = digest
-        return _prepare_from_files(config, data_root, files, origin="import", keep_extracted=keep_extracted,
+        # Datasets with several files (e.g. images + annotations) may be imported one file at a time.
+        present = [raw / f.filename for f in config.source.files if (raw / f.filename).is_file()]
+        missing = [f.filename for f in config.source.files if not (raw / f.filename).is_file()]
+        if missing:
+            raise FileNotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
+                                    "pass a folder holding all its files).")
+        previous = read_manifest(config, data_root).get("raw", {})
+        digests = {**{p.name: previous[p.name] for p in present if p.name in previous}, **digests}
+        return _prepare_from_files(config, data_root, present, origin="import", keep_extracted=keep_extracted,
                                    notes=notes, hashes=digests), notes
 
 
@@ -203,7 +211,7 @@ def _prepare_from_files(config: DatasetConfig, data_root, files: list[Path], *, 
     hashes = dict(hashes or {})
     for f in files:  # downloads with a published hash were verified by pooch; hash the others now
         if f.name not in hashes:
-            known = by_name[f.name].sha256 if f.name in by_name else None
+            known = by_name[f.name].sha256 if f.name in by_name and origin == "download" else None
             hashes[f.name] = known or file_sha256(f)
     _finish(config, data_root, hashes, origin, n, notes or [])
     return out

@@ -30,6 +30,11 @@ __all__ = [
 # Modules holding the built-in methods; each registers its classes when imported.
 BUILTIN_MODULES = (
     "apgbench.methods.classic",
+    "apgbench.methods.sam",
+    "apgbench.methods.sam2",
+    "apgbench.methods.sam3",
+    "apgbench.methods.cellpose",
+    "apgbench.methods.cellsam",
 )
 
 _REGISTRY: dict[str, type[Segmenter]] = {}

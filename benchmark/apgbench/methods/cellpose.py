@@ -235,15 +235,16 @@ class Cellpose3(_CellposeBase):
         torch_device = torch.device(device)
         self._sha256: str | None = None
         if p["random_weights"]:
-            from cellpose.resnet_torch import CPnet
-
-            model = models.CellposeModel(pretrained_model=False, model_type=None, device=torch_device)
+            # cellpose 3 builds an untrained CPnet when given neither a model nor a model type.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model.net = CPnet(nbase=[2, 32, 64, 128, 256], nout=3, sz=3, max_pool=True, diam_mean=30.0)
-            model.net.to(torch_device).eval()
+                model = models.CellposeModel(pretrained_model=False, model_type=None, device=torch_device)
             self._weights = None
         else:
+            known = set(models.MODEL_NAMES) | set(models.get_user_models())
+            if p["model_type"] not in known and not os.path.exists(p["model_type"]):
+                # cellpose would warn and fall back to its default model; refuse instead.
+                raise ValueError(f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}.")
             try:
                 model = models.CellposeModel(model_type=p["model_type"], device=torch_device)
             except OSError as err:

@@ -70,6 +70,14 @@ def paint_by_score(
     return relabel_sequential(labels)
 
 
+def hf_cache_dir() -> Path:
+    """Hugging Face's hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home) / "hub"
+
+
 def find_bpe(explicit: str | os.PathLike | None = None) -> Path:
     """The tokenizer vocabulary: ``explicit``, else sam3's own asset, else open_clip's copy of it."""
     if explicit is not None:
@@ -140,14 +148,9 @@ class Sam3(Segmenter):
 
     @classmethod
     def weights_status(cls) -> tuple[bool, str]:
-        """Whether ``sam3.pt`` is in the Hugging Face cache (no torch import)."""
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(HF_REPO, HF_FILE)
-        except Exception:  # noqa: BLE001 - a broken cache is the same as no cache here
-            cached = None
-        if isinstance(cached, str):
+        """Whether ``sam3.pt`` is in the Hugging Face cache (reads the folder; imports nothing)."""
+        cached = next(iter(sorted(hf_cache_dir().glob(f"models--facebook--sam3/snapshots/*/{HF_FILE}"))), None)
+        if cached is not None:
             return True, f"ready on a CUDA GPU (weights {cached})"
         if os.environ.get("HF_TOKEN"):
             return True, "ready on a CUDA GPU; gated weights not cached, first run downloads them with HF_TOKEN"

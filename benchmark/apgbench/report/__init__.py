@@ -29,6 +29,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from html import escape  # not `import html`: the submodule .html takes that name in this package
 from pathlib import Path
 
 import pandas as pd
@@ -41,10 +42,30 @@ from .formats import TABLE_FORMATS, frame_to_html, write_table
 from .html import Section, render_page
 from .paper import paper_comparison, paper_table
 from .qualitative import parse_selection, qualitative_figure
-from .stats import (N_BOOT, average_ranks, domain_means, msa_intervals, paired_test, relative_difference,
-                    resources_table, threshold_curves)
-from .tables import (DOMAIN_TITLES, MARKS, TRAINED, fig2_csv_table, format_html, format_latex, format_markdown,
-                     long_summary, msa_table, ranks, scorable, trained_marks)
+from .stats import (
+    N_BOOT,
+    average_ranks,
+    domain_means,
+    msa_intervals,
+    paired_test,
+    relative_difference,
+    resources_table,
+    threshold_curves,
+)
+from .tables import (
+    DOMAIN_TITLES,
+    MARKS,
+    TRAINED,
+    fig2_csv_table,
+    format_html,
+    format_latex,
+    format_markdown,
+    long_summary,
+    msa_table,
+    ranks,
+    scorable,
+    trained_marks,
+)
 
 __all__ = ["ALL_FORMATS", "ReportResult", "build_report", "load_filtered_scores"]
 
@@ -123,141 +144,166 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
     notes.extend(missing_notes(table, coverage, scores=scores,
                                requested={"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}))
 
-    table_formats = [f for f in formats if f in TABLE_FORMATS]
-    plot_formats = [f for f in formats if f in ("png", "svg")]
-    files: list[Path] = []
-    sections: list[Section] = []
-
-    # Fig. 2: the table and one bar chart per domain
-    trained = trained_marks(table) if not table.empty else pd.DataFrame()
-    paper_same_layout = paper_table(table.index, list(table.columns)) if not table.empty else None
-    files += write_table(fig2_csv_table(table), out, "msa_table", title="Mean segmentation accuracy (mSA)",
-                         formats=table_formats, markdown=format_markdown(table), latex=format_latex(table))
-    fig2 = Section("fig2", "Fig. 2 — mSA per dataset and method",
-                   f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
-                   f"{TRAINED}: the method was trained on this dataset's training split; last column: APG − AIS. "
-                   "Hover a cell for the paper's value.",
-                   [format_html(table, paper=paper_same_layout)], grid=True)
-    for domain in dict.fromkeys(table.index.get_level_values(0)) if not table.empty else []:
-        written, png = plots.save_figure(plots.fig2_domain(table, domain, trained), out, f"fig2_{domain}", plot_formats)
-        files += written
-        fig2.figures.append((f"Fig. 2, {DOMAIN_TITLES.get(domain, domain)}: numbers above bars are ranks 1-3; "
-                             "faded bars are not in the top three; hatched: trained on this dataset.", png))
-    sections.append(fig2)
-
-    # Fig. 1b: average ranks
+    output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")])
     intervals = msa_intervals(valid, seed=seed, n_boot=n_boot)
-    avg = average_ranks(table)
-    means = domain_means(table)
-    rank_section = Section("fig1b", "Fig. 1b — average rank per domain and overall",
-                           "Rank of each method on each dataset (1 = best), averaged over the datasets of a domain; "
-                           "beside it the mean mSA over those datasets.")
-    if not avg.empty:
-        rank_table = _rank_table(avg, means)
-        files += write_table(rank_table, out, "ranks", title="Average rank (mean mSA) per domain", formats=table_formats)
-        rank_section.tables.append(frame_to_html(rank_table))
-        written, png = plots.save_figure(plots.fig1b_ranks(means, avg), out, "fig1b_ranks", plot_formats)
-        files += written
-        rank_section.figures.append(("Mean mSA per domain; in brackets the average rank. Blue: the three best "
-                                     "average ranks.", png))
-    sections.append(rank_section)
-
-    # Fig. 3: APG variants relative to AIS
-    relative = relative_difference(table)
-    fig3 = Section("fig3", "Fig. 3 — APG variants relative to AIS",
-                   "100 × (variant − AIS) / AIS per dataset; apg = prompts from connected components, apg-bd = "
-                   "prompts from boundary-distance maxima.")
-    if not relative.empty:
-        files += write_table(relative, out, "fig3_relative", title="Relative mSA difference to AIS (%)",
-                             formats=table_formats, digits=1)
-        fig3.tables.append(frame_to_html(relative, digits=1))
-        written, png = plots.save_figure(plots.fig3_relative(relative), out, "fig3_relative", plot_formats)
-        files += written
-        fig3.figures.append(("Relative mSA difference to AIS (%), per domain.", png))
-    else:
-        fig3.intro += " Needs results of ais and apg or apg-bd on the same datasets."
-    sections.append(fig3)
-
-    # The paper's numbers beside ours
-    comparison = paper_comparison(table, intervals)
-    files += write_table(comparison, out, "paper_comparison", title="Our mSA and the paper's", formats=table_formats)
-    sections.append(Section("paper", "Paper vs. this run",
-                            "The paper's published mSA (default settings, see apgbench.report.paper) and ours - "
-                            "paper; paper_in_ci: the paper's value lies in our bootstrap 95% interval.",
-                            [frame_to_html(comparison)]))
-
-    # Beyond the paper
+    sections = [_fig2_section(output, table), _rank_section(output, table), _fig3_section(output, table),
+                _paper_section(output, table, intervals)]
     summary = long_summary(scores) if not scores.empty else pd.DataFrame()
     if not summary.empty:
-        summary = summary.merge(intervals.rename(columns={"method": "label"})[["dataset", "label", "ci_low", "ci_high"]],
-                                how="left", on=["dataset", "label"])
+        ci = intervals.rename(columns={"method": "label"})[["dataset", "label", "ci_low", "ci_high"]]
+        summary = summary.merge(ci, how="left", on=["dataset", "label"])
     if "csv" in formats:
         summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
-        files.append(out / "summary.csv")
-    ci_section = Section("intervals", "Bootstrap 95% intervals", "Percentile bootstrap over images "
-                         f"({n_boot} resamples, seed {seed}).", [frame_to_html(intervals)])
-    if not intervals.empty:
-        written, png = plots.save_figure(plots.interval_plot(intervals), out, "msa_intervals", plot_formats)
-        files += written
-        ci_section.figures.append(("mSA with bootstrap 95% interval per dataset and method.", png))
-    sections.append(ci_section)
-
-    curves = threshold_curves(valid)
-    curve_section = Section("thresholds", "Accuracy per IoU threshold",
-                            "SA(t) at t = 0.50 … 0.95: dataset means, averaged over each domain's datasets.")
-    if not curves.empty:
-        wide = curves.pivot_table(index=["domain", "method"], columns="threshold", values="sa", sort=False)
-        wide.columns = [f"{t:.2f}" for t in wide.columns]
-        files += write_table(wide, out, "sa_thresholds", title="Segmentation accuracy per IoU threshold",
-                             formats=table_formats)
-        curve_section.tables.append(frame_to_html(wide))
-        written, png = plots.save_figure(plots.threshold_plot(curves), out, "sa_thresholds", plot_formats)
-        files += written
-        curve_section.figures.append(("SA against the IoU threshold per domain.", png))
-    sections.append(curve_section)
-
-    labels = set(valid["label"]) if not valid.empty else set()
-    if compare is None and {"apg", "ais"} <= labels:
+        output.files.append(out / "summary.csv")
+    sections += [_interval_section(output, intervals, seed, n_boot), _threshold_section(output, valid)]
+    if compare is None and not valid.empty and {"apg", "ais"} <= set(valid["label"]):
         compare = ("apg", "ais")
     if compare is not None:
-        first, second = compare
-        paired = paired_test(valid, first, second, seed=seed, n_boot=n_boot)
-        if paired.empty:
-            notes.append(f"Paired test {first} vs {second}: no images scored by both.")
-        files += write_table(paired, out, f"paired_{first}_vs_{second}", formats=table_formats,
-                             title=f"Paired comparison {first} − {second} (mSA per image)")
-        sections.append(Section("paired", f"Paired test: {first} vs. {second}",
-                                f"Per image: mSA({first}) − mSA({second}) on images both scored; mean with bootstrap "
-                                "95% interval; two-sided Wilcoxon signed-rank p-value; wins/ties/losses of "
-                                f"{first}.", [frame_to_html(paired, digits=4)]))
-
-    resources = resources_table(scores)
-    files += write_table(resources, out, "resources", title="Time and memory per method", formats=table_formats, digits=2)
-    files += write_table(coverage, out, "coverage", title="Images per record", formats=table_formats)
-    sections.append(Section("resources", "Time, memory and images scored",
-                            "Seconds per image (wall clock of segment()), peak resident memory of the run's process "
-                            "(MiB), images scored and failed.", [frame_to_html(resources, digits=2),
-                                                                  frame_to_html(coverage)]))
-
-    figure, qual_notes = qualitative_figure(results_root, valid, parse_selection(images or []), data_root=data_root)
-    notes.extend(qual_notes)
-    qual = Section("qualitative", "Qualitative results (Fig. 1c)",
-                   "Each object's contour in its own colour; the title gives the image's mSA.")
-    if figure is not None:
-        written, png = plots.save_figure(figure, out, "qualitative", [f for f in plot_formats if f == "png"], dpi=130)
-        files += written
-        qual.figures.append(("Images with the ground truth's and each method's contours.", png))
-    sections.append(qual)
+        section, note = _paired_section(output, valid, compare, seed, n_boot)
+        sections.append(section)
+        notes.extend(note)
+    sections.append(_resources_section(output, scores, coverage))
+    section, note = _qualitative_section(output, results_root, valid, images, data_root)
+    sections.append(section)
+    notes.extend(note)
 
     html_path = None
     if "html" in formats:
-        meta = (f"Results root <code>{results_root}</code> · {len(table)} dataset(s) · {len(table.columns)} "
-                f"method(s) · {len(valid)} scored image results · generated "
+        meta = (f"Results root <code>{escape(str(results_root))}</code> · {len(table)} dataset(s) · "
+                f"{len(table.columns)} method(s) · {len(valid)} scored image results · generated "
                 f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
         html_path = out / "report.html"
         html_path.write_text(render_page("apgbench report", meta, notes, sections), encoding="utf-8")
-        files.append(html_path)
-    return ReportResult(out, files, table, _terminal_table(table), notes, html_path)
+        output.files.append(html_path)
+    return ReportResult(out, output.files, table, _terminal_table(table), notes, html_path)
+
+
+@dataclass
+class _Output:
+    """Where and in which formats tables and figures go; collects the paths written."""
+
+    out: Path
+    table_formats: list[str]
+    plot_formats: list[str]
+    files: list[Path] = field(default_factory=list)
+
+    def table(self, frame: pd.DataFrame, stem: str, title: str, **kwargs) -> str:
+        self.files += write_table(frame, self.out, stem, title=title, formats=self.table_formats, **kwargs)
+        return frame_to_html(frame, digits=kwargs.get("digits", 3))
+
+    def figure(self, fig, stem: str, *, raster_only: bool = False, dpi: int = 150) -> bytes:
+        formats = [f for f in self.plot_formats if f == "png" or not raster_only]
+        written, png = plots.save_figure(fig, self.out, stem, formats, dpi=dpi)
+        self.files += written
+        return png
+
+
+def _fig2_section(output: _Output, table: pd.DataFrame) -> Section:
+    paper = paper_table(table.index, list(table.columns)) if not table.empty else None
+    output.table(fig2_csv_table(table), "msa_table", "Mean segmentation accuracy (mSA)",
+                 markdown=format_markdown(table), latex=format_latex(table))
+    section = Section("fig2", "Fig. 2 — mSA per dataset and method",
+                      f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
+                      f"{TRAINED}: the method was trained on this dataset's training split; last column: APG − AIS. "
+                      "Hover a cell for the paper's value.", [format_html(table, paper=paper)],
+                      # two plots per row only while they are small; 9 datasets per domain need the full width
+                      grid=not table.empty and table.groupby(level=0).size().max() <= 3)
+    if table.empty:
+        return section
+    trained = trained_marks(table)
+    caption = ("numbers above bars are ranks 1-3; faded bars are not in the top three; "
+               "hatched: trained on this dataset.")
+    for domain in dict.fromkeys(table.index.get_level_values(0)):
+        png = output.figure(plots.fig2_domain(table, domain, trained), f"fig2_{domain}")
+        section.figures.append((f"Fig. 2, {DOMAIN_TITLES.get(domain, domain)}: {caption}", png))
+    return section
+
+
+def _rank_section(output: _Output, table: pd.DataFrame) -> Section:
+    section = Section("fig1b", "Fig. 1b — average rank per domain and overall",
+                      "Rank of each method on each dataset (1 = best), averaged over the datasets of a domain; "
+                      "beside it the mean mSA over those datasets.")
+    avg, means = average_ranks(table), domain_means(table)
+    if not avg.empty:
+        section.tables.append(output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain"))
+        png = output.figure(plots.fig1b_ranks(means, avg), "fig1b_ranks")
+        section.figures.append(("Mean mSA per domain; in brackets the average rank. Blue: the three best.", png))
+    return section
+
+
+def _fig3_section(output: _Output, table: pd.DataFrame) -> Section:
+    section = Section("fig3", "Fig. 3 — APG variants relative to AIS",
+                      "100 × (variant − AIS) / AIS per dataset; apg = prompts from connected components, apg-bd = "
+                      "prompts from boundary-distance maxima.")
+    relative = relative_difference(table)
+    if relative.empty:
+        section.intro += " Needs results of ais and apg or apg-bd on the same datasets."
+        return section
+    section.tables.append(output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1))
+    png = output.figure(plots.fig3_relative(relative), "fig3_relative")
+    section.figures.append(("Relative mSA difference to AIS (%), per domain.", png))
+    return section
+
+
+def _paper_section(output: _Output, table: pd.DataFrame, intervals: pd.DataFrame) -> Section:
+    comparison = paper_comparison(table, intervals)
+    return Section("paper", "Paper vs. this run",
+                   "The paper's published mSA (default settings; mapping in apgbench.report.paper) and ours − "
+                   "paper; paper_in_ci: the paper's value lies in our bootstrap 95% interval.",
+                   [output.table(comparison, "paper_comparison", "Our mSA and the paper's")])
+
+
+def _interval_section(output: _Output, intervals: pd.DataFrame, seed: int, n_boot: int) -> Section:
+    section = Section("intervals", "Bootstrap 95% intervals",
+                      f"Percentile bootstrap over images ({n_boot} resamples, seed {seed}).",
+                      [frame_to_html(intervals)])
+    if not intervals.empty:
+        png = output.figure(plots.interval_plot(intervals), "msa_intervals")
+        section.figures.append(("mSA with bootstrap 95% interval per dataset and method.", png))
+    return section
+
+
+def _threshold_section(output: _Output, valid: pd.DataFrame) -> Section:
+    section = Section("thresholds", "Accuracy per IoU threshold",
+                      "SA(t) at t = 0.50 … 0.95: dataset means, averaged over each domain's datasets.")
+    curves = threshold_curves(valid)
+    if curves.empty:
+        return section
+    wide = curves.pivot_table(index=["domain", "method"], columns="threshold", values="sa", sort=False)
+    wide.columns = [f"{t:.2f}" for t in wide.columns]
+    section.tables.append(output.table(wide, "sa_thresholds", "Segmentation accuracy per IoU threshold"))
+    png = output.figure(plots.threshold_plot(curves), "sa_thresholds")
+    section.figures.append(("SA against the IoU threshold per domain.", png))
+    return section
+
+
+def _paired_section(output: _Output, valid, compare, seed: int, n_boot: int) -> tuple[Section, list[str]]:
+    first, second = compare
+    paired = paired_test(valid, first, second, seed=seed, n_boot=n_boot)
+    notes = [f"Paired test {first} vs {second}: no images scored by both."] if paired.empty else []
+    body = output.table(paired, f"paired_{first}_vs_{second}", f"Paired comparison {first} − {second} (mSA per image)",
+                        digits=4)
+    return Section("paired", f"Paired test: {first} vs. {second}",
+                   f"Per image: mSA({first}) − mSA({second}) on the images both scored; mean with bootstrap 95% "
+                   f"interval; two-sided Wilcoxon signed-rank p-value; wins/ties/losses of {first}.", [body]), notes
+
+
+def _resources_section(output: _Output, scores: pd.DataFrame, coverage: pd.DataFrame) -> Section:
+    return Section("resources", "Time, memory and images scored",
+                   "Seconds per image (wall clock of segment()), peak resident memory of the run's process (MiB), "
+                   "images expected, scored and failed per record.",
+                   [output.table(resources_table(scores), "resources", "Time and memory per method", digits=2),
+                    output.table(coverage, "coverage", "Images per record")])
+
+
+def _qualitative_section(output: _Output, results_root, valid, images, data_root) -> tuple[Section, list[str]]:
+    section = Section("qualitative", "Qualitative results (Fig. 1c)",
+                      "Each object's contour in its own colour; the title gives the image's mSA.")
+    figure, notes = qualitative_figure(results_root, valid, parse_selection(images or []), data_root=data_root)
+    if figure is not None:
+        png = output.figure(figure, "qualitative", raster_only=True, dpi=130)
+        section.figures.append(("Images with the ground truth's and each method's contours.", png))
+    return section, notes
 
 
 def _rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:

@@ -47,6 +47,14 @@ def _clean(ax) -> None:
     ax.spines["right"].set_visible(False)
 
 
+def _tick_labels(ax, labels: list[str], *, always: bool = False) -> None:
+    """Tick labels, slanted and anchored at their tick when there are many (or ``always``)."""
+    if always or len(labels) > 4:
+        ax.set_xticklabels(labels, rotation=30, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticklabels(labels)
+
+
 def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *, dpi: int = 150) -> tuple[list[Path], bytes]:
     """Write ``<stem>.png`` / ``<stem>.svg`` (those in ``formats``); return the paths and the PNG bytes."""
     buffer = io.BytesIO()
@@ -92,7 +100,7 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
             ax.text(i, min(top + 0.07, 1.04), f"APG−AIS {d:+.3f}".replace("-", "−"), ha="center", va="bottom",
                     fontsize=7, color="#1a7f37" if d >= 0 else "#b42318", fontweight="bold")
     ax.set_xticks(np.arange(len(datasets)))
-    ax.set_xticklabels(datasets, rotation=25 if len(datasets) > 4 else 0, ha="right" if len(datasets) > 4 else "center")
+    _tick_labels(ax, datasets)
     ax.set_ylim(0, 1.1)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("Mean segmentation accuracy (mSA)")
@@ -126,7 +134,7 @@ def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
             ax.text(x, min(values[m] + 0.01, 0.9), f"{values[m]:.3f}\n({rank[m]:.2f})", ha="center", va="bottom",
                     fontsize=7, fontweight="bold" if base_method(m) == "apg" else "normal")
         ax.set_xticks(xs)
-        ax.set_xticklabels(methods, rotation=45, ha="right")
+        _tick_labels(ax, methods, always=True)
         ax.set_ylim(0, 1)
         ax.set_title("Overall" if panel == "overall" else DOMAIN_TITLES.get(panel, panel), fontweight="bold")
         _clean(ax)
@@ -171,7 +179,7 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
         ax.axhline(0, color="black", linewidth=0.8, zorder=2)
         ax.set_ylim(-limit, limit)
         ax.set_xticks(xs)
-        ax.set_xticklabels(sub.index, rotation=25 if len(sub) > 4 else 0, ha="right" if len(sub) > 4 else "center")
+        _tick_labels(ax, list(sub.index))
         ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
         _clean(ax)
     for ax in axes[len(domains):]:
@@ -214,24 +222,34 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
 
 
 def interval_plot(intervals: pd.DataFrame) -> Figure:
-    """mSA with its bootstrap 95% interval per dataset and method (a dot-and-whisker plot)."""
-    pairs = sorted(set(zip(intervals["domain"], intervals["dataset"])), key=lambda p: (domain_key(p[0]), p))
-    datasets = [dataset for _, dataset in pairs]
+    """mSA with its bootstrap 95% interval, one panel per domain: datasets on x, a dot and whisker per method."""
+    domains = sorted(intervals["domain"].unique(), key=domain_key)
     methods = order_methods(intervals["method"].unique())
-    fig = _figure(7.0, 0.35 * len(datasets) * max(1, len(methods)) ** 0.5 + 1.5)
-    ax = fig.add_subplot()
+    most = max(intervals.groupby("domain")["dataset"].nunique())
+    ncols = 1 if most * len(methods) > 40 else min(2, len(domains))
+    nrows = math.ceil(len(domains) / ncols)
+    fig = _figure(max(6.0, 0.09 * len(methods) * most + 2.5) * ncols, 2.9 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     step = 0.8 / max(1, len(methods))
-    for j, method in enumerate(methods):
-        sub = intervals[intervals["method"] == method].set_index("dataset")
-        ys = [datasets.index(d) + (j - (len(methods) - 1) / 2) * step for d in sub.index]
-        ax.errorbar(sub["msa"], ys, xerr=[sub["msa"] - sub["ci_low"], sub["ci_high"] - sub["msa"]], fmt="o",
-                    markersize=3, capsize=2, color=method_colour(method), label=method)
-    ax.set_yticks(np.arange(len(datasets)))
-    ax.set_yticklabels(datasets)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mSA with bootstrap 95% interval over images")
-    ax.grid(axis="x", alpha=0.3)
-    _clean(ax)
-    ax.legend(loc="best", fontsize=7, frameon=False)
+    for ax, domain in zip(axes, domains):
+        sub = intervals[intervals["domain"] == domain]
+        datasets = sorted(sub["dataset"].unique())
+        for j, method in enumerate(methods):
+            rows = sub[sub["method"] == method]
+            if rows.empty:
+                continue
+            xs = [datasets.index(d) + (j - (len(methods) - 1) / 2) * step for d in rows["dataset"]]
+            ax.errorbar(xs, rows["msa"], yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
+                        fmt="o", markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method), label=method)
+        ax.set_xticks(np.arange(len(datasets)))
+        _tick_labels(ax, datasets)
+        ax.set_ylim(0, 1)
+        ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
+        ax.grid(axis="y", alpha=0.3)
+        _clean(ax)
+    for ax in axes[len(domains):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("mSA, bootstrap 95% interval")
+    fig.legend(handles=[Patch(facecolor=method_colour(m), label=m) for m in methods], loc="outside right upper",
+               frameon=False)
     return fig

@@ -71,8 +71,11 @@ def msa_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
-    """Rank of each method per dataset (1 = best; ties share the best rank; missing values stay NaN)."""
-    return table.rank(axis=1, ascending=False, method="min")
+    """Rank of each method per dataset (1 = best; ties share the best rank; missing values stay NaN).
+
+    Values are compared rounded to 9 decimals, so means equal up to floating-point noise count as ties.
+    """
+    return table.round(9).rank(axis=1, ascending=False, method="min")
 
 
 def trained_marks(table: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,6 @@ def reader_names() -> list[str]:
     return sorted(_READERS)
 
 
-from . import containers, folders, polygons  # noqa: E402,F401  (modules register their readers)
+from . import containers, folders, polygons  # noqa: F401  (modules register their readers)
 
 __all__ = ["Entry", "ReaderError", "get_reader", "reader_names", "register_reader"]

@@ -51,7 +51,7 @@ def natural_key(text: str) -> list:
 def entry_id(relative: str | Path) -> str:
     """Prepared-image id from a relative source path: separators and odd characters become '_'."""
     text = str(relative).replace("\\", "/")
-    text = re.sub(r"\.(tiff?|png|bmp|jpe?g|npy|h5|hdf5|zarr|json|geojson|xml)$", "", text, flags=re.I)
+    text = re.sub(r"\.(tiff?|png|bmp|jpe?g|npy|h5|hdf5|zarr|json|geojson|xml)$", "", text, flags=re.IGNORECASE)
     text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")
     return text or "image"
 

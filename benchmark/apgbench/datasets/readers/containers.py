@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+
 import numpy as np
 
 from . import register_reader
-from ._base import Entry, ReaderError, check_pair, entry_id, find_base, natural_key, read_array, sorted_glob, \
-    to_instances
+from ._base import (
+    Entry,
+    ReaderError,
+    check_pair,
+    entry_id,
+    find_base,
+    natural_key,
+    read_array,
+    sorted_glob,
+    to_instances,
+)
 
 
 def _keys(value: str | list[str]) -> list[str]:

@@ -9,8 +9,17 @@ from typing import Any
 import numpy as np
 
 from . import register_reader
-from ._base import Entry, ReaderError, check_pair, entry_id, find_base, natural_key, read_array, sorted_glob, \
-    to_instances
+from ._base import (
+    Entry,
+    ReaderError,
+    check_pair,
+    entry_id,
+    find_base,
+    natural_key,
+    read_array,
+    sorted_glob,
+    to_instances,
+)
 
 
 def _label_path(base: Path, relative: str, subs: list[list[str]]) -> Path | None:
@@ -60,8 +69,8 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, *
         by sorted position (as the paper's code does with two natsorted lists). ``exclude``: regexes of
         image paths to skip. ``label_mode``: see :func:`to_instances`. ``missing_label``: ``error`` or
         ``skip``. ``group``: path component index, or regex whose last group names the image's group.
-        ``order``: ``natural`` or ``lexicographic``. ``check_readable``: drop images that cannot be decoded
-        while listing (the paper's CellBinDB code does). ``mat_key``: variable of ``.mat`` label files.
+        ``order``: ``natural`` or ``lexicographic``. ``check_readable``: drop image/label pairs that cannot be
+        decoded, after pairing and before the split (the paper's CellBinDB code does). ``mat_key``: variable of ``.mat`` label files.
         ``flip_labels``: axis to reverse in the labels; ``clip_common``: crop image and labels to their common
         shape; ``drop_last_slice``: regexes of files whose last slice is dropped (GoNuclear fixes).
     """
@@ -87,8 +96,6 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
     skip = [re.compile(p) for p in opts.get("exclude", ())]
     found = [p for p in sorted_glob(folder, pattern, order)
              if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)]
-    if opts.get("check_readable"):
-        found = [p for p in found if _readable(p)]
     if not found:
         raise ReaderError(f"No images match '{pattern}' under {folder}: wrong or incomplete data.")
     if opts.get("labels"):
@@ -110,6 +117,8 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
                 raise ReaderError(f"No label file for image '{relative}' (looked for "
                                   f"{[re.sub(p, r, relative) for p, r in subs]}).")
             pairs.append((image_path, label_path))
+    if opts.get("check_readable"):  # as the paper's CellBinDB code: drop pairs with an undecodable file
+        pairs = [(i, lab) for i, lab in pairs if _readable(i) and _readable(lab)]
     entries = []
     for image_path, label_path in pairs:
         relative = image_path.relative_to(folder).as_posix()

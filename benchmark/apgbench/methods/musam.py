@@ -1,0 +1,288 @@
+"""µSAM / PathoSAM methods: AIS, APG (ours, two prompt modes) and micro-sam's own APG for cross-checking.
+
+All four share one model load per run (micro-sam's ``get_predictor_and_decoder``, weights from micro-sam's
+cache: ``$MICROSAM_CACHEDIR/models/<model>`` or pooch's ``micro_sam`` cache folder) and one image-encoder
+pass per image. They differ only in what follows the decoder maps:
+
+- ``ais``: :func:`apgbench.apg.automatic_instance_segmentation` (seeded watershed);
+- ``apg`` / ``apg-bd``: :func:`apgbench.apg.automatic_prompt_generation` with ``components`` /
+  ``boundary-maxima`` prompts, the SAM mask decoder answering them through :class:`SamPointModel`;
+- ``apg-ref``: ``micro_sam.instance_segmentation.AutomaticPromptGenerator.generate``.
+
+Images larger than ``max_untiled`` pixels on a side are tiled (``tile_shape`` + ``halo``) as micro-sam
+does: tiled embeddings, stitched decoder maps, each prompt answered in the tile whose core holds it.
+Only numpy, the standard library and apgbench are imported at module level.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..apg import AIS_DEFAULTS, APG_DEFAULTS, LogitUpsampler, PromptMasks
+from ..apg import automatic_instance_segmentation, automatic_prompt_generation
+from . import register_method
+from .base import MethodUnavailableError, Segmenter
+
+DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
+DEFAULT_MODEL = "vit_b_lm"
+# Where micro-sam 1.8 downloads the two default models from (facts from micro_sam.util.models()).
+KNOWN_URLS = {
+    "vit_b_lm": "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/diplomatic-bug/1.2/files/vit_b.pt",
+    "vit_b_lm_decoder":
+        "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/diplomatic-bug/1.2/files/vit_b_decoder.pt",
+    "vit_b_histopathology": "https://owncloud.gwdg.de/index.php/s/sBB4H8CTmIoBZsQ/download",
+    "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
+}
+_COMMON = {"model": None, "checkpoint": None, "tile_shape": [384, 384], "halo": [64, 64], "max_untiled": 512}
+
+
+def microsam_model_dir() -> Path:
+    """micro-sam's model cache: ``$MICROSAM_CACHEDIR/models`` or ``pooch.os_cache("micro_sam")/models``."""
+    root = os.environ.get("MICROSAM_CACHEDIR")
+    if not root:
+        import pooch
+
+        root = pooch.os_cache("micro_sam")
+    return Path(root).expanduser() / "models"
+
+
+class SamPointModel:
+    """A SAM predictor as :class:`apgbench.apg.PromptableModel`.
+
+    One batched prompt-encoder + mask-decoder call per batch of points; the 256x256 logits are upsampled
+    only inside each mask's box (:class:`apgbench.apg.LogitUpsampler`), which reproduces
+    ``SamPredictor.predict_torch`` + micro-sam's thresholding and stability score.
+
+    Parameters
+    ----------
+    predictor : segment_anything.SamPredictor
+        Its model; the features come from ``embeddings``.
+    embeddings : dict
+        micro-sam's ``precompute_image_embeddings`` output for the image (tiled or not).
+    shape : tuple of int
+        The image's ``(H, W)``.
+    tiles : list of (slice, slice) or None
+        For tiled embeddings: each tile's outer block (tile + halo), indexed by tile id.
+    tile_of : callable or None
+        Maps a ``(row, col)`` point to its tile id (the tile whose core holds it).
+    """
+
+    def __init__(self, predictor, embeddings, shape, tiles=None, tile_of=None) -> None:
+        self.predictor, self.embeddings, self.shape = predictor, embeddings, tuple(shape)
+        self.tiles, self.tile_of = tiles, tile_of
+        self._upsamplers: dict = {}
+
+    def _decode(self, points: np.ndarray, tile_id: int | None) -> PromptMasks:
+        import torch
+        from micro_sam import util
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        predictor = util.set_precomputed(self.predictor, self.embeddings, tile_id=tile_id)
+        offset = (0, 0) if tile_id is None else (self.tiles[tile_id][0].start, self.tiles[tile_id][1].start)
+        original, input_size = tuple(predictor.original_size), tuple(predictor.input_size)
+        key = (original, input_size)
+        if key not in self._upsamplers:
+            model = predictor.model
+            self._upsamplers[key] = LogitUpsampler(original, input_size, lowres=256,
+                                                   padded=model.image_encoder.img_size,
+                                                   mask_threshold=model.mask_threshold)
+        local = points - np.array(offset)
+        coords = ResizeLongestSide(predictor.model.image_encoder.img_size).apply_coords(
+            local[:, None, ::-1].astype(np.float64), original)
+        model, device = predictor.model, predictor.device
+        with torch.no_grad():
+            sparse, dense = model.prompt_encoder(
+                points=(torch.as_tensor(coords, dtype=torch.float32, device=device),
+                        torch.ones((len(points), 1), dtype=torch.float32, device=device)),
+                boxes=None, masks=None)
+            logits, iou = model.mask_decoder(
+                image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=False)
+        return self._upsamplers[key](logits[:, 0].float().cpu().numpy(), iou[:, 0].float().cpu().numpy(),
+                                     offset=offset, shape=self.shape)
+
+    def predict_points(self, points: np.ndarray) -> PromptMasks:
+        """Masks for ``(row, col)`` points, in order."""
+        points = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+        if len(points) == 0:
+            return PromptMasks.empty(self.shape)
+        if self.tiles is None:
+            return self._decode(points, None)
+        tile_ids = np.array([self.tile_of(p) for p in points])
+        order, parts = [], []
+        for tile_id in np.unique(tile_ids):
+            index = np.flatnonzero(tile_ids == tile_id)
+            order.append(index)
+            parts.append(self._decode(points[index], int(tile_id)))
+        merged = PromptMasks.concatenate(parts, self.shape)
+        return merged.select(np.argsort(np.concatenate(order), kind="stable"))
+
+
+class _MicroSam(Segmenter):
+    """Shared model loading, embeddings and decoder maps of the µSAM methods."""
+
+    requires = ("torch", "micro_sam", "segment_anything")
+    extra = "musam"
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool, str]:
+        """Whether the default µSAM weights are in micro-sam's cache (no torch import)."""
+        folder = microsam_model_dir()
+        missing = [n for n in (DEFAULT_MODEL, f"{DEFAULT_MODEL}_decoder") if not (folder / n).is_file()]
+        if not missing:
+            return True, f"ready (weights in {folder})"
+        return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
+
+    def model_name(self) -> str:
+        """The micro-sam model used for the current domain."""
+        return self.params["model"] or DEFAULT_MODELS.get(self.domain or "", DEFAULT_MODEL)
+
+    def _prepare(self, device: str, domain: str | None) -> None:
+        from micro_sam import util
+        from micro_sam.instance_segmentation import get_predictor_and_decoder
+
+        name, checkpoint = self.model_name(), self.params["checkpoint"]
+        if checkpoint is None:
+            folder, registry = microsam_model_dir(), util.models()
+            if name not in registry.registry:
+                raise ValueError(f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names().")
+            for file in (name, f"{name}_decoder"):
+                if file in registry.registry and not (folder / file).is_file():
+                    try:  # micro-sam's own download (pooch, hash-checked)
+                        registry.fetch(file, progressbar=False)
+                    except Exception as error:  # no network, HTTP error, bad hash
+                        raise MethodUnavailableError(
+                            f"µSAM weight file {folder / file} is missing and could not be downloaded from "
+                            f"{registry.urls.get(file, KNOWN_URLS.get(file, '?'))} ({type(error).__name__}); "
+                            f"put it there, or set MICROSAM_CACHEDIR to a folder holding models/{file}."
+                        ) from None
+        elif not Path(checkpoint).is_file():
+            raise MethodUnavailableError(f"µSAM checkpoint {checkpoint} does not exist.")
+        model_type = name if checkpoint is None else name[:5]
+        self.predictor, self.decoder = get_predictor_and_decoder(model_type, checkpoint, device=device)
+        self._weights = {"model": name, "checkpoint": str(checkpoint or folder / name),
+                         "weights_hash": getattr(self.predictor, "_hash", None)}
+
+    def _tiling(self, shape) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        if max(shape) <= int(self.params["max_untiled"]):
+            return None, None
+        return tuple(self.params["tile_shape"]), tuple(self.params["halo"])
+
+    def _maps(self, image: np.ndarray):
+        """Embeddings and the three decoder maps, as micro-sam computes them."""
+        from micro_sam import util
+        from micro_sam.instance_segmentation import (
+            InstanceSegmentationWithDecoder,
+            TiledInstanceSegmentationWithDecoder,
+        )
+
+        tile_shape, halo = self._tiling(image.shape[:2])
+        embeddings = util.precompute_image_embeddings(self.predictor, image, ndim=2, tile_shape=tile_shape,
+                                                      halo=halo, verbose=False)
+        if tile_shape is None:
+            segmenter = InstanceSegmentationWithDecoder(self.predictor, self.decoder)
+            segmenter.initialize(image, image_embeddings=embeddings)
+        else:
+            segmenter = TiledInstanceSegmentationWithDecoder(self.predictor, self.decoder)
+            segmenter.initialize(image, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
+        state = segmenter.get_state() if tile_shape is None else {
+            "foreground": segmenter._foreground, "center_distances": segmenter._center_distances,
+            "boundary_distances": segmenter._boundary_distances}
+        maps = (state["foreground"], state["center_distances"], state["boundary_distances"])
+        return embeddings, maps, (tile_shape, halo)
+
+    def point_model(self, embeddings, shape, tiling) -> SamPointModel:
+        """The :class:`SamPointModel` for one image's embeddings."""
+        tile_shape, halo = tiling
+        if tile_shape is None:
+            return SamPointModel(self.predictor, embeddings, shape)
+        from bioimage_cpp.utils import Blocking  # micro-sam's own tiling
+
+        blocking = Blocking([0, 0], list(shape), list(tile_shape))
+        tiles = []
+        for tile_id in range(blocking.number_of_blocks):
+            outer = blocking.get_block_with_halo(tile_id, list(halo)).outer_block
+            tiles.append(tuple(slice(b, e) for b, e in zip(outer.begin, outer.end)))
+        return SamPointModel(self.predictor, embeddings, shape, tiles,
+                             lambda p: blocking.coordinates_to_block_id([int(p[0]), int(p[1])]))
+
+    def _algorithm_params(self, defaults: dict) -> dict:
+        return {k: v for k, v in self.params.items() if k in defaults}
+
+    def info(self) -> dict[str, Any]:
+        """micro-sam version, model name, checkpoint path and its registry hash."""
+        from .preprocess import dist_version
+
+        return {"micro_sam": dist_version("micro_sam"), "torch": dist_version("torch"), "precision": "float32",
+                **getattr(self, "_weights", {"model": self.model_name()})}
+
+    def close(self) -> None:
+        self.predictor = self.decoder = None
+
+
+@register_method
+class MicroSamAIS(_MicroSam):
+    """µSAM decoder + seeded watershed."""
+
+    name = "ais"
+    description = "µSAM/PathoSAM decoder + seeded watershed (AIS)"
+    default_params = {**_COMMON, **AIS_DEFAULTS}
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        _, maps, _ = self._maps(image)
+        return automatic_instance_segmentation(*maps, **self._algorithm_params(AIS_DEFAULTS))
+
+
+@register_method
+class MicroSamAPG(_MicroSam):
+    """Automatic prompt generation, this project's implementation."""
+
+    name = "apg"
+    description = "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)"
+    prompts = "components"
+    default_params = {**_COMMON, **{k: v for k, v in APG_DEFAULTS.items() if k != "prompts"}}
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        embeddings, maps, tiling = self._maps(image)
+        model = self.point_model(embeddings, image.shape[:2], tiling)
+        return automatic_prompt_generation(*maps, model, prompts=self.prompts,
+                                           **self._algorithm_params(APG_DEFAULTS))
+
+
+@register_method
+class MicroSamAPGBoundary(MicroSamAPG):
+    """APG with prompts at boundary-distance maxima (paper Fig. 3)."""
+
+    name = "apg-bd"
+    description = "APG with boundary-distance maxima prompts (paper Fig. 3)"
+    prompts = "boundary-maxima"
+
+
+@register_method
+class MicroSamAPGReference(_MicroSam):
+    """micro-sam's own ``AutomaticPromptGenerator``, for cross-checking ``apg``."""
+
+    name = "apg-ref"
+    description = "micro-sam's own AutomaticPromptGenerator (reference for apg)"
+    default_params = {**_COMMON, "min_size": 25, "center_distance_threshold": 0.5,
+                      "boundary_distance_threshold": 0.5, "foreground_threshold": 0.5, "nms_threshold": 0.9,
+                      "batch_size": 32}
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        from micro_sam.instance_segmentation import get_instance_segmentation_generator
+
+        tile_shape, halo = self._tiling(image.shape[:2])
+        embeddings, maps, _ = self._maps(image)
+        segmenter = get_instance_segmentation_generator(self.predictor, is_tiled=tile_shape is not None,
+                                                        decoder=self.decoder, segmentation_mode="apg")
+        if tile_shape is None:
+            segmenter.set_state(dict(zip(("foreground", "center_distances", "boundary_distances"), maps)))
+        else:  # the tiled generator keeps the embeddings in its state, so initialise it fully
+            segmenter.initialize(image, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
+        keys = ("min_size", "center_distance_threshold", "boundary_distance_threshold", "foreground_threshold",
+                "nms_threshold", "batch_size")
+        return np.asarray(segmenter.generate(**{k: self.params[k] for k in keys}), dtype=np.uint32)
