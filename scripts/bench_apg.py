@@ -32,14 +32,12 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _msa(a: np.ndarray, b: np.ndarray) -> float:
-    try:
-        from apgbench.metrics import mean_segmentation_accuracy
-    except ImportError:  # metrics.py not there yet: elf is the paper's implementation
-        from elf.evaluation import mean_segmentation_accuracy
+    from apgbench.metrics import mean_segmentation_accuracy
+
     return float(mean_segmentation_accuracy(a, b))
 
 
-def run_reference(apg, predictor, maps):
+def run_reference(predictor, maps):
     """micro-sam's AutomaticPromptGenerator.generate, step by step (same calls, timed separately)."""
     from micro_sam import util
     from micro_sam.inference import batched_inference
@@ -48,13 +46,23 @@ def run_reference(apg, predictor, maps):
     t0 = time.perf_counter()
     prompts = _derive_point_prompts(*maps)
     t1 = time.perf_counter()
-    predictions = batched_inference(predictor, image=None, batch_size=32, return_instance_segmentation=False,
-                                    multimasking=False, **prompts)
+    predictions = batched_inference(
+        predictor,
+        image=None,
+        batch_size=32,
+        return_instance_segmentation=False,
+        multimasking=False,
+        **prompts,
+    )
     t2 = time.perf_counter()
     labels = util.apply_nms(predictions, min_size=25, nms_thresh=0.9)
     t3 = time.perf_counter()
-    return labels, {"prompts": t1 - t0, "decode": t2 - t1, "nms_paint": t3 - t2,
-                    "n_prompts": len(prompts["points"])}
+    return labels, {
+        "prompts": t1 - t0,
+        "decode": t2 - t1,
+        "nms_paint": t3 - t2,
+        "n_prompts": len(prompts["points"]),
+    }
 
 
 def main() -> None:
@@ -86,36 +94,47 @@ def main() -> None:
     t = time.perf_counter()
     embeddings = util.precompute_image_embeddings(predictor, image, ndim=2, verbose=False)
     util.set_precomputed(predictor, embeddings)
-    print(f"image {image_path.name} {image.shape}, {labels.max()} objects, torch threads "
-          f"{torch.get_num_threads()}, embedding {time.perf_counter() - t:.1f} s")
+    print(
+        f"image {image_path.name} {image.shape}, {labels.max()} objects, torch threads "
+        f"{torch.get_num_threads()}, embedding {time.perf_counter() - t:.1f} s"
+    )
 
     rows = {"micro-sam": [], "ours": []}
     for _ in range(args.repeats):
-        ref, times = run_reference(None, predictor, maps)
+        ref, times = run_reference(predictor, maps)
         rows["micro-sam"].append(times)
         ours_times: dict = {}
-        ours = automatic_prompt_generation(*maps, SamPointModel(predictor, embeddings, labels.shape),
-                                           timings=ours_times)
+        ours = automatic_prompt_generation(
+            *maps, SamPointModel(predictor, embeddings, labels.shape), timings=ours_times
+        )
         rows["ours"].append(ours_times)
 
     def best(name, key):
         return min(r[key] for r in rows[name])
 
-    print(f"\nprompts: micro-sam {rows['micro-sam'][0]['n_prompts']}, ours {rows['ours'][0]['n_prompts']}; "
-          f"objects: micro-sam {ref.max()}, ours {ours.max()}; mSA(ours vs micro-sam) {_msa(ours, ref):.4f}, "
-          f"mSA(micro-sam vs ours) {_msa(ref, ours):.4f}\n")
+    print(
+        f"\nprompts: micro-sam {rows['micro-sam'][0]['n_prompts']}, ours {rows['ours'][0]['n_prompts']}; "
+        f"objects: micro-sam {ref.max()}, ours {ours.max()}; mSA(ours vs micro-sam) {_msa(ours, ref):.4f}, "
+        f"mSA(micro-sam vs ours) {_msa(ref, ours):.4f}\n"
+    )
     print("| step | micro-sam (s) | ours (s) | speed-up |")
     print("|---|---:|---:|---:|")
     total = {"micro-sam": 0.0, "ours": 0.0}
-    for key, title in (("prompts", "prompt derivation"), ("decode", "mask decoding"),
-                       ("nms_paint", "NMS + painting")):
+    for key, title in (
+        ("prompts", "prompt derivation"),
+        ("decode", "mask decoding"),
+        ("nms_paint", "NMS + painting"),
+    ):
         a, b = best("micro-sam", key), best("ours", key)
         total["micro-sam"] += a
         total["ours"] += b
         print(f"| {title} | {a:.3f} | {b:.3f} | {a / b:.1f}x |")
-    print(f"| **APG total** | {total['micro-sam']:.2f} | {total['ours']:.2f} | "
-          f"{total['micro-sam'] / total['ours']:.2f}x |")
-    print(f"\nours: NMS+painting = {100 * best('ours', 'nms_paint') / best('ours', 'decode'):.2f}% of decoding")
+    print(
+        f"| **APG total** | {total['micro-sam']:.2f} | {total['ours']:.2f} | "
+        f"{total['micro-sam'] / total['ours']:.2f}x |"
+    )
+    share = 100 * best("ours", "nms_paint") / best("ours", "decode")
+    print(f"\nours: NMS+painting = {share:.2f}% of decoding")
 
 
 if __name__ == "__main__":

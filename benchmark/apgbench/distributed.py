@@ -12,7 +12,9 @@ logs go next to it (the results root must be on a file system the compute nodes 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import traceback
@@ -118,8 +120,7 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
     outcomes = []
     for task in tasks:
         status = Path(options["status_dir"]) / f"{task['index']:05d}.json"
-        base = {"task": task["index"], "host": os.uname().nodename, "pid": os.getpid(),
-                "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")}
+        base = {"task": task["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()}
         _write_json(status, {**base, "state": "running", "started": _now()})
         try:
             summary = run_benchmark(task["dataset"], task["method"], params=task["params"],
@@ -196,12 +197,32 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
     record["job_ids"] = [j["job_id"] for j in record["jobs"]]
     _write_json(folder / "submission.json", record)
     if wait or executor == "debug":
-        for job in jobs:
-            try:
-                job.result()
-            except Exception:  # noqa: BLE001 - the task status files hold each failure
-                pass
+        with _closing_log_files():
+            for job in jobs:
+                try:
+                    job.result()
+                except Exception:  # noqa: BLE001 - the task status files hold each failure
+                    pass
     return record
+
+
+@contextlib.contextmanager
+def _closing_log_files():
+    """Close the log files that submitit's debug jobs open (it detaches its handlers but never closes them)."""
+    opened, original = [], logging.FileHandler
+
+    class Tracked(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    logging.FileHandler = Tracked  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        logging.FileHandler = original  # type: ignore[misc]
+        for handler in opened:
+            handler.close()
 
 
 def load_submission(results_root: str | os.PathLike | None = None, submission: str | None = None) -> dict | None:
@@ -289,6 +310,14 @@ def clear_records(tasks: list[Task]) -> None:
     for record in sorted({t.record for t in tasks}):
         with RecordWriter(record) as writer:
             writer.clear()
+
+
+def _job_id() -> str | None:
+    """This worker's job id as ``sbatch``/submitit name it (``<array>_<index>`` in an array job)."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or env.get("SUBMITIT_DEBUG_JOB_ID")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

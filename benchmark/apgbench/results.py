@@ -283,12 +283,12 @@ class RecordWriter:
         self._lock = FileLock(str(self.directory / ".lock"))
         self._claim = FileLock(str(self.directory / LOCKS / f"{self.claim}.lock"))
 
-    def _locked(self) -> FileLock:
+    def _locked(self):
+        """The record lock, as a context manager that releases it once on exit."""
         try:
-            self._lock.acquire(timeout=self._wait_s)
+            return self._lock.acquire(timeout=self._wait_s)
         except Timeout as err:
             raise RecordBusyError(f"{self.directory} stayed locked for {self._wait_s:.0f} s.") from err
-        return self._lock
 
     def __enter__(self) -> RecordWriter:
         with self._locked():

@@ -57,10 +57,14 @@ def test_apg_and_ais_on_synthetic_data(dataset, msa):
     for sample in load_dataset(dataset):
         maps = decoder_maps_from_labels(sample.labels)
         apg = automatic_prompt_generation(*maps, OracleModel(sample.labels))
+        apg_bd = automatic_prompt_generation(*maps, OracleModel(sample.labels), prompts="boundary-maxima")
+        paper = automatic_prompt_generation(
+            *maps, OracleModel(sample.labels), ranking="iou", paint_order="score", split_components=False
+        )
         ais = automatic_instance_segmentation(*maps)
         assert apg.dtype == ais.dtype == np.uint32
-        assert msa(apg, sample.labels) >= 0.95, sample.image_id
-        assert msa(ais, sample.labels) >= 0.95, sample.image_id
+        for result in (apg, apg_bd, paper, ais):
+            assert msa(result, sample.labels) >= 0.95, sample.image_id
 
 
 @pytest.mark.parametrize("source,stem", [(s[1], s[2]) for s in REAL], ids=[s[2] for s in REAL])
@@ -74,9 +78,11 @@ def test_apg_oracle_on_real_labels(source, stem, msa):
     full = msa(prediction, labels)
     reduced = msa(*_without(labels, prediction, small | no_seed | pieces))
     reduced_whole = msa(*_without(labels, whole, small | no_seed))
-    print(f"{source}/{stem}: {n} objects, missed {len(small)} <= 25 px, {len(no_seed)} without seed, "
-          f"{len(pieces)} in several pieces; mSA {full:.3f}, without those {reduced:.3f}; "
-          f"unsplit painting {msa(whole, labels):.3f} ({reduced_whole:.3f})")
+    print(
+        f"{source}/{stem}: {n} objects, missed {len(small)} <= 25 px, {len(no_seed)} without seed, "
+        f"{len(pieces)} in several pieces; mSA {full:.3f}, without those {reduced:.3f}; "
+        f"unsplit painting {msa(whole, labels):.3f} ({reduced_whole:.3f})"
+    )
     assert len(small | no_seed) <= 0.15 * n  # pieces are an annotation property, handled below
     assert reduced >= 0.95 and reduced_whole >= 0.95
     if not (small or no_seed or pieces):
@@ -90,16 +96,21 @@ def test_ais_on_real_labels(source, stem, msa):
     _, labels = _real(stem)
     fg, dc, db = decoder_maps_from_labels(labels)
     prediction = automatic_instance_segmentation(fg, dc, db)
-    seeds = ((ndi.gaussian_filter(fg, 1.0) > 0.5) & (ndi.gaussian_filter(dc, 1.6) < 0.5)
-             & (ndi.gaussian_filter(db, 1.6) < 0.5))
+    seeds = (
+        (ndi.gaussian_filter(fg, 1.0) > 0.5)
+        & (ndi.gaussian_filter(dc, 1.6) < 0.5)
+        & (ndi.gaussian_filter(db, 1.6) < 0.5)
+    )
     markers = ski.measure.label(seeds, connectivity=2)
     ids = np.unique(labels[labels > 0])
     n_seeds = ndi.labeled_comprehension(markers, labels, ids, lambda v: len(np.unique(v[v > 0])), int, 0)
     no_seed, split = set(ids[n_seeds == 0].tolist()), set(ids[n_seeds > 1].tolist())
     full = msa(prediction, labels)
     reduced = msa(*_without(labels, prediction, no_seed | split))
-    print(f"{source}/{stem}: {len(ids)} objects, {len(no_seed)} without seed, {len(split)} with several "
-          f"seeds; mSA {full:.3f}, without those {reduced:.3f}")
+    print(
+        f"{source}/{stem}: {len(ids)} objects, {len(no_seed)} without seed, {len(split)} with several "
+        f"seeds; mSA {full:.3f}, without those {reduced:.3f}"
+    )
     assert len(no_seed | split) <= max(3, 0.3 * len(ids))
     assert reduced >= 0.90
     if not (no_seed or split):

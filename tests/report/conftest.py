@@ -22,7 +22,8 @@ CRAFTED = {
 
 
 def write_record(root, dataset: str, method: str, domain: str, values, *, run_key: str = "default",
-                 errors: dict[str, str] | None = None, n_images: int | None = None, predictions=None) -> Path:
+                 errors: dict[str, str] | None = None, n_images: int | None = None, predictions=None,
+                 fingerprint: str | None = None) -> Path:
     """Store one record whose images have the given mSA (every SA(t) equal to it), like a real run would.
 
     ``values`` maps image id -> mSA; ``errors`` image id -> message (a failed image); ``predictions`` image
@@ -40,7 +41,7 @@ def write_record(root, dataset: str, method: str, domain: str, values, *, run_ke
                    "n_true": 10, "n_pred": 0, "seconds": 0.1, "peak_mem_mb": 50.0, "error": message}
             writer.add(image_id, None, row)
         info = RunInfo(dataset=dataset, domain=domain, method=method, run_key=run_key, params={},
-                       apgbench_version="test", started=now(), complete=True,
+                       apgbench_version="test", started=now(), complete=True, dataset_fingerprint=fingerprint,
                        n_images=n_images or len(values) + len(errors or {}))
         writer.finalize(info)
     return directory

@@ -122,3 +122,16 @@ def test_cli_report_options(tmp_path, config_dir, roots):
     assert (out / "report.html").exists() and (out / "msa_table.md").exists() and not list(out.glob("*.png"))
     bad = runner.invoke(app, ["report", "--results-root", str(root), "--out", str(out), "--compare", "apg"])
     assert bad.exit_code == 1 and "two different methods" in bad.output
+
+
+def test_records_of_different_data_versions_need_a_choice(tmp_path, config_dir):
+    root = tmp_path / "results"
+    write_record(root, "dsb", "ais", "nuclei-fluo", {"a": 0.5}, fingerprint="aaaa1111")
+    write_record(root, "dsb", "apg", "nuclei-fluo", {"a": 0.7}, fingerprint="bbbb2222")
+    runner = CliRunner()
+    args = ["report", "--results-root", str(root), "--out", str(tmp_path / "r"), "--format", "csv"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "different prepared data" in refused.output
+    chosen = runner.invoke(app, [*args, "--fingerprint", "dsb=bbbb"], catch_exceptions=False)
+    assert chosen.exit_code == 0, chosen.output
+    assert list(pd.read_csv(tmp_path / "r" / "msa_table.csv", index_col=[0, 1]).columns) == ["apg"]

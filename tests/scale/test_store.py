@@ -11,27 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apgbench.methods import register_method
 from apgbench.methods.classic import ClassicWatershed
 from apgbench.results import (PARTS, CorruptRecordError, RecordBusyError, RecordMismatchError,
                               RecordRepairedWarning, RecordWriter, check_record, load_scores, read_scores)
 from apgbench.runner import run_benchmark
 
+from . import helpers  # noqa: F401 - registers the test methods
+
 DATASET, METHOD = "synthetic-nuclei", "classic"
 VOLATILE = ["seconds", "peak_mem_mb"]
-
-
-@register_method
-class FailsOnBright(ClassicWatershed):
-    """``classic`` that fails on images brighter than ``limit`` on average (test only)."""
-
-    name = "test-fails-on-bright"
-    default_params = {**ClassicWatershed.default_params, "limit": 0.0}
-
-    def _segment(self, image):
-        if self.params["limit"] and image.mean() > self.params["limit"]:
-            raise RuntimeError("too bright")
-        return super()._segment(image)
 
 
 def _run(results, **kwargs):
@@ -169,7 +157,7 @@ def test_concurrent_shard_workers_build_the_same_record(roots, reference):
 
 def test_failing_image_is_recorded_counted_and_kept_out_of_predictions(roots):
     results, _ = roots
-    summary = _run(results, method="test-fails-on-bright", params={"limit": 0.12})
+    summary = _run(results, method="test-fails-on-bright", params={"limit": 560.0})
     scores = read_scores(summary.directory)
     failed = scores[scores["error"].notna()]
     assert 0 < summary.n_failed == len(failed) < 6 and failed["error"].str.contains("too bright").all()

@@ -20,8 +20,8 @@ from .upsample import LogitUpsampler
 __all__ = [
     "AIS_DEFAULTS",
     "APG_DEFAULTS",
-    "LogitUpsampler",
     "PROMPT_MODES",
+    "LogitUpsampler",
     "PromptMasks",
     "PromptableModel",
     "automatic_instance_segmentation",

@@ -47,11 +47,20 @@ def _check_maps(foreground, center_distances, boundary_distances):
 def _unknown(params: dict, defaults: dict, what: str) -> None:
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise TypeError(f"{what} got unknown parameter(s) {', '.join(unknown)}; known: {', '.join(defaults)}.")
+        raise TypeError(
+            f"{what} got unknown parameter(s) {', '.join(unknown)}; known: {', '.join(defaults)}."
+        )
 
 
-def automatic_prompt_generation(foreground, center_distances, boundary_distances, model: PromptableModel,
-                                *, timings: dict | None = None, **params) -> np.ndarray:
+def automatic_prompt_generation(
+    foreground,
+    center_distances,
+    boundary_distances,
+    model: PromptableModel,
+    *,
+    timings: dict | None = None,
+    **params,
+) -> np.ndarray:
     """Automatic prompt generation (APG, Archit & Pape Sec. 3.2) over any point-promptable model.
 
     Parameters
@@ -95,35 +104,64 @@ def automatic_prompt_generation(foreground, center_distances, boundary_distances
     p = {**APG_DEFAULTS, **params}
     fg, dc, db = _check_maps(foreground, center_distances, boundary_distances)
     t0 = time.perf_counter()
-    points = derive_prompts(fg, dc, db, mode=p["prompts"], foreground_threshold=p["foreground_threshold"],
-                            center_distance_threshold=p["center_distance_threshold"],
-                            boundary_distance_threshold=p["boundary_distance_threshold"],
-                            connectivity=p["connectivity"], min_distance=p["min_distance"])
+    points = derive_prompts(
+        fg,
+        dc,
+        db,
+        mode=p["prompts"],
+        foreground_threshold=p["foreground_threshold"],
+        center_distance_threshold=p["center_distance_threshold"],
+        boundary_distance_threshold=p["boundary_distance_threshold"],
+        connectivity=p["connectivity"],
+        min_distance=p["min_distance"],
+    )
     t1 = time.perf_counter()
     batch = max(int(p["batch_size"]), 1)
     masks = PromptMasks.concatenate(
-        [model.predict_points(points[i:i + batch]) for i in range(0, len(points), batch)], fg.shape)
+        [model.predict_points(points[i : i + batch]) for i in range(0, len(points), batch)], fg.shape
+    )
     t2 = time.perf_counter()
-    labels = masks_to_labels(masks, min_size=p["min_size"], nms_threshold=p["nms_threshold"],
-                             nms_measure=p["nms_measure"], ranking=p["ranking"], paint_order=p["paint_order"],
-                             split_components=p["split_components"], connectivity=p["connectivity"])
+    labels = masks_to_labels(
+        masks,
+        min_size=p["min_size"],
+        nms_threshold=p["nms_threshold"],
+        nms_measure=p["nms_measure"],
+        ranking=p["ranking"],
+        paint_order=p["paint_order"],
+        split_components=p["split_components"],
+        connectivity=p["connectivity"],
+    )
     t3 = time.perf_counter()
     if timings is not None:
         timings.update(prompts=t1 - t0, decode=t2 - t1, nms_paint=t3 - t2, n_prompts=len(points))
     return labels
 
 
-def masks_to_labels(masks: PromptMasks, *, min_size: int = 25, nms_threshold: float = 0.9,
-                    nms_measure: str = "iou", ranking: str = "iou*stability", paint_order: str = "area",
-                    split_components: bool = True, connectivity: int = 1) -> np.ndarray:
+def masks_to_labels(
+    masks: PromptMasks,
+    *,
+    min_size: int = 25,
+    nms_threshold: float = 0.9,
+    nms_measure: str = "iou",
+    ranking: str = "iou*stability",
+    paint_order: str = "area",
+    split_components: bool = True,
+    connectivity: int = 1,
+) -> np.ndarray:
     """Size filter, greedy mask NMS and painting (APG steps 6-7); see :func:`automatic_prompt_generation`."""
     keep = np.flatnonzero(masks.areas > min_size)  # micro-sam keeps area > min_size
     masks = masks.select(keep)
     if len(masks) == 0:
         return np.zeros(masks.shape, dtype=np.uint32)
     kept = mask_nms(masks, ranking_scores(masks, ranking), nms_threshold, nms_measure)
-    return paint_masks(masks, kept, min_size=min_size, paint_order=paint_order,
-                       split_components=split_components, connectivity=connectivity)
+    return paint_masks(
+        masks,
+        kept,
+        min_size=min_size,
+        paint_order=paint_order,
+        split_components=split_components,
+        connectivity=connectivity,
+    )
 
 
 def automatic_instance_segmentation(foreground, center_distances, boundary_distances, **params) -> np.ndarray:

@@ -46,7 +46,7 @@ class PromptMasks:
         self.stability_scores = np.asarray(self.stability_scores, dtype=np.float32).reshape(-1)
         n = len(self.crops)
         if not (len(self.boxes) == len(self.iou_predictions) == len(self.stability_scores) == n):
-            raise ValueError("boxes, crops, iou_predictions and stability_scores must have one entry per mask.")
+            raise ValueError("boxes, crops, iou_predictions and stability_scores need one entry per mask.")
         self.areas = np.array([int(np.count_nonzero(c)) for c in self.crops], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -65,7 +65,7 @@ class PromptMasks:
         for mask in masks:
             box = tight_box(mask)
             boxes.append(box)
-            crops.append(mask[box[0]:box[2], box[1]:box[3]])
+            crops.append(mask[box[0] : box[2], box[1] : box[3]])
         stab = np.ones(len(masks)) if stability_scores is None else stability_scores
         return cls(tuple(masks.shape[1:]), np.array(boxes).reshape(-1, 4), crops, iou_predictions, stab)
 
@@ -86,8 +86,13 @@ class PromptMasks:
     def select(self, index: np.ndarray) -> PromptMasks:
         """The masks at ``index`` (integer array), in that order."""
         index = np.asarray(index, dtype=np.int64)
-        return PromptMasks(self.shape, self.boxes[index], [self.crops[i] for i in index],
-                           self.iou_predictions[index], self.stability_scores[index])
+        return PromptMasks(
+            self.shape,
+            self.boxes[index],
+            [self.crops[i] for i in index],
+            self.iou_predictions[index],
+            self.stability_scores[index],
+        )
 
     def full_mask(self, i: int) -> np.ndarray:
         """Mask ``i`` at full image size (for inspection; the algorithms never need it)."""
@@ -136,13 +141,14 @@ def _overlap(masks: PromptMasks, i: int, j: int) -> int:
     r1, c1 = min(a[2], b[2]), min(a[3], b[3])
     if r0 >= r1 or c0 >= c1:
         return 0
-    ca = masks.crops[i][r0 - a[0]:r1 - a[0], c0 - a[1]:c1 - a[1]]
-    cb = masks.crops[j][r0 - b[0]:r1 - b[0], c0 - b[1]:c1 - b[1]]
+    ca = masks.crops[i][r0 - a[0] : r1 - a[0], c0 - a[1] : c1 - a[1]]
+    cb = masks.crops[j][r0 - b[0] : r1 - b[0], c0 - b[1] : c1 - b[1]]
     return int(np.count_nonzero(ca & cb))
 
 
-def mask_nms(masks: PromptMasks, scores: np.ndarray, threshold: float = 0.9,
-             measure: str = "iou") -> np.ndarray:
+def mask_nms(
+    masks: PromptMasks, scores: np.ndarray, threshold: float = 0.9, measure: str = "iou"
+) -> np.ndarray:
     """Greedy non-maximum suppression on mask overlap.
 
     Masks are visited by decreasing score (ties by index); a mask is kept unless a kept mask overlaps it by
@@ -172,9 +178,6 @@ def mask_nms(masks: PromptMasks, scores: np.ndarray, threshold: float = 0.9,
         raise ValueError(f"Unknown NMS measure '{measure}'; expected 'iou' or 'iomin'.")
     order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
     b = masks.boxes
-    # Candidate pairs: boxes that intersect (disjoint boxes have zero overlap).
-    hits = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2])
-            & (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
     areas = masks.areas
     thr = np.float32(threshold)
     done = np.zeros(n, dtype=bool)
@@ -184,7 +187,10 @@ def mask_nms(masks: PromptMasks, scores: np.ndarray, threshold: float = 0.9,
             continue
         done[i] = True
         keep.append(i)
-        for j in np.flatnonzero(hits[i] & ~done):
+        # Candidates: undecided masks whose boxes intersect box i (disjoint boxes have zero overlap);
+        # one O(N) test per kept mask, no N x N matrix.
+        hits = (b[i, 0] < b[:, 2]) & (b[:, 0] < b[i, 2]) & (b[i, 1] < b[:, 3]) & (b[:, 1] < b[i, 3])
+        for j in np.flatnonzero(hits & ~done):
             inter = _overlap(masks, i, j)
             if inter == 0:
                 continue
@@ -197,8 +203,15 @@ def mask_nms(masks: PromptMasks, scores: np.ndarray, threshold: float = 0.9,
     return np.asarray(keep, dtype=np.int64)
 
 
-def paint_masks(masks: PromptMasks, order: np.ndarray, *, min_size: int = 25, paint_order: str = "area",
-                split_components: bool = True, connectivity: int = 1) -> np.ndarray:
+def paint_masks(
+    masks: PromptMasks,
+    order: np.ndarray,
+    *,
+    min_size: int = 25,
+    paint_order: str = "area",
+    split_components: bool = True,
+    connectivity: int = 1,
+) -> np.ndarray:
     """Paint masks into a label image; pixels go to the first mask painted on them.
 
     Parameters

@@ -13,12 +13,21 @@ from scipy import ndimage as ndi
 PROMPT_MODES = ("components", "boundary-maxima")
 
 
-def seed_mask(foreground, center_distances, boundary_distances, *, foreground_threshold: float = 0.5,
-              center_distance_threshold: float = 0.5, boundary_distance_threshold: float = 0.5) -> np.ndarray:
+def seed_mask(
+    foreground,
+    center_distances,
+    boundary_distances,
+    *,
+    foreground_threshold: float = 0.5,
+    center_distance_threshold: float = 0.5,
+    boundary_distance_threshold: float = 0.5,
+) -> np.ndarray:
     """Pixels that are foreground (>= threshold, as micro-sam's APG) and near a center by both distances."""
-    return ((np.asarray(foreground) >= foreground_threshold)
-            & (np.asarray(center_distances) < center_distance_threshold)
-            & (np.asarray(boundary_distances) < boundary_distance_threshold))
+    return (
+        (np.asarray(foreground) >= foreground_threshold)
+        & (np.asarray(center_distances) < center_distance_threshold)
+        & (np.asarray(boundary_distances) < boundary_distance_threshold)
+    )
 
 
 def component_centers(components: np.ndarray) -> np.ndarray:
@@ -53,10 +62,18 @@ def component_centers(components: np.ndarray) -> np.ndarray:
     return points
 
 
-def derive_prompts(foreground, center_distances, boundary_distances, *, mode: str = "components",
-                   foreground_threshold: float = 0.5, center_distance_threshold: float = 0.5,
-                   boundary_distance_threshold: float = 0.5, connectivity: int = 1,
-                   min_distance: int = 3) -> np.ndarray:
+def derive_prompts(
+    foreground,
+    center_distances,
+    boundary_distances,
+    *,
+    mode: str = "components",
+    foreground_threshold: float = 0.5,
+    center_distance_threshold: float = 0.5,
+    boundary_distance_threshold: float = 0.5,
+    connectivity: int = 1,
+    min_distance: int = 3,
+) -> np.ndarray:
     """Derive positive point prompts from the decoder maps.
 
     Parameters
@@ -83,10 +100,14 @@ def derive_prompts(foreground, center_distances, boundary_distances, *, mode: st
     foreground = np.asarray(foreground, dtype=np.float32)
     boundary_distances = np.asarray(boundary_distances, dtype=np.float32)
     if mode == "components":
-        seeds = seed_mask(foreground, center_distances, boundary_distances,
-                          foreground_threshold=foreground_threshold,
-                          center_distance_threshold=center_distance_threshold,
-                          boundary_distance_threshold=boundary_distance_threshold)
+        seeds = seed_mask(
+            foreground,
+            center_distances,
+            boundary_distances,
+            foreground_threshold=foreground_threshold,
+            center_distance_threshold=center_distance_threshold,
+            boundary_distance_threshold=boundary_distance_threshold,
+        )
         components = ski.measure.label(seeds, connectivity=connectivity)
         return component_centers(components)
     if mode == "boundary-maxima":
@@ -95,9 +116,12 @@ def derive_prompts(foreground, center_distances, boundary_distances, *, mode: st
             return np.zeros((0, 2), dtype=np.int64)
         closeness = np.where(inside, 1.0 - boundary_distances, 0.0)
         # Plateaus count once: peak_local_max keeps one peak per flat maximum within min_distance.
-        points = ski.feature.peak_local_max(closeness, min_distance=max(int(min_distance), 1),
-                                            labels=ski.measure.label(inside, connectivity=connectivity),
-                                            exclude_border=False)
+        points = ski.feature.peak_local_max(
+            closeness,
+            min_distance=max(int(min_distance), 1),
+            labels=ski.measure.label(inside, connectivity=connectivity),
+            exclude_border=False,
+        )
         points = points[np.lexsort((points[:, 1], points[:, 0]))] if len(points) else points
         return points.astype(np.int64).reshape(-1, 2)
     raise ValueError(f"Unknown prompt mode '{mode}'; expected one of {', '.join(PROMPT_MODES)}.")

@@ -28,8 +28,9 @@ from .masks import PromptMasks
 _EPS = 1e-7
 
 
-def decoder_maps_from_labels(labels: np.ndarray, *, min_size: int = 25
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decoder_maps_from_labels(
+    labels: np.ndarray, *, min_size: int = 25
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three maps the µSAM decoder is trained to predict, computed from a label image.
 
     Follows torch-em's ``PerObjectDistanceTransform(distances=True, boundary_distances=True,

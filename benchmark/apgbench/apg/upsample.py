@@ -56,8 +56,15 @@ class LogitUpsampler:
         Offset of the stability score thresholds (SAM: 1).
     """
 
-    def __init__(self, original_size, input_size, lowres: int = 256, padded: int = 1024,
-                 mask_threshold: float = 0.0, stability_offset: float = 1.0) -> None:
+    def __init__(
+        self,
+        original_size,
+        input_size,
+        lowres: int = 256,
+        padded: int = 1024,
+        mask_threshold: float = 0.0,
+        stability_offset: float = 1.0,
+    ) -> None:
         self.shape = tuple(int(s) for s in original_size)
         self.mask_threshold = float(mask_threshold)
         self.offset = float(stability_offset)
@@ -81,8 +88,13 @@ class LogitUpsampler:
         lo, hi = self.in_range[axis]
         return o0, o1, int(lo[o0]), int(hi[o1 - 1]) + 1
 
-    def __call__(self, logits: np.ndarray, iou_predictions: np.ndarray, offset=(0, 0),
-                 shape: tuple[int, int] | None = None) -> PromptMasks:
+    def __call__(
+        self,
+        logits: np.ndarray,
+        iou_predictions: np.ndarray,
+        offset=(0, 0),
+        shape: tuple[int, int] | None = None,
+    ) -> PromptMasks:
         """Masks from low-res logits ``(N, lowres, lowres)``.
 
         ``offset`` shifts the boxes (a tile's origin in a larger image of ``shape``).
@@ -107,7 +119,7 @@ class LogitUpsampler:
             stability.append(np.float32(inter) / np.float32(union) if union else 0.0)
             mask = values > self.mask_threshold
             b = tight_box(mask)
-            crops.append(mask[b[0]:b[2], b[1]:b[3]])
+            crops.append(mask[b[0] : b[2], b[1] : b[3]])
             boxes.append((r0 + b[0], c0 + b[1], r0 + b[2], c0 + b[3]) if b[2] else (0, 0, 0, 0))
         boxes = np.array(boxes, dtype=np.int64).reshape(-1, 4)
         nonempty = boxes[:, 2] > 0

@@ -17,11 +17,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ResultsRootOption = Annotated[
     Path | None,
-    typer.Option("--results-root", envvar="APGBENCH_RESULTS_DIR", help="Results store root [default: ./results]."),
+    typer.Option("--results-root", envvar="APGBENCH_RESULTS_DIR", help="Results store root (default: ./results)."),
 ]
 DataRootOption = Annotated[
     Path | None,
-    typer.Option("--data-root", envvar="APGBENCH_DATA_DIR", help="Dataset cache root [default: ./datasets]."),
+    typer.Option("--data-root", envvar="APGBENCH_DATA_DIR", help="Dataset cache root (default: ./datasets)."),
 ]
 
 
@@ -34,6 +34,8 @@ def handle_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):  # click's Exit is a RuntimeError: let it through untouched
+            raise
         except KeyError as err:  # unknown ids: the message already suggests the closest ones
             message = err.args[0] if err.args else str(err)
         except (MethodUnavailableError, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:

@@ -62,8 +62,12 @@ def submit(
                           data_root=data_root, device=device or ("cuda" if resources.gpus else "cpu"),
                           fail_fast=fail_fast, workers=workers, wait=wait)
     ids = record["job_ids"]
-    shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
-    console.print(f"Submission [bold]{record['id']}[/] ({executor}): {len(todo)} task(s) in job(s) {shown}")
+    arrays = {i.split("_")[0] for i in ids}
+    if executor == "slurm" and len(arrays) == 1:
+        shown = f"array job {arrays.pop()} ({len(ids)} tasks: {ids[0]} ... {ids[-1]})"
+    else:
+        shown = "job(s) " + ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
+    console.print(f"Submission [bold]{record['id']}[/] ({executor}): {len(todo)} task(s) in {shown}")
     console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
 
 

@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "apgbench.methods.sam3",
     "apgbench.methods.cellpose",
     "apgbench.methods.cellsam",
+    "apgbench.methods.musam",
 )
 
 _REGISTRY: dict[str, type[Segmenter]] = {}

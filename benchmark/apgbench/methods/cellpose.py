@@ -21,7 +21,14 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
-from .preprocess import dist_version, owning_distribution, sha256_file, to_channels_last, to_grey
+from .preprocess import (
+    SAM_DISTRIBUTIONS,
+    dist_version,
+    owning_distribution,
+    sha256_file,
+    to_channels_last,
+    to_grey,
+)
 
 
 def cellpose_model_dir() -> Path:
@@ -58,10 +65,10 @@ class _CellposeBase(Segmenter):
         major = cellpose_major()
         if major is not None and (major >= 4) != (self.major >= 4):
             if self.major >= 4:
-                hint = f'this environment has cellpose {dist_version("cellpose")}; run it from the main one'
+                hint = f"this environment has cellpose {dist_version('cellpose')}; run it from the main one"
             else:
                 hint = (
-                    f'this environment has cellpose {dist_version("cellpose")}; make the cellpose 3 environment '
+                    f"this environment has cellpose {dist_version('cellpose')}; make the cellpose 3 environment "
                     "with scripts/install_cellpose3_env.sh and run apgbench from it"
                 )
             raise MethodUnavailableError(f"Method '{self.name}' needs cellpose {self.major}.x: {hint}.")
@@ -149,9 +156,13 @@ class CellposeSAM(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if not os.path.exists(name) and name not in known:
                 # cellpose would silently fall back to its default model; refuse instead.
-                raise ValueError(f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}.")
+                raise ValueError(
+                    f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}."
+                )
             try:
-                model = models.CellposeModel(pretrained_model=name, device=torch_device, use_bfloat16=p["use_bfloat16"])
+                model = models.CellposeModel(
+                    pretrained_model=name, device=torch_device, use_bfloat16=p["use_bfloat16"]
+                )
             except OSError as err:
                 raise MethodUnavailableError(
                     f"Method '{self.name}' could not load or download the weights '{name}' into "
@@ -179,7 +190,7 @@ class CellposeSAM(_CellposeBase):
             **self._weights_info(),
             "model": self.params["pretrained_model"],
             "precision": "bfloat16" if self.params["use_bfloat16"] else "float32",
-            "segment_anything": owning_distribution("segment_anything", "predictor.py"),
+            "segment_anything": owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS),
         }
 
 
@@ -244,7 +255,9 @@ class Cellpose3(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if p["model_type"] not in known and not os.path.exists(p["model_type"]):
                 # cellpose would warn and fall back to its default model; refuse instead.
-                raise ValueError(f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}.")
+                raise ValueError(
+                    f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}."
+                )
             try:
                 model = models.CellposeModel(model_type=p["model_type"], device=torch_device)
             except OSError as err:

@@ -63,9 +63,9 @@ def cellsam_to_labels(mask: Any, shape: tuple[int, int]) -> np.ndarray:
         mask = mask[0]
     if mask.shape != tuple(shape):
         raise ValueError(f"CellSAM returned a mask of shape {mask.shape}, expected {tuple(shape)}.")
-    if mask.dtype == bool or not np.issubdtype(mask.dtype, np.integer):
-        if mask.size and not np.array_equal(mask, np.round(mask)):
-            raise ValueError("CellSAM returned a non-integer mask.")
+    integer = mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)
+    if not integer and mask.size and not np.array_equal(mask, np.round(mask)):
+        raise ValueError("CellSAM returned a non-integer mask.")
     if mask.size and mask.min() < 0:
         raise ValueError("CellSAM returned negative labels.")
     return mask.astype(np.uint32)
@@ -146,7 +146,11 @@ class CellSAM(Segmenter):
 
         x = normalize_image(to_cellsam(image))  # the pipeline's own channel-wise min-max, on float32
         mask = segment_cellular_image(
-            x, model=self._net, normalize=True, device=self.device, bbox_threshold=self.params["bbox_threshold"]
+            x,
+            model=self._net,
+            normalize=True,
+            device=self.device,
+            bbox_threshold=self.params["bbox_threshold"],
         )[0]
         return cellsam_to_labels(mask, image.shape[:2])
 

@@ -130,7 +130,12 @@ def split_region(region: Region, shape: tuple[int, ...], overlap: int) -> list[R
     children = []
     for a, b in rows:
         for c, d in cols:
-            tile = (max(a - overlap, 0), min(b + overlap, shape[0]), max(c - overlap, 0), min(d + overlap, shape[1]))
+            tile = (
+                max(a - overlap, 0),
+                min(b + overlap, shape[0]),
+                max(c - overlap, 0),
+                min(d + overlap, shape[1]),
+            )
             children.append(Region(tile, (a, b, c, d)))
     return children
 
@@ -171,18 +176,26 @@ def dist_version(name: str) -> str | None:
         return None
 
 
-def owning_distribution(module: str, probe: str) -> str | None:
+# The distributions that write the ``segment_anything`` package (cellpose 4 and cellSAM pull in Meta's).
+SAM_DISTRIBUTIONS = ("segment-anything-py", "segment-anything")
+
+
+def owning_distribution(module: str, probe: str, candidates: tuple[str, ...] = ()) -> str | None:
     """Which installed distribution wrote ``module``'s files, with its version (``"name==x.y"``).
 
     Several distributions can install the same import package (``segment-anything`` and
     ``segment-anything-py`` both write ``segment_anything/``); the last one installed wins. The winner is
-    the distribution whose RECORD hash of ``<module>/<probe>`` matches the file on disk.
+    the distribution whose RECORD hash of ``<module>/<probe>`` matches the file on disk. ``candidates``
+    (distribution names) skips the slow scan of every installed distribution.
     """
     import base64
 
-    names = importlib.metadata.packages_distributions().get(module, [])
+    names = candidates or importlib.metadata.packages_distributions().get(module, [])
     for name in dict.fromkeys(names):
-        dist = importlib.metadata.distribution(name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
         for entry in dist.files or ():
             if entry.as_posix() == f"{module}/{probe}" and entry.hash is not None:
                 try:
@@ -219,7 +232,7 @@ def resolve_checkpoint(explicit: str | os.PathLike | None, default: Path, url: s
         partial = default.with_name(default.name + ".part")
         torch.hub.download_url_to_file(url, str(partial), progress=True)
         partial.replace(default)  # never leave a half-written file under the final name
-    except Exception as err:  # noqa: BLE001 - any network/OS failure becomes the same clear sentence
+    except Exception as err:
         raise MethodUnavailableError(
             f"Method '{method}' needs the weights file {default}, which is missing and could not be "
             f"downloaded from {url} ({type(err).__name__}: {err}). Download it by hand and place it there "

@@ -18,7 +18,14 @@ import numpy as np
 
 from . import register_method
 from .base import Segmenter, relabel_sequential
-from .preprocess import owning_distribution, resolve_checkpoint, sha256_file, to_rgb_uint8, weights_root
+from .preprocess import (
+    SAM_DISTRIBUTIONS,
+    owning_distribution,
+    resolve_checkpoint,
+    sha256_file,
+    to_rgb_uint8,
+    weights_root,
+)
 
 _URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 SAM_CHECKPOINTS = {
@@ -142,7 +149,9 @@ class SamAMG(Segmenter):
                 sam = sam_model_registry[model](checkpoint=None)
         else:
             default = self.default_checkpoint(model)
-            self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + default.name, self.name)
+            self._weights = resolve_checkpoint(
+                self.params["checkpoint"], default, _URL + default.name, self.name
+            )
             sam = sam_model_registry[model](checkpoint=str(self._weights))
         sam.to(torch.device(device)).eval()
         p = self.params
@@ -159,7 +168,9 @@ class SamAMG(Segmenter):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         records = self._generator.generate(to_rgb_uint8(image))
-        return amg_records_to_labels(records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"])
+        return amg_records_to_labels(
+            records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"]
+        )
 
     def info(self) -> dict[str, Any]:
         """Library distribution actually on disk, model, weights file and hash, precision."""
@@ -167,7 +178,7 @@ class SamAMG(Segmenter):
         if weights is not None and getattr(self, "_sha256", None) is None:
             self._sha256 = sha256_file(weights)
         return {
-            "library": owning_distribution("segment_anything", "predictor.py"),
+            "library": owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS),
             "model": f"sam_{self.params['model']}",
             "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
             "weights_sha256": getattr(self, "_sha256", None),

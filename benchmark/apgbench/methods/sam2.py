@@ -131,7 +131,9 @@ class Sam2AMG(Segmenter):
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                net = build_sam2(config, ckpt_path=None if self._weights is None else str(self._weights), device=device)
+                net = build_sam2(
+                    config, ckpt_path=None if self._weights is None else str(self._weights), device=device
+                )
         p = self.params
         self._generator = SAM2AutomaticMaskGenerator(
             net,
@@ -145,7 +147,9 @@ class Sam2AMG(Segmenter):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         records = self._generator.generate(to_rgb_uint8(image))
-        return amg_records_to_labels(records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"])
+        return amg_records_to_labels(
+            records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"]
+        )
 
     def info(self) -> dict[str, Any]:
         """Install (official or PyPI), model, weights file and hash, precision."""

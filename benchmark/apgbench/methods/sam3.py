@@ -28,8 +28,16 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, Segmenter, relabel_sequential
-from .preprocess import Region, centroid_in_core, dist_version, sha256_file, split_region, to_pil_rgb
-from .preprocess import to_rgb_uint8, whole_image
+from .preprocess import (
+    Region,
+    centroid_in_core,
+    dist_version,
+    sha256_file,
+    split_region,
+    to_pil_rgb,
+    to_rgb_uint8,
+    whole_image,
+)
 
 HF_REPO, HF_FILE = "facebook/sam3", "sam3.pt"
 BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -74,7 +82,10 @@ def hf_cache_dir() -> Path:
     """Hugging Face's hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    home = (
+        os.environ.get("HF_HOME")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    )
     return Path(home) / "hub"
 
 
@@ -149,11 +160,16 @@ class Sam3(Segmenter):
     @classmethod
     def weights_status(cls) -> tuple[bool, str]:
         """Whether ``sam3.pt`` is in the Hugging Face cache (reads the folder; imports nothing)."""
-        cached = next(iter(sorted(hf_cache_dir().glob(f"models--facebook--sam3/snapshots/*/{HF_FILE}"))), None)
+        cached = next(
+            iter(sorted(hf_cache_dir().glob(f"models--facebook--sam3/snapshots/*/{HF_FILE}"))), None
+        )
         if cached is not None:
             return True, f"ready on a CUDA GPU (weights {cached})"
         if os.environ.get("HF_TOKEN"):
-            return True, "ready on a CUDA GPU; gated weights not cached, first run downloads them with HF_TOKEN"
+            return (
+                True,
+                "ready on a CUDA GPU; gated weights not cached, first run downloads them with HF_TOKEN",
+            )
         return False, "weights not cached. " + GATED
 
     # -- model ---------------------------------------------------------------------------------------------
@@ -189,8 +205,10 @@ class Sam3(Segmenter):
         try:
             hf_hub_download(repo_id=HF_REPO, filename="config.json")
             return Path(hf_hub_download(repo_id=HF_REPO, filename=HF_FILE))
-        except Exception as err:  # noqa: BLE001 - gated, offline, or not logged in: one sentence for all
-            raise MethodUnavailableError(f"Method 'sam3' could not get its weights ({type(err).__name__}). {GATED}") from err
+        except Exception as err:
+            raise MethodUnavailableError(
+                f"Method 'sam3' could not get its weights ({type(err).__name__}). {GATED}"
+            ) from err
 
     def _detect(self, tile_rgb: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Masks (each the tile's size) and scores of the objects SAM3 finds for the prompt in one tile."""
@@ -211,7 +229,10 @@ class Sam3(Segmenter):
         p = self.params
         found, found_scores = self._detect(rgb[region.slices])
         r0, r1, c0, c1 = region.core
-        if len(found) >= p["dense_fraction"] * p["max_objects"] and min(r1 - r0, c1 - c0) >= 2 * p["min_tile"]:
+        if (
+            len(found) >= p["dense_fraction"] * p["max_objects"]
+            and min(r1 - r0, c1 - c0) >= 2 * p["min_tile"]
+        ):
             for child in split_region(region, rgb.shape, int(p["tile_overlap"])):
                 self._collect(rgb, child, masks, scores, windows)
             return

@@ -40,7 +40,7 @@ from . import plots
 from .coverage import coverage_table, missing_notes
 from .formats import TABLE_FORMATS, frame_to_html, write_table
 from .html import Section, render_page
-from .paper import paper_comparison, paper_table
+from .paper import difference_html, paper_comparison, paper_summary, paper_table
 from .qualitative import parse_selection, qualitative_figure
 from .stats import (
     N_BOOT,
@@ -84,12 +84,15 @@ class ReportResult:
     html: Path | None = None
 
 
-def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), datasets=(), methods=()) -> pd.DataFrame:
+def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), datasets=(), methods=(),
+                         fingerprints: dict[str, str] | None = None) -> pd.DataFrame:
     """Per-image scores under ``results_root`` restricted to the given domains, datasets and methods.
 
-    A method filter matches the method id (all its parameter variants) or one exact label (``apg[p-1a2b]``).
+    A method filter matches the method id (all its parameter variants) or one exact label (``apg[p-1a2b]``);
+    ``fingerprints`` (dataset id -> fingerprint prefix) picks one version of a dataset's prepared data where
+    records were computed on several (see :func:`apgbench.results.load_scores`).
     """
-    scores = load_scores(results_root)
+    scores = load_scores(results_root, fingerprints=fingerprints)
     for column, allowed in (("domain", domains), ("dataset", datasets)):
         if allowed:
             scores = scores[scores[column].isin(list(allowed))]
@@ -100,7 +103,8 @@ def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), dataset
 
 def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, domains=(), datasets=(), methods=(),
                  compare: tuple[str, str] | None = None, formats=ALL_FORMATS, images=None,
-                 data_root: str | os.PathLike | None = None, seed: int = 0, n_boot: int = N_BOOT) -> ReportResult:
+                 data_root: str | os.PathLike | None = None, seed: int = 0, n_boot: int = N_BOOT,
+                 fingerprints: dict[str, str] | None = None) -> ReportResult:
     """Write the report's tables, plots and HTML page to ``out`` from the stored results.
 
     Parameters
@@ -119,6 +123,8 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         Dataset cache, to load the images of the qualitative figure.
     seed, n_boot : int
         Seed and number of bootstrap resamples for the confidence intervals.
+    fingerprints : dict, optional
+        Dataset id -> fingerprint prefix, for datasets whose records come from different prepared data.
 
     Returns
     -------
@@ -130,7 +136,8 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
     unknown = set(formats) - set(ALL_FORMATS)
     if unknown:
         raise ValueError(f"Unknown report format(s) {sorted(unknown)}; choose from {', '.join(ALL_FORMATS)}.")
-    scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods)
+    scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods,
+                                  fingerprints=fingerprints)
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -138,13 +145,14 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         table = msa_table(scores)
     notes.extend(str(w.message) for w in caught)
     if scores.empty:
-        notes.append(f"No results found under {results_root}" + (" for these filters" if domains or datasets
-                                                                   or methods else "") + "; run `apgbench run` first.")
+        filtered = " for these filters" if domains or datasets or methods else ""
+        notes.append(f"No results found under {results_root}{filtered}; run `apgbench run` first.")
     coverage = coverage_table(results_root, scores)
-    notes.extend(missing_notes(table, coverage, scores=scores,
-                               requested={"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}))
+    requested = {"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}
+    notes.extend(missing_notes(table, coverage, scores=scores, requested=requested))
 
-    output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")])
+    output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")],
+                     "html" in formats)
     intervals = msa_intervals(valid, seed=seed, n_boot=n_boot)
     sections = [_fig2_section(output, table), _rank_section(output, table), _fig3_section(output, table),
                 _paper_section(output, table, intervals)]
@@ -153,7 +161,7 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         ci = intervals.rename(columns={"method": "label"})[["dataset", "label", "ci_low", "ci_high"]]
         summary = summary.merge(ci, how="left", on=["dataset", "label"])
     if "csv" in formats:
-        summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
+        summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
         output.files.append(out / "summary.csv")
     sections += [_interval_section(output, intervals, seed, n_boot), _threshold_section(output, valid)]
     if compare is None and not valid.empty and {"apg", "ais"} <= set(valid["label"]):
@@ -185,17 +193,22 @@ class _Output:
     out: Path
     table_formats: list[str]
     plot_formats: list[str]
+    page: bool
     files: list[Path] = field(default_factory=list)
 
     def table(self, frame: pd.DataFrame, stem: str, title: str, **kwargs) -> str:
         self.files += write_table(frame, self.out, stem, title=title, formats=self.table_formats, **kwargs)
         return frame_to_html(frame, digits=kwargs.get("digits", 3))
 
-    def figure(self, fig, stem: str, *, raster_only: bool = False, dpi: int = 150) -> bytes:
+    def figure(self, section: Section, caption: str, make, stem: str, *, raster_only: bool = False,
+               dpi: int = 150) -> None:
+        """Build the figure with ``make()`` (only if a plot format or the page wants it), save, add to section."""
+        if not self.plot_formats and not self.page:
+            return
         formats = [f for f in self.plot_formats if f == "png" or not raster_only]
-        written, png = plots.save_figure(fig, self.out, stem, formats, dpi=dpi)
+        written, png = plots.save_figure(make(), self.out, stem, formats, dpi=dpi)
         self.files += written
-        return png
+        section.figures.append((caption, png))
 
 
 def _fig2_section(output: _Output, table: pd.DataFrame) -> Section:
@@ -214,8 +227,8 @@ def _fig2_section(output: _Output, table: pd.DataFrame) -> Section:
     caption = ("numbers above bars are ranks 1-3; faded bars are not in the top three; "
                "hatched: trained on this dataset.")
     for domain in dict.fromkeys(table.index.get_level_values(0)):
-        png = output.figure(plots.fig2_domain(table, domain, trained), f"fig2_{domain}")
-        section.figures.append((f"Fig. 2, {DOMAIN_TITLES.get(domain, domain)}: {caption}", png))
+        output.figure(section, f"Fig. 2, {DOMAIN_TITLES.get(domain, domain)}: {caption}",
+                      lambda d=domain: plots.fig2_domain(table, d, trained), f"fig2_{domain}")
     return section
 
 
@@ -226,8 +239,8 @@ def _rank_section(output: _Output, table: pd.DataFrame) -> Section:
     avg, means = average_ranks(table), domain_means(table)
     if not avg.empty:
         section.tables.append(output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain"))
-        png = output.figure(plots.fig1b_ranks(means, avg), "fig1b_ranks")
-        section.figures.append(("Mean mSA per domain; in brackets the average rank. Blue: the three best.", png))
+        output.figure(section, "Mean mSA per domain; in brackets the average rank. Blue: the three best.",
+                      lambda: plots.fig1b_ranks(means, avg), "fig1b_ranks")
     return section
 
 
@@ -240,26 +253,30 @@ def _fig3_section(output: _Output, table: pd.DataFrame) -> Section:
         section.intro += " Needs results of ais and apg or apg-bd on the same datasets."
         return section
     section.tables.append(output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1))
-    png = output.figure(plots.fig3_relative(relative), "fig3_relative")
-    section.figures.append(("Relative mSA difference to AIS (%), per domain.", png))
+    output.figure(section, "Relative mSA difference to AIS (%), per domain.", lambda: plots.fig3_relative(relative),
+                  "fig3_relative")
     return section
 
 
 def _paper_section(output: _Output, table: pd.DataFrame, intervals: pd.DataFrame) -> Section:
     comparison = paper_comparison(table, intervals)
+    long = output.table(comparison, "paper_comparison", "Our mSA and the paper's")
+    summary = paper_summary(comparison)
     return Section("paper", "Paper vs. this run",
-                   "The paper's published mSA (default settings; mapping in apgbench.report.paper) and ours − "
-                   "paper; paper_in_ci: the paper's value lies in our bootstrap 95% interval.",
-                   [output.table(comparison, "paper_comparison", "Our mSA and the paper's")])
+                   "Ours − the paper's published mSA (default settings; mapping in apgbench.report.paper); "
+                   "coloured where they differ by more than 0.02, hover a cell for both values. paper_in_ci: "
+                   "share of datasets where the paper's value lies in our bootstrap 95% interval.",
+                   [frame_to_html(summary), difference_html(comparison)],
+                   details=[("All compared values", long)] if not comparison.empty else [])
 
 
 def _interval_section(output: _Output, intervals: pd.DataFrame, seed: int, n_boot: int) -> Section:
     section = Section("intervals", "Bootstrap 95% intervals",
                       f"Percentile bootstrap over images ({n_boot} resamples, seed {seed}).",
-                      [frame_to_html(intervals)])
+                      details=[("Table of intervals", frame_to_html(intervals))] if not intervals.empty else [])
     if not intervals.empty:
-        png = output.figure(plots.interval_plot(intervals), "msa_intervals")
-        section.figures.append(("mSA with bootstrap 95% interval per dataset and method.", png))
+        output.figure(section, "mSA with bootstrap 95% interval per dataset and method.",
+                      lambda: plots.interval_plot(intervals), "msa_intervals")
     return section
 
 
@@ -272,8 +289,8 @@ def _threshold_section(output: _Output, valid: pd.DataFrame) -> Section:
     wide = curves.pivot_table(index=["domain", "method"], columns="threshold", values="sa", sort=False)
     wide.columns = [f"{t:.2f}" for t in wide.columns]
     section.tables.append(output.table(wide, "sa_thresholds", "Segmentation accuracy per IoU threshold"))
-    png = output.figure(plots.threshold_plot(curves), "sa_thresholds")
-    section.figures.append(("SA against the IoU threshold per domain.", png))
+    output.figure(section, "SA against the IoU threshold per domain.", lambda: plots.threshold_plot(curves),
+                  "sa_thresholds")
     return section
 
 
@@ -281,8 +298,8 @@ def _paired_section(output: _Output, valid, compare, seed: int, n_boot: int) -> 
     first, second = compare
     paired = paired_test(valid, first, second, seed=seed, n_boot=n_boot)
     notes = [f"Paired test {first} vs {second}: no images scored by both."] if paired.empty else []
-    body = output.table(paired, f"paired_{first}_vs_{second}", f"Paired comparison {first} − {second} (mSA per image)",
-                        digits=4)
+    body = output.table(paired, f"paired_{first}_vs_{second}",
+                        f"Paired comparison {first} − {second} (mSA per image)", digits=4)
     return Section("paired", f"Paired test: {first} vs. {second}",
                    f"Per image: mSA({first}) − mSA({second}) on the images both scored; mean with bootstrap 95% "
                    f"interval; two-sided Wilcoxon signed-rank p-value; wins/ties/losses of {first}.", [body]), notes
@@ -292,17 +309,19 @@ def _resources_section(output: _Output, scores: pd.DataFrame, coverage: pd.DataF
     return Section("resources", "Time, memory and images scored",
                    "Seconds per image (wall clock of segment()), peak resident memory of the run's process (MiB), "
                    "images expected, scored and failed per record.",
-                   [output.table(resources_table(scores), "resources", "Time and memory per method", digits=2),
-                    output.table(coverage, "coverage", "Images per record")])
+                   [output.table(resources_table(scores), "resources", "Time and memory per method", digits=2)],
+                   details=[("Images per record", output.table(coverage, "coverage", "Images per record"))])
 
 
 def _qualitative_section(output: _Output, results_root, valid, images, data_root) -> tuple[Section, list[str]]:
     section = Section("qualitative", "Qualitative results (Fig. 1c)",
                       "Each object's contour in its own colour; the title gives the image's mSA.")
+    if "png" not in output.plot_formats and not output.page:
+        return section, []
     figure, notes = qualitative_figure(results_root, valid, parse_selection(images or []), data_root=data_root)
     if figure is not None:
-        png = output.figure(figure, "qualitative", raster_only=True, dpi=130)
-        section.figures.append(("Images with the ground truth's and each method's contours.", png))
+        output.figure(section, "Images with the ground truth's and each method's contours.", lambda: figure,
+                      "qualitative", raster_only=True, dpi=130)
     return section, notes
 
 

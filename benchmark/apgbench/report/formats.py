@@ -57,7 +57,8 @@ def frame_to_latex(frame: pd.DataFrame, *, digits: int = 3, caption: str | None 
         return "% no data\n"
     header, rows = _rows(frame, digits)
     spec = "l" * (len(header) - frame.shape[1]) + "r" * frame.shape[1] if _has_named_index(frame) else "l" * len(header)
-    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(latex_escape(h) for h in header) + r" \\",
+    lines = [r"% needs \usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(h) for h in header) + r" \\",
              r"\midrule"]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
@@ -90,7 +91,7 @@ def write_table(frame: pd.DataFrame, out: Path, stem: str, *, title: str, format
         written.append(path)
     if "csv" in formats:
         path = out / f"{stem}.csv"
-        frame.to_csv(path, index=_has_named_index(frame), float_format="%.4f")
+        frame.to_csv(path, index=_has_named_index(frame), float_format="%.6g")
         written.append(path)
     if "tex" in formats:
         path = out / f"{stem}.tex"

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 24px auto;
        max-width: 1300px; color: #222; line-height: 1.4; padding: 0 16px; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
 .meta { color: #666; font-size: 0.9em; }
 nav ol { columns: 2; font-size: 0.9em; }
 .notes { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 16px; }
@@ -19,11 +20,13 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-spac
 th { background: #f3f4f6; } td:first-child, th:first-child { text-align: left; }
 tr.domain th { background: #e8eef7; text-align: left; font-style: italic; }
 td.top1 { background: #1f77b4; color: white; font-weight: bold; } td.top2 { background: #6baed6; }
-td.top3 { background: #c6dbef; } td.pos { color: #1a7f37; font-weight: bold; } td.neg { color: #b42318; font-weight: bold; }
+td.top3 { background: #c6dbef; }
+td.pos { color: #1a7f37; font-weight: bold; } td.neg { color: #b42318; font-weight: bold; }
 sup { font-size: 0.75em; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.85em; }
 .scroll { overflow-x: auto; }
+details { margin: 8px 0; } summary { cursor: pointer; color: #1f4e8c; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 8px 16px; }
 """
 
@@ -38,6 +41,7 @@ class Section:
     tables: list[str] = field(default_factory=list)
     figures: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, png)
     grid: bool = False  # figures two per row
+    details: list[tuple[str, str]] = field(default_factory=list)  # (summary, table): long tables, folded
 
 
 def image_tag(png: bytes, alt: str) -> str:
@@ -52,7 +56,8 @@ def render_page(title: str, meta: str, notes: list[str], sections: list[Section]
              f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{meta}</p>']
     if notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-        parts.append(f'<div class="notes" id="notes"><strong>What is missing or excluded</strong><ul>{items}</ul></div>')
+        parts.append(f'<div class="notes" id="notes"><strong>What is missing or excluded</strong>'
+                     f"<ul>{items}</ul></div>")
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     parts.append(f"<nav><ol>{toc}</ol></nav>")
     for section in sections:
@@ -60,10 +65,13 @@ def render_page(title: str, meta: str, notes: list[str], sections: list[Section]
         if section.intro:
             parts.append(f"<p>{section.intro}</p>")
         parts.extend(f'<div class="scroll">{table}</div>' for table in section.tables)
+        parts.extend(f'<details><summary>{html.escape(summary)}</summary><div class="scroll">{table}</div></details>'
+                     for summary, table in section.details)
         if section.grid:
             parts.append('<div class="grid">')
         for caption, png in section.figures:
-            parts.append(f"<figure>{image_tag(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+            figcaption = f"<figcaption>{html.escape(caption)}</figcaption>"
+            parts.append(f"<figure>{image_tag(png, caption)}{figcaption}</figure>")
         if section.grid:
             parts.append("</div>")
         parts.append("</section>")

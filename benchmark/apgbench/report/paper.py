@@ -29,6 +29,7 @@ paper id is our id with ``-`` replaced by ``_`` (``plantseg-root`` -> ``plantseg
 from __future__ import annotations
 
 import functools
+import html
 from importlib import resources
 
 import numpy as np
@@ -50,7 +51,10 @@ PAPER_ROWS: dict[str, tuple[str, str]] = {
 
 @functools.lru_cache(maxsize=1)
 def load_paper_msa() -> pd.DataFrame:
-    """The shipped paper table: columns domain, dataset_id, dataset_name, method_id, setting, paper_method_label, msa."""
+    """The shipped paper table.
+
+    Columns: domain, dataset_id, dataset_name, method_id, setting, paper_method_label, msa.
+    """
     with resources.files("apgbench").joinpath("data/paper_msa.csv").open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle)
 
@@ -118,5 +122,46 @@ def paper_comparison(ours: pd.DataFrame, ci: pd.DataFrame | None = None) -> pd.D
     if ci is not None and not frame.empty:
         frame = frame.merge(ci[["domain", "dataset", "method", "ci_low", "ci_high"]], how="left",
                             on=["domain", "dataset", "method"])
-        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - 5e-4) & (frame["paper"] <= frame["ci_high"] + 5e-4)
+        slack = 5e-4  # the paper's values are rounded to three decimals
+        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - slack) & (frame["paper"] <= frame["ci_high"] + slack)
     return frame
+
+
+def paper_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per method: datasets compared, mean and mean absolute difference to the paper, share inside our CI."""
+    if comparison.empty:
+        return pd.DataFrame()
+    grouped = comparison.groupby("method", sort=False)
+    summary = pd.DataFrame({"n_datasets": grouped.size(), "mean_difference": grouped["difference"].mean(),
+                            "mean_abs_difference": grouped["difference"].apply(lambda d: d.abs().mean())})
+    if "paper_in_ci" in comparison.columns:
+        summary["paper_in_ci"] = grouped["paper_in_ci"].mean()
+    return summary
+
+
+def difference_html(comparison: pd.DataFrame, *, tolerance: float = 0.02) -> str:
+    """Ours - paper laid out like Fig. 2 (datasets x methods); beyond ``tolerance`` green (above) or red."""
+    if comparison.empty:
+        return "<p><em>No (dataset, method) pair of these results is in the paper.</em></p>"
+    from .tables import order_methods
+
+    methods = order_methods(comparison["method"].unique())
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    rows = []
+    for dataset, group in comparison.groupby("dataset", sort=False):
+        values = group.set_index("method")
+        cells = []
+        for method in methods:
+            if method not in values.index:
+                cells.append("<td>–</td>")
+                continue
+            row = values.loc[method]
+            css = ""
+            if abs(row["difference"]) > tolerance:
+                css = ' class="pos"' if row["difference"] > 0 else ' class="neg"'
+            tip = f"ours {row['ours']:.3f}, paper {row['paper']:.3f}"
+            text = f"{round(row['difference'], 3) + 0.0:+.3f}".replace("-", "−")  # + 0.0: no "−0.000"
+            cells.append(f'<td{css} title="{tip}">{text}</td>')
+        rows.append(f"<tr><td>{html.escape(str(dataset))}</td>{''.join(cells)}</tr>")
+    return (f'<table class="paperdiff"><thead><tr><th>dataset</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")

@@ -7,10 +7,12 @@ for the HTML page.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -35,10 +37,16 @@ def method_colour(label: str) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _figure(width: float, height: float) -> Figure:
-    import matplotlib
+def _styled(func):
+    """Run a plotting function under the report's rc settings, leaving the caller's matplotlib state alone."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(RC):
+            return func(*args, **kwargs)
+    return wrapper
 
-    matplotlib.rcParams.update(RC)
+
+def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -55,7 +63,9 @@ def _tick_labels(ax, labels: list[str], *, always: bool = False) -> None:
         ax.set_xticklabels(labels)
 
 
-def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *, dpi: int = 150) -> tuple[list[Path], bytes]:
+@_styled
+def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *,
+                dpi: int = 150) -> tuple[list[Path], bytes]:
     """Write ``<stem>.png`` / ``<stem>.svg`` (those in ``formats``); return the paths and the PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -70,6 +80,7 @@ def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *, dp
     return written, png
 
 
+@_styled
 def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figure:
     """Fig. 2 for one domain: grouped bars (datasets x methods), top three opaque with their rank above,
     the others faded, hatched where the method was trained on the dataset, APG - AIS written above each group."""
@@ -114,6 +125,7 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
     return fig
 
 
+@_styled
 def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
     """Fig. 1b: per domain and overall, mean mSA per method as bars annotated with the average rank; the
     three best average ranks in the paper's blues, the others grey."""
@@ -145,6 +157,7 @@ def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
     return fig
 
 
+@_styled
 def fig3_relative(relative: pd.DataFrame) -> Figure:
     """Fig. 3: relative mSA difference of the APG variants to AIS (%), one panel per domain, datasets on x."""
     domains = sorted(dict.fromkeys(relative.index.get_level_values(0)), key=domain_key)
@@ -168,8 +181,8 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
         for j, variant in enumerate(variants):
             pos = xs + (j - (len(variants) - 1) / 2) * width
             heights = sub[variant].to_numpy(float)
-            ax.bar(pos, np.nan_to_num(heights), width * 0.95, color=VARIANT_COLOURS.get(variant, method_colour(variant)),
-                   edgecolor="black", linewidth=0.5, zorder=2)
+            colour = VARIANT_COLOURS.get(variant, method_colour(variant))
+            ax.bar(pos, np.nan_to_num(heights), width * 0.95, color=colour, edgecolor="black", linewidth=0.5, zorder=2)
             for x, h in zip(pos, heights):
                 if np.isfinite(h):
                     ax.text(x, -0.04 * limit if h > 0 else 0.04 * limit, f"{h:+.1f}%", rotation=90, fontsize=6,
@@ -191,6 +204,7 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
     return fig
 
 
+@_styled
 def threshold_plot(curves: pd.DataFrame) -> Figure:
     """Segmentation accuracy against the IoU threshold (0.5 ... 0.95), one panel per domain, a line per method."""
     domains = sorted(curves["domain"].unique(), key=domain_key)
@@ -221,6 +235,7 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
     return fig
 
 
+@_styled
 def interval_plot(intervals: pd.DataFrame) -> Figure:
     """mSA with its bootstrap 95% interval, one panel per domain: datasets on x, a dot and whisker per method."""
     domains = sorted(intervals["domain"].unique(), key=domain_key)
@@ -240,7 +255,8 @@ def interval_plot(intervals: pd.DataFrame) -> Figure:
                 continue
             xs = [datasets.index(d) + (j - (len(methods) - 1) / 2) * step for d in rows["dataset"]]
             ax.errorbar(xs, rows["msa"], yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
-                        fmt="o", markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method), label=method)
+                        fmt="o", markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method),
+                        label=method)
         ax.set_xticks(np.arange(len(datasets)))
         _tick_labels(ax, datasets)
         ax.set_ylim(0, 1)

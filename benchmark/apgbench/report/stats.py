@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import THRESHOLD_COLUMNS
-from .tables import DOMAIN_ORDER, ranks
+from .tables import DOMAIN_ORDER, domain_key, ranks
 
 N_BOOT = 2000
 
@@ -147,6 +147,7 @@ def paired_test(valid: pd.DataFrame, first: str, second: str, *, seed: int = 0,
     diff = (pivot[first] - pivot[second]).rename("d")
     groups = [((domain, dataset), group.to_numpy()) for (domain, dataset), group in
               diff.groupby(level=["domain", "dataset"], sort=False)]
+    groups.sort(key=lambda g: (domain_key(g[0][0]), g[0]))
     if len(groups) > 1:
         groups.append((("all", "all"), diff.to_numpy()))
     rows = []

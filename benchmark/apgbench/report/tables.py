@@ -123,7 +123,7 @@ def _cells(table: pd.DataFrame, digits: int):
 
 
 def _signed(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:+.{digits}f}".replace("-", "−")
+    return "–" if value is None else f"{round(value, digits) + 0.0:+.{digits}f}".replace("-", "−")
 
 
 def format_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
@@ -160,7 +160,8 @@ def format_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
     current = None
     for domain, dataset, cells, d in _cells(table, digits):
         if domain != current:
-            lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\emph{{{latex_escape(DOMAIN_TITLES.get(domain, domain))}}}}} \\"]
+            title = latex_escape(DOMAIN_TITLES.get(domain, domain))
+            lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\emph{{{title}}}}} \\"]
             current = domain
         texts = []
         for text, r, trained in cells:
@@ -172,7 +173,8 @@ def format_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     caption = (r"Mean segmentation accuracy (mSA). Best per dataset in bold, second underlined, third in italics; "
                r"$^\dagger$: trained on this dataset's training split.")
-    return "\\begin{table}[t]\n\\centering\n\\small\n" + "\n".join(lines) + f"\n\\caption{{{caption}}}\n\\end{{table}}\n"
+    head = "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\small\n"
+    return head + "\n".join(lines) + f"\n\\caption{{{caption}}}\n\\end{{table}}\n"
 
 
 def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | None = None) -> str:
@@ -185,7 +187,8 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
     rows, current, width = [], None, len(table.columns) + 1 + int(diff_header)
     for domain, dataset, cells, d in _cells(table, digits):
         if domain != current:
-            rows.append(f'<tr class="domain"><th colspan="{width}">{html.escape(DOMAIN_TITLES.get(domain, domain))}</th></tr>')
+            title = html.escape(DOMAIN_TITLES.get(domain, domain))
+            rows.append(f'<tr class="domain"><th colspan="{width}">{title}</th></tr>')
             current = domain
         tds = []
         for label, (text, r, trained) in zip(table.columns, cells):

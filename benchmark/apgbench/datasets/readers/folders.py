@@ -15,7 +15,6 @@ from ._base import (
     check_pair,
     entry_id,
     find_base,
-    natural_key,
     read_array,
     sorted_glob,
     to_instances,
@@ -165,7 +164,3 @@ def _unique_ids(entries: list[Entry]) -> None:
         else:
             seen[entry.id] = 0
 
-
-def sort_entries(entries: list[Entry]) -> list[Entry]:
-    """Entries in natural order of their ids (helper for readers that collect from several places)."""
-    return sorted(entries, key=lambda e: natural_key(e.id))

@@ -1,0 +1,52 @@
+"""Helpers shared by the method-wrapper tests (not collected: no ``test_`` prefix)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..conftest import shared_data_dir
+
+# Third-party warnings raised while importing or running the real libraries with random weights.
+LIBRARY_WARNINGS = [
+    "ignore:`torch.jit.script` is deprecated:FutureWarning",
+    "ignore:`torch.jit.script_method` is deprecated:FutureWarning",
+    "ignore::UserWarning:sam2",
+    "ignore::UserWarning:cellpose",
+    "ignore::UserWarning:torch",
+    "ignore::FutureWarning:timm",
+]
+
+
+def real_crop(size: int = 256, domain: str = "nuclei-fluo") -> np.ndarray:
+    """A ``size`` x ``size`` crop of a real sample image (uint16 nuclei by default)."""
+    import pytest
+    import tifffile
+
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("the real samples folder ../shared/data is absent (set APGBENCH_SHARED_DATA to use it)")
+    if domain == "nuclei-histo":
+        import imageio.v3 as iio
+
+        return iio.imread(root / "nuclei-histo" / "consep_patches" / "patch1.png")[:size, :size, :3]
+    return tifffile.imread(root / "nuclei-fluo" / "dsb2018" / "stardist_data_img2d.tif")[:size, :size]
+
+
+def pixel_masks(shape: tuple[int, int], count: int) -> list[np.ndarray]:
+    """``count`` full-size single-pixel masks (pixel k in raster order) as views of one buffer.
+
+    Each mask is a strided view of a buffer holding one True, so tens of thousands of full-size masks
+    cost no memory: the >65535-object tests need them.
+    """
+    size = shape[0] * shape[1]
+    buffer = np.zeros(2 * size, dtype=bool)
+    buffer[size] = True
+    return [buffer[size - k : 2 * size - k].reshape(shape) for k in range(count)]
+
+
+def assert_valid_labels(labels: np.ndarray, shape: tuple[int, int]) -> None:
+    """The contract of every method's output."""
+    assert labels.dtype == np.uint32
+    assert labels.shape == tuple(shape)
+    ids = np.unique(labels)
+    assert ids[0] == 0 or labels.all()

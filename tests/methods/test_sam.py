@@ -1,0 +1,123 @@
+"""``amg``: AMG records -> labels on crafted outputs; the real segment-anything path with random weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apgbench.methods import get_method
+from apgbench.methods.base import MethodUnavailableError
+from apgbench.methods.preprocess import SAM_DISTRIBUTIONS, dist_version, owning_distribution
+from apgbench.methods.sam import SamAMG, amg_records_to_labels
+
+from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, pixel_masks, real_crop
+
+pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
+
+
+def _record(mask, with_meta=True):
+    record = {"segmentation": mask}
+    if with_meta:
+        rows, cols = np.nonzero(mask)
+        record["area"] = int(mask.sum())
+        record["bbox"] = [
+            int(cols.min()),
+            int(rows.min()),
+            int(cols.max() - cols.min()),
+            int(rows.max() - rows.min()),
+        ]
+    return record
+
+
+@pytest.mark.parametrize("with_meta", [True, False])
+def test_smaller_masks_win_overlaps(with_meta):
+    big = np.zeros((20, 20), bool)
+    big[2:12, 2:12] = True
+    small = np.zeros((20, 20), bool)
+    small[8:14, 8:14] = True
+    labels = amg_records_to_labels([_record(small, with_meta), _record(big, with_meta)], (20, 20))
+    assert labels.dtype == np.uint32
+    assert labels[10, 10] == labels[13, 13] != 0  # the small mask is painted over the big one
+    assert labels[3, 3] not in (0, labels[10, 10])
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert (labels == labels[13, 13]).sum() == small.sum()
+
+
+def test_background_mask_dropped_and_empty_output():
+    background = np.ones((10, 10), bool)
+    background[0, 0] = False
+    obj = np.zeros((10, 10), bool)
+    obj[0, 0] = True
+    labels = amg_records_to_labels([_record(background), _record(obj)], (10, 10))
+    assert labels[0, 0] == 1 and labels.sum() == 1
+    assert not amg_records_to_labels([], (10, 10)).any()
+    kept = amg_records_to_labels([_record(background)], (10, 10), max_area_fraction=1.0)
+    assert kept.max() == 1
+
+
+def test_mask_of_wrong_shape_is_an_error():
+    with pytest.raises(ValueError, match="does not match"):
+        amg_records_to_labels([{"segmentation": np.ones((3, 3), bool)}], (4, 4))
+
+
+def test_more_than_65535_objects():
+    shape = (260, 260)
+    count = 66_000
+    records = [
+        {"segmentation": mask, "area": 1, "bbox": [k % shape[1], k // shape[1], 0, 0]}
+        for k, mask in enumerate(pixel_masks(shape, count))
+    ]
+    labels = amg_records_to_labels(records, shape)
+    assert labels.dtype == np.uint32 and labels.max() == count
+    assert np.count_nonzero(labels) == count and len(np.unique(labels)) == count + 1
+
+
+def test_registered_and_unknown_parameter():
+    assert get_method("amg") is SamAMG
+    with pytest.raises(ValueError, match="no parameter"):
+        SamAMG(prompt="cell")
+
+
+def test_segment_anything_install_is_deterministic():
+    pytest.importorskip("segment_anything", reason="segment-anything is not installed")
+    if dist_version("segment-anything") and dist_version("segment-anything-py"):
+        # Both distributions write segment_anything/: the install reinstalls the -py fork last.
+        assert owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS).startswith(
+            "segment-anything-py=="
+        )
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    pytest.importorskip("segment_anything", reason="segment-anything is not installed")
+    method = SamAMG(checkpoint=str(tmp_path / "sam_vit_b.pth"))
+    with pytest.raises(MethodUnavailableError, match="does not exist"):
+        method.prepare("cpu")
+
+
+def test_weights_status_reports_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("APGBENCH_WEIGHTS_DIR", str(tmp_path))
+    ok, message = SamAMG.weights_status()
+    assert ok and "not cached" in message and "sam_vit_b_01ec64.pth" in message
+    (tmp_path / "segment_anything").mkdir()
+    (tmp_path / "segment_anything" / "sam_vit_b_01ec64.pth").write_bytes(b"")
+    assert "not cached" not in SamAMG.weights_status()[1]
+
+
+@pytest.mark.heavy
+def test_amg_random_weights_real_library():
+    pytest.importorskip("segment_anything", reason="segment-anything is not installed")
+    image = real_crop(256)
+    # Few prompts and no quality filter keep CPU time low and let the random masks reach the painting.
+    params = {
+        "points_per_side": 4,
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "max_area_fraction": 1.0,
+    }
+    with SamAMG(random_weights=True, **params) as method:
+        method.prepare("cpu")
+        labels = method.segment(image)
+        info = method.info()
+    assert_valid_labels(labels, image.shape)
+    assert info["model"] == "sam_vit_b" and info["library"].startswith("segment")
+    assert info["weights"].startswith("random")
