@@ -2,7 +2,7 @@
 
 Inputs: one real image with its labels (default: the 512x512 DSB2018 sample in ../shared/data), decoder maps
 computed from the labels (:func:`apgbench.apg.testing.decoder_maps_from_labels`), SAM ViT-B with random
-seeded weights (no checkpoint needed), the same image embeddings and therefore the same prompts. Each APG is
+seeded weights (no checkpoint needed; mask logits scaled so that the ranking scores are not all tied), the same image embeddings and therefore the same prompts. Each APG is
 split into prompt derivation, mask decoding, and NMS + painting; the outputs are compared with mSA.
 
 Usage::
@@ -91,6 +91,12 @@ def main() -> None:
     maps = decoder_maps_from_labels(labels)
     torch.manual_seed(0)
     predictor = SamPredictor(sam_model_registry["vit_b"]().eval())
+    # Random-weight logits stay within +-1: all stability scores would be 0 and the NMS order a tie-break.
+    # Scaling the last hypernetwork layer scales the logits: same masks, distinct ranking scores.
+    with torch.no_grad():
+        layer = predictor.model.mask_decoder.output_hypernetworks_mlps[0].layers[-1]
+        layer.weight.mul_(100)
+        layer.bias.mul_(100)
     t = time.perf_counter()
     embeddings = util.precompute_image_embeddings(predictor, image, ndim=2, verbose=False)
     util.set_precomputed(predictor, embeddings)

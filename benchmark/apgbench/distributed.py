@@ -30,7 +30,7 @@ from .config import data_root as _data_root
 from .config import results_root as _results_root
 from .datasets import get_dataset_config, load_dataset
 from .methods import get_method
-from .results import (JOURNAL, PARTS, RunInfo, check_record, held_claims, record_dir, recover, run_key)
+from .results import JOURNAL, PARTS, RunInfo, check_record, held_claims, record_dir, recover, run_key
 from .runner import resolve_params, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
@@ -199,10 +199,8 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
     if wait or executor == "debug":
         with _closing_log_files():
             for job in jobs:
-                try:
+                with contextlib.suppress(Exception):  # each task's failure is in its status file
                     job.result()
-                except Exception:  # noqa: BLE001 - the task status files hold each failure
-                    pass
     return record
 
 

@@ -6,6 +6,7 @@ as soon as it is done. A run that stops (crash, Ctrl-C, kill) resumes with the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -64,14 +65,12 @@ def hardware_info(device: str | None = None) -> dict[str, Any]:
         if key in os.environ:
             info[key.lower()] = os.environ[key]
     torch = sys.modules.get("torch")
-    if torch is not None and device and str(device).startswith("cuda"):
-        try:
+    if torch is not None:
+        with contextlib.suppress(Exception):  # provenance must never break a run
             if torch.cuda.is_available():
-                index = torch.device(device).index or 0
-                info["gpu"] = torch.cuda.get_device_name(index)
+                index = torch.device(device).index if device and str(device).startswith("cuda") else None
+                info["gpu"] = torch.cuda.get_device_name(index or 0)
                 info["cuda"] = torch.version.cuda
-        except Exception:  # noqa: BLE001 - provenance must never break a run
-            pass
     return info
 
 
@@ -212,7 +211,7 @@ def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, 
     start = time.perf_counter()
     try:
         labels = segmenter.segment(sample.image)
-    except Exception as err:  # noqa: BLE001 - recorded, see below
+    except Exception as err:
         if fail_fast:
             raise
         elapsed = time.perf_counter() - start

@@ -107,6 +107,13 @@ def random_sam():
 
     torch.manual_seed(0)
     predictor = SamPredictor(sam_model_registry["vit_b"]().eval())
+    # At random weights the mask logits stay within +-1, so every stability score (and every ranking
+    # score) is 0 and NMS order would be a tie-break (torch's argsort is not stable). Scaling the last
+    # hypernetwork layer scales the logits: same masks (sign unchanged), distinct scores.
+    with torch.no_grad():
+        layer = predictor.model.mask_decoder.output_hypernetworks_mlps[0].layers[-1]
+        layer.weight.mul_(100)
+        layer.bias.mul_(100)
     samples = {stem: (image, labels) for _, _, stem, image, labels in iter_shared_samples()}
     image = samples["stardist_tests_img2d"][0]
     embeddings = util.precompute_image_embeddings(predictor, image, ndim=2, verbose=False)
@@ -119,7 +126,7 @@ def test_apg_matches_micro_sam(random_sam, stem, msa_pair):
     from micro_sam import util
     from micro_sam.instance_segmentation import AutomaticPromptGenerator
 
-    from apgbench.apg import automatic_prompt_generation
+    from apgbench.apg import automatic_prompt_generation, derive_prompts, ranking_scores
     from apgbench.apg.testing import decoder_maps_from_labels
     from apgbench.methods.musam import SamPointModel
 
@@ -132,6 +139,8 @@ def test_apg_matches_micro_sam(random_sam, stem, msa_pair):
     expected = reference.generate()
     ours = automatic_prompt_generation(*maps, SamPointModel(predictor, embeddings, labels.shape))
     assert ours.dtype == np.uint32 and ours.shape == labels.shape and ours.max() > 0
+    sample = SamPointModel(predictor, embeddings, labels.shape).predict_points(derive_prompts(*maps)[:8])
+    assert len(np.unique(ranking_scores(sample))) == 8  # the ranking is exercised, not a tie-break
     assert msa_pair(ours, expected) >= 0.99
     assert msa_pair(expected, ours) >= 0.99
 

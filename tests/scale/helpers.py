@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from apgbench.methods import register_method
 from apgbench.methods.classic import ClassicWatershed
 
@@ -11,7 +13,7 @@ class FailsOnBright(ClassicWatershed):
     """``classic`` that fails on images brighter than ``limit`` on average."""
 
     name = "test-fails-on-bright"
-    default_params = {**ClassicWatershed.default_params, "limit": 0.0}
+    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "limit": 0.0}
 
     def _segment(self, image):
         if self.params["limit"] and image.mean() > self.params["limit"]:

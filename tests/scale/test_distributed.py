@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
@@ -12,17 +13,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-pytest.importorskip("submitit", reason="submit needs the slurm extra: pip install -e '.[slurm]'")
+from apgbench.cli.submit import status, submit
+from apgbench.distributed import Resources, load_profile, load_submission, pair_status, plan_tasks
+from apgbench.distributed import submit as submit_tasks
+from apgbench.results import RecordWriter, load_scores
+from apgbench.runner import run_benchmark
 
-from apgbench.cli.submit import status, submit  # noqa: E402
-from apgbench.distributed import (Resources, load_profile, load_submission, pair_status, plan_tasks,  # noqa: E402
-                                  submit as submit_tasks)
-from apgbench.results import RecordWriter, load_scores  # noqa: E402
-from apgbench.runner import run_benchmark  # noqa: E402
-
-from . import helpers  # noqa: E402, F401 - registers the test methods
+from . import helpers  # noqa: F401 - registers the test methods
 
 DATASETS = ["synthetic-nuclei", "synthetic-cells"]
+needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
+                                    reason="submit needs the slurm extra: pip install -e '.[slurm]'")
 VOLATILE = ["seconds", "peak_mem_mb"]
 
 app = typer.Typer()
@@ -42,6 +43,7 @@ def sequential(tmp_path):
     return _stable(load_scores(root))
 
 
+@needs_submitit
 @pytest.mark.parametrize("executor,options", [("debug", {}), ("local", {"workers": 2, "wait": True})])
 def test_submit_equals_sequential_run(roots, sequential, executor, options):
     results, _ = roots
@@ -55,6 +57,7 @@ def test_submit_equals_sequential_run(roots, sequential, executor, options):
     assert [(r["dataset"], r["state"], r["done"], r["images"]) for r in rows] == [(d, "done", 6, 6) for d in DATASETS]
 
 
+@needs_submitit
 def test_cli_submit_status_reports_failures_and_skips_complete_pairs(roots):
     results, _ = roots
     runner = CliRunner()
@@ -75,6 +78,7 @@ def test_cli_submit_status_reports_failures_and_skips_complete_pairs(roots):
     assert direct.exit_code == 0 and "missing" in direct.output
 
 
+@needs_submitit
 def test_status_flags_a_worker_that_died_without_reporting(roots):
     results, _ = roots
     tasks = plan_tasks(["synthetic-nuclei"], ["classic"], results_root=results)
@@ -90,6 +94,7 @@ def test_status_flags_a_worker_that_died_without_reporting(roots):
     assert rows[0]["pending_parts"] == 1
 
 
+@needs_submitit
 def test_a_failing_image_is_counted_in_status(roots):
     results, _ = roots
     tasks = plan_tasks(["synthetic-nuclei"], ["test-fails-on-bright"], {"limit": 560.0}, results_root=results)
@@ -131,6 +136,7 @@ def fake_slurm(tmp_path, monkeypatch):
     return tmp_path
 
 
+@needs_submitit
 def test_slurm_array_tasks_run_the_same_code_and_give_the_same_results(roots, fake_slurm, sequential, monkeypatch):
     results, _ = roots
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
@@ -148,6 +154,7 @@ def test_slurm_array_tasks_run_the_same_code_and_give_the_same_results(roots, fa
     assert {r["state"] for r in pair_status(record["tasks"], record)} == {"done"}
 
 
+@needs_submitit
 def test_slurm_submission_is_one_array_job_with_the_profile(roots, fake_slurm, tmp_path):
     results, _ = roots
     profile = tmp_path / "cluster.yaml"

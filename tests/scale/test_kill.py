@@ -18,7 +18,6 @@ import traceback
 import h5py
 import numpy as np
 import pandas as pd
-import pytest
 
 from apgbench.results import JOURNAL, PARTS, check_record, read_scores
 from apgbench.runner import run_benchmark

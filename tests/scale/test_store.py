@@ -12,8 +12,17 @@ import pandas as pd
 import pytest
 
 from apgbench.methods.classic import ClassicWatershed
-from apgbench.results import (PARTS, CorruptRecordError, RecordBusyError, RecordMismatchError,
-                              RecordRepairedWarning, RecordWriter, check_record, load_scores, read_scores)
+from apgbench.results import (
+    PARTS,
+    CorruptRecordError,
+    RecordBusyError,
+    RecordMismatchError,
+    RecordRepairedWarning,
+    RecordWriter,
+    check_record,
+    load_scores,
+    read_scores,
+)
 from apgbench.runner import run_benchmark
 
 from . import helpers  # noqa: F401 - registers the test methods

@@ -15,7 +15,7 @@ STATE_STYLES = {"done": "green", "running": "cyan", "queued": "blue", "partial":
 @handle_errors
 def submit(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)] = None,
     executor: Annotated[str, typer.Option("--executor", "-e", help="slurm (array job), local (process pool) or debug (in-process).")] = "slurm",
@@ -47,7 +47,10 @@ def submit(
         if value is not None:
             setattr(resources, key, value)
     resources.sbatch.update(parse_params(sbatch))
-    tasks = plan_tasks(resolve_dataset_ids(split_ids(dataset)), split_ids(method), parse_params(param),
+    device = device or ("cuda" if resources.gpus else "cpu")
+    if device.startswith("cuda") and not resources.gpus:
+        resources.gpus = 1  # submitit hides every GPU from a task that asks for none
+    tasks = plan_tasks(resolve_dataset_ids(split_ids(dataset)), _method_ids(split_ids(method)), parse_params(param),
                        results_root=results_root, data_root=data_root, limit=limit, shard_size=shard_size)
     if force:
         clear_records(tasks)
@@ -59,7 +62,7 @@ def submit(
         console.print("Nothing to submit.")
         return
     record = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
-                          data_root=data_root, device=device or ("cuda" if resources.gpus else "cpu"),
+                          data_root=data_root, device=device,
                           fail_fast=fail_fast, workers=workers, wait=wait)
     ids = record["job_ids"]
     arrays = {i.split("_")[0] for i in ids}
@@ -69,6 +72,24 @@ def submit(
         shown = "job(s) " + ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
     console.print(f"Submission [bold]{record['id']}[/] ({executor}): {len(todo)} task(s) in {shown}")
     console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
+
+
+def _method_ids(selection: list[str]) -> list[str]:
+    """Expand ``all`` into every registered method whose library and weights are present here."""
+    from ..methods import available_methods, method_status
+
+    ids: list[str] = []
+    for item in selection:
+        if item != "all":
+            ids.append(item)
+            continue
+        for name, cls in available_methods().items():
+            ready, why = method_status(cls)
+            if ready:
+                ids.append(name)
+            else:
+                console.print(f"[yellow]skipping {name}[/]: {why}")
+    return list(dict.fromkeys(ids))
 
 
 @handle_errors
