@@ -14,6 +14,7 @@ from .evaluate import evaluate
 from .report import report
 from .run import run
 from .smoke import smoke
+from .submit import status, submit
 from .validate import validate
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.command()(evaluate)
 app.command()(report)
 app.command()(validate)
 app.command()(smoke)
+app.command()(submit)
+app.command()(status)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(methods.app, name="methods")
 

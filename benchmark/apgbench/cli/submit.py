@@ -27,10 +27,10 @@ def submit(
     time_min: Annotated[int | None, typer.Option("--time", help="Time limit per task in minutes.", min=1)] = None,
     sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="Extra sbatch option key=value (repeatable), e.g. account=proj.")] = None,
     shard_size: Annotated[int | None, typer.Option("--shard-size", help="Split each pair into tasks of N images.", min=1)] = None,
-    workers: Annotated[int | None, typer.Option(help="Local executor: parallel processes [default: CPU count].", min=1)] = None,
+    workers: Annotated[int | None, typer.Option(help="Local executor: parallel processes (default: CPU count).", min=1)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Block until every job has ended.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete stored results of the selection first, recompute all.")] = False,
-    device: Annotated[str | None, typer.Option(help="Torch device in the workers [default: cuda if --gpus > 0, else cpu].")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device in the workers (default: cuda if --gpus > 0, else cpu).")] = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop a task at its first failing image.")] = False,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
@@ -94,10 +94,10 @@ def _method_ids(selection: list[str]) -> list[str]:
 
 @handle_errors
 def status(
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id(s) [default: the submission's].")] = None,
-    method: Annotated[str | None, typer.Option("--method", "-m", help="Method id(s) [default: the submission's].")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id(s) (default: the submission's).")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help="Method id(s) (default: the submission's).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
-    submission: Annotated[str | None, typer.Option(help="Submission id (or prefix) [default: the latest].")] = None,
+    submission: Annotated[str | None, typer.Option(help="Submission id (or prefix) (default: the latest).")] = None,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
 ) -> None:
