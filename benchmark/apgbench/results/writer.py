@@ -1,42 +1,14 @@
-"""The results store: one self-contained record per (method, dataset, parameters), crash-safe.
-
-Layout under the results root::
-
-    <method>/<dataset>/<run_key>/
-        predictions.h5   /labels/<image_id>: uint32 label image per scored image
-        scores.csv       one row per image (columns: SCORE_COLUMNS), sorted by image id
-        run.json         RunInfo: provenance, summary, and the sha256 of the two files above
-        .parts/          <image_id>.npz per image committed by a run in progress
-        .locks/          one lock per worker claim (``all`` or ``shard-<start>-<stop>``)
-        .lock            the record lock, held briefly to check, consolidate or clear the record
-        .commit.json     redo journal of a consolidation in progress
-
-Crash safety. Every image is committed on its own as a part (temporary name, then ``os.replace``). Parts are
-consolidated into ``predictions.h5`` + ``scores.csv`` + ``run.json`` by writing all three under temporary
-names, then a journal naming them, then renaming: whoever next takes the record lock finds the journal and
-finishes the renames, so the three files always belong together, whenever the process is killed.
-
-Integrity. ``run.json`` holds the sha256 of ``scores.csv`` and ``predictions.h5``; a part is a zip with
-CRCs. A file that fails its check (truncated, half-copied) is reported, deleted and its images recomputed;
-readers (:func:`load_scores`) refuse it. Provenance (dataset fingerprint, method info, params) is stored in
-every part and in ``run.json``; a run never adds images computed under a different provenance
-(:class:`RecordMismatchError`), and :func:`load_scores` never mixes datasets of different fingerprints.
-"""
+"""Writing one record: worker claims, atomic per-image parts, consolidation, recovery."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import platform
 import shutil
-import subprocess
-import sys
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,117 +16,26 @@ import h5py
 import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
-SCORE_COLUMNS = ["dataset", "method", "run_key", "image_id", "msa", *THRESHOLD_COLUMNS,
-                 "n_true", "n_pred", "seconds", "peak_mem_mb", "error"]
-PARTS, LOCKS, JOURNAL = ".parts", ".locks", ".commit.json"
-RESULT_FILES = ("predictions.h5", "scores.csv")
-PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
-
-
-class RecordBusyError(RuntimeError):
-    """Another process is writing the same record (or the same images of it)."""
-
-
-class RecordMismatchError(ValueError):
-    """Stored results were computed under a different provenance than the one asked for."""
-
-
-class CorruptRecordError(ValueError):
-    """A stored file of a record fails its integrity check."""
-
-
-class RecordRepairedWarning(UserWarning):
-    """A corrupted file was found and deleted; its images are recomputed."""
-
-
-class RunInfo(BaseModel):
-    """Provenance and summary of one record, stored as ``run.json``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    dataset: str
-    domain: str
-    method: str
-    run_key: str
-    params: dict[str, Any]
-    method_info: dict[str, Any] = {}
-    dataset_fingerprint: str | None = None
-    apgbench_version: str
-    git_revision: str | None = None
-    python: str = sys.version.split()[0]
-    platform: str = platform.platform()
-    device: str = "cpu"
-    hardware: dict[str, Any] = {}
-    workers: list[dict[str, Any]] = []
-    started: str
-    finished: str | None = None
-    n_images: int = 0
-    n_scored: int = 0
-    n_failed: int = 0
-    complete: bool = False
-    seconds_total: float = 0.0
-    files: dict[str, dict[str, Any]] = {}
-    repairs: list[str] = []
-
-
-def now() -> str:
-    """UTC timestamp in ISO format."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def git_revision() -> str | None:
-    """The apgbench source checkout's git revision, if it is one."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def run_key(params: dict[str, Any], default_params: dict[str, Any]) -> str:
-    """``default`` when ``params`` equal the defaults, else ``p-`` + a short hash of the non-default values."""
-    changed = {k: v for k, v in params.items() if default_params.get(k, object()) != v}
-    if not changed:
-        return "default"
-    payload = json.dumps(changed, sort_keys=True, default=str)
-    return "p-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
-
-
-def record_dir(results_root: str | os.PathLike, method: str, dataset: str, key: str) -> Path:
-    """Folder of one record."""
-    return Path(results_root) / method / dataset / key
-
-
-def file_digest(path: Path) -> dict[str, Any]:
-    """Size and sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)
+from .schema import (
+    JOURNAL,
+    LOCKS,
+    PARTS,
+    PROVENANCE_KEYS,
+    RESULT_FILES,
+    SCORE_COLUMNS,
+    CorruptRecordError,
+    RecordBusyError,
+    RecordMismatchError,
+    RecordRepairedWarning,
+    RunInfo,
+    _atomic_write_bytes,
+    _json_default,
+    _write_synced,
+    file_digest,
+    read_scores,
+)
 
 
 def _claim_range(name: str) -> tuple[float, float]:
@@ -228,7 +109,10 @@ def check_record(directory: str | os.PathLike, *, predictions: bool = True) -> l
 def _read_part(path: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str, Any]]:
     """(row, labels or None, meta) of a part; raises CorruptRecordError if it fails its checks."""
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:  # closes on bad zips too
+        with (
+            open(path, "rb") as handle,
+            np.load(handle, allow_pickle=False) as data,
+        ):  # closes on bad zips too
             row = json.loads(str(data["row"]))
             meta = json.loads(str(data["meta"])) if "meta" in data else {}
             labels = data.get("labels")
@@ -270,8 +154,9 @@ class RecordWriter:
         How long to wait for the record lock, which others hold only to check or consolidate.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None,
-                 wait_s: float = 600.0) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = 600.0
+    ) -> None:
         self.directory = Path(directory)
         self.parts = self.directory / PARTS
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -296,7 +181,9 @@ class RecordWriter:
             try:
                 self._claim.acquire(timeout=0)
             except Timeout as err:
-                raise RecordBusyError(f"Another process is writing {self.directory}; wait for it to finish.") from err
+                raise RecordBusyError(
+                    f"Another process is writing {self.directory}; wait for it to finish."
+                ) from err
             try:
                 others = held_claims(self.directory, exclude=self.claim)
                 mine = _claim_range(self.claim)
@@ -348,7 +235,11 @@ class RecordWriter:
     def done_ids(self) -> set[str]:
         """Image ids already committed (consolidated or in parts); corrupt parts are deleted and reported."""
         with self._locked():
-            done = set(read_scores(self.directory)["image_id"]) if (self.directory / "scores.csv").exists() else set()
+            done = (
+                set(read_scores(self.directory)["image_id"])
+                if (self.directory / "scores.csv").exists()
+                else set()
+            )
             for part in self.parts.glob("*.npz"):
                 try:
                     _read_part(part)
@@ -369,7 +260,9 @@ class RecordWriter:
         """
         self.provenance.update({k: v for k, v in provenance.items() if v is not None})
         stored = [("run.json", self.previous_info() or {})]
-        for part in sorted(self.parts.glob("*.npz"))[:1]:  # all parts share one provenance (checked on commit)
+        for part in sorted(self.parts.glob("*.npz"))[
+            :1
+        ]:  # all parts share one provenance (checked on commit)
             try:
                 stored.append((f"part {part.name}", _read_part(part)[2]))
             except CorruptRecordError:
@@ -389,12 +282,16 @@ class RecordWriter:
         """
         self.parts.mkdir(exist_ok=True)
         tmp = self.parts / f".{image_id}.{os.getpid()}.tmp.npz"
-        payload = {"row": np.array(json.dumps(row, default=_json_default)),
-                   "meta": np.array(json.dumps({**self.provenance, "worker": self.worker}, default=_json_default))}
+        payload = {
+            "row": np.array(json.dumps(row, default=_json_default)),
+            "meta": np.array(json.dumps({**self.provenance, "worker": self.worker}, default=_json_default)),
+        }
         if labels is not None:
             labels = np.asarray(labels)
             small = labels.size == 0 or int(labels.max()) <= np.iinfo(np.uint16).max
-            payload["labels"] = labels.astype(np.uint16 if small else np.uint32, copy=False)  # compresses faster
+            payload["labels"] = labels.astype(
+                np.uint16 if small else np.uint32, copy=False
+            )  # compresses faster
         np.savez_compressed(tmp, **payload)
         os.replace(tmp, self.parts / f"{image_id}.npz")
 
@@ -425,7 +322,9 @@ class RecordWriter:
                 self._repair([str(err)], [f"{PARTS}/{part.name}"])
                 continue
             if diffs := _differences(meta, {**previous, **self.provenance}):
-                raise RecordMismatchError(f"{part} was computed under another provenance: {'; '.join(diffs)}.")
+                raise RecordMismatchError(
+                    f"{part} was computed under another provenance: {'; '.join(diffs)}."
+                )
             rows[row["image_id"]] = row
             if labels is not None:
                 new[row["image_id"]] = labels.astype(np.uint32, copy=False)
@@ -470,97 +369,3 @@ class RecordWriter:
                     group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-
-
-def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
-    """Read one record's ``scores.csv`` with stable dtypes."""
-    path = Path(directory) / "scores.csv"
-    try:
-        frame = pd.read_csv(path, dtype={"image_id": str, "error": object, "run_key": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise CorruptRecordError(f"{path} is corrupted ({err}); run it again to recompute it.") from err
-    missing = set(SCORE_COLUMNS) - set(frame.columns)
-    if missing:
-        raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
-    return frame
-
-
-def read_prediction(directory: str | os.PathLike, image_id: str) -> np.ndarray:
-    """One stored label image of a record."""
-    with h5py.File(Path(directory) / "predictions.h5", "r") as f:
-        return f["labels"][image_id][()]
-
-
-def iter_records(results_root: str | os.PathLike) -> Iterable[Path]:
-    """Every record folder under the root that has a ``run.json``, in sorted order."""
-    root = Path(results_root)
-    return sorted(p.parent for p in root.glob("*/*/*/run.json") if not p.parts[-4].startswith("."))
-
-
-def record_label(method: str, key: str) -> str:
-    """How a record is named in tables: the method id, plus the run key for non-default parameters."""
-    return method if key == "default" else f"{method}[{key}]"
-
-
-def verify_record(directory: str | os.PathLike, *, predictions: bool = False) -> list[str]:
-    """Integrity problems of a record as a reader sees it.
-
-    A mismatch may be a consolidation in progress: the check is repeated under the record lock, after
-    finishing any consolidation that a killed process left half-way.
-    """
-    directory = Path(directory)
-    if not (directory / JOURNAL).exists() and not check_record(directory, predictions=predictions):
-        return []
-    with FileLock(str(directory / ".lock"), timeout=600):
-        recover(directory)
-        return check_record(directory, predictions=predictions)
-
-
-def load_scores(results_root: str | os.PathLike, *, fingerprints: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """All per-image scores under a results root, with ``domain`` and ``label`` columns added.
-
-    Parameters
-    ----------
-    results_root : path
-        The results store.
-    fingerprints : mapping, optional
-        ``dataset id -> fingerprint prefix``: for a dataset whose records were computed on different
-        versions of its prepared data, keep only the records of this one.
-
-    Returns an empty frame with the right columns when nothing is stored yet.
-
-    Raises
-    ------
-    CorruptRecordError
-        If a record's scores fail their integrity check (``apgbench run`` recomputes them).
-    RecordMismatchError
-        If records of one dataset come from different dataset fingerprints and ``fingerprints`` does not
-        say which to use.
-    """
-    frames, seen = [], {}
-    for directory in iter_records(results_root):
-        if not (directory / "scores.csv").exists():
-            continue
-        if problems := verify_record(directory):
-            raise CorruptRecordError(f"{directory}: {'; '.join(problems)}. Run it again to recompute it.")
-        info = json.loads((directory / "run.json").read_text())
-        fingerprint = info.get("dataset_fingerprint") or ""
-        wanted = (fingerprints or {}).get(info["dataset"])
-        if wanted is not None and not fingerprint.startswith(wanted):
-            continue
-        seen.setdefault(info["dataset"], {}).setdefault(fingerprint, []).append(directory)
-        frame = read_scores(directory)
-        frame["domain"] = info.get("domain")
-        frame["label"] = record_label(info["method"], info["run_key"])
-        frames.append(frame)
-    mixed = {d: f for d, f in seen.items() if len(f) > 1}
-    if mixed:
-        lines = [f"{d}: " + "; ".join(f"{fp[:12]} in {', '.join(p.parent.parent.name for p in dirs)}"
-                                      for fp, dirs in f.items()) for d, f in mixed.items()]
-        raise RecordMismatchError(
-            "Records of the same dataset were computed on different prepared data (" + " | ".join(lines)
-            + "). Recompute the stale ones with `apgbench run --force`, or choose a fingerprint per dataset."
-        )
-    if not frames:
-        return pd.DataFrame(columns=[*SCORE_COLUMNS, "domain", "label"])
-    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,157 @@
+"""Record schema: score columns, run manifest (RunInfo), errors, keys and small file helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
+SCORE_COLUMNS = [
+    "dataset",
+    "method",
+    "run_key",
+    "image_id",
+    "msa",
+    *THRESHOLD_COLUMNS,
+    "n_true",
+    "n_pred",
+    "seconds",
+    "peak_mem_mb",
+    "error",
+]
+PARTS, LOCKS, JOURNAL = ".parts", ".locks", ".commit.json"
+RESULT_FILES = ("predictions.h5", "scores.csv")
+PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
+
+
+class RecordBusyError(RuntimeError):
+    """Another process is writing the same record (or the same images of it)."""
+
+
+class RecordMismatchError(ValueError):
+    """Stored results were computed under a different provenance than the one asked for."""
+
+
+class CorruptRecordError(ValueError):
+    """A stored file of a record fails its integrity check."""
+
+
+class RecordRepairedWarning(UserWarning):
+    """A corrupted file was found and deleted; its images are recomputed."""
+
+
+class RunInfo(BaseModel):
+    """Provenance and summary of one record, stored as ``run.json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    dataset: str
+    domain: str
+    method: str
+    run_key: str
+    params: dict[str, Any]
+    method_info: dict[str, Any] = {}
+    dataset_fingerprint: str | None = None
+    apgbench_version: str
+    git_revision: str | None = None
+    python: str = sys.version.split()[0]
+    platform: str = platform.platform()
+    device: str = "cpu"
+    hardware: dict[str, Any] = {}
+    workers: list[dict[str, Any]] = []
+    started: str
+    finished: str | None = None
+    n_images: int = 0
+    n_scored: int = 0
+    n_failed: int = 0
+    complete: bool = False
+    seconds_total: float = 0.0
+    files: dict[str, dict[str, Any]] = {}
+    repairs: list[str] = []
+
+
+def now() -> str:
+    """UTC timestamp in ISO format."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_revision() -> str | None:
+    """The apgbench source checkout's git revision, if it is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_key(params: dict[str, Any], default_params: dict[str, Any]) -> str:
+    """``default`` when ``params`` equal the defaults, else ``p-`` + a short hash of the non-default values."""
+    changed = {k: v for k, v in params.items() if default_params.get(k, object()) != v}
+    if not changed:
+        return "default"
+    payload = json.dumps(changed, sort_keys=True, default=str)
+    return "p-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def record_dir(results_root: str | os.PathLike, method: str, dataset: str, key: str) -> Path:
+    """Folder of one record."""
+    return Path(results_root) / method / dataset / key
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """Size and sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_synced(tmp, data)
+    os.replace(tmp, path)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)
+
+
+def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
+    """Read one record's ``scores.csv`` with stable dtypes."""
+    path = Path(directory) / "scores.csv"
+    try:
+        frame = pd.read_csv(path, dtype={"image_id": str, "error": object, "run_key": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CorruptRecordError(f"{path} is corrupted ({err}); run it again to recompute it.") from err
+    missing = set(SCORE_COLUMNS) - set(frame.columns)
+    if missing:
+        raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
+    return frame
