@@ -9,6 +9,7 @@ from typing import Annotated, Any, Callable, TypeVar
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -40,7 +41,7 @@ def handle_errors(func: F) -> F:
             message = err.args[0] if err.args else str(err)
         except (MethodUnavailableError, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
             message = str(err)
-        err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]

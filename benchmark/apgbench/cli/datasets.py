@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import data_root as _data_root
@@ -40,7 +41,7 @@ def handle_errors(func):
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -132,11 +133,11 @@ def download_command(
                                     keep_extracted=keep_extracted)
             console.print(f"[green]{dataset_id}[/green]: prepared at {path}", highlight=False)
         except ManualDatasetError as err:
-            err_console.print(f"[yellow]{dataset_id}[/yellow]: {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]{dataset_id}[/yellow]: {escape(str(err))}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
         except (OSError, ValueError, RuntimeError) as err:
             hint = f" {config.source.instructions}" if config.source.instructions else ""
-            err_console.print(f"[red]{dataset_id}[/red]: {err}{hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]{dataset_id}[/red]: {escape(str(err))}{hint}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
     if failed:
         if len(ids) > 1:
@@ -164,7 +165,7 @@ def import_command(
         warnings.simplefilter("ignore", UserWarning)  # printed below from the notes
         out, notes = import_dataset(config, path, data_root, verify=verify, keep_extracted=keep_extracted)
     for note in notes:
-        err_console.print(f"[yellow]Warning:[/yellow] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
 
 

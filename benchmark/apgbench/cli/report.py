@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .common import DataRootOption, ResultsRootOption, console, handle_errors
 
@@ -54,6 +55,6 @@ def report(
                           fingerprints=fingerprints or None)
     console.print(result.terminal_table)
     for note in result.notes:
-        console.print(f"[yellow]{note}[/]", highlight=False)
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
     console.print(f"Report written to {result.out} ({len(result.files)} files)"
                   + (f"; open {result.html} in a browser." if result.html else "."), highlight=False)

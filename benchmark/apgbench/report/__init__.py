@@ -33,6 +33,7 @@ from html import escape  # not `import html`: the submodule .html takes that nam
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from ..results import load_scores
@@ -345,7 +346,7 @@ def _terminal_table(table: pd.DataFrame) -> Table:
         return rich_table
     rank, trained = ranks(table), trained_marks(table)
     for method in table.columns:
-        rich_table.add_column(method, justify="right")
+        rich_table.add_column(escape_markup(method), justify="right")  # labels like "apg[p-...]"
     for domain, dataset in table.index:
         cells = []
         for method in table.columns:
