@@ -30,7 +30,8 @@ def test_overlap_rules():
     assert smaller_wins[5, 5] == 2 and smaller_wins[1, 1] == 1
     larger_wins = rasterize([big, small], (16, 16), overlap="larger-wins")
     assert 2 not in larger_wins  # fully covered by the larger object: dropped
-    assert 1 not in rasterize([np.asarray(_square(0, 0, 2), float)], (8, 8), min_area=50)
+    tiny = rasterize([np.asarray(_square(0, 0, 2), float)], (8, 8), min_area=50)
+    assert not tiny.any()  # under min_area: dropped
     masks = [np.zeros((8, 8), bool), np.zeros((8, 8), bool)]
     masks[0][:6, :6], masks[1][4:, 4:] = True, True
     painted = paint_masks(masks, (8, 8))
