@@ -139,3 +139,32 @@ def test_segmenter_validates_output():
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         EmptySegmenter().segment(np.zeros((5, 5, 7)))
     assert EmptySegmenter().segment(np.zeros((4, 6, 3))).dtype == np.uint32
+
+
+@register_method
+class CountingClassic(ClassicWatershed):
+    """``classic`` that counts model loads; its (pretend) model depends on the domain only for histology."""
+
+    name = "test-counting"
+    loads: list[str] = []
+
+    def _model_key(self, domain):
+        return domain == "nuclei-histo"
+
+    def _prepare(self, device, domain):
+        type(self).loads.append(domain)
+
+
+def test_run_many_loads_each_model_once(roots):
+    from apgbench.runner import run_many
+
+    CountingClassic.loads = []
+    datasets = ["synthetic-nuclei", "synthetic-cells", "synthetic-labelfree", "synthetic-histo"]
+    summaries = list(run_many(datasets, ["test-counting", "classic"], results_root=roots[0], limit=1,
+                              show_progress=False))
+    assert [(s.method, s.dataset) for s in summaries] == [(m, d) for m in ("test-counting", "classic") for d in datasets]
+    assert CountingClassic.loads == ["nuclei-fluo", "nuclei-histo"]  # not once per dataset
+    # the reused instance still segments each dataset with that dataset's domain handling
+    histo = read_scores(summaries[3].directory)["msa"].iloc[0]
+    reference = read_scores(summaries[7].directory)["msa"].iloc[0]
+    assert histo == reference

@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,7 @@ def run_benchmark(
     fail_fast: bool = False,
     show_progress: bool = True,
     shard: tuple[int, int] | None = None,
+    segmenters: dict[tuple[str, str], Segmenter] | None = None,
 ) -> RunSummary:
     """Run ``method`` on ``dataset`` and store predictions and scores.
 
@@ -132,6 +134,10 @@ def run_benchmark(
     shard : (int, int), optional
         Only the images with index in ``[start, stop)`` (after ``limit``). Workers on disjoint shards of a
         record run side by side; the last one to finish consolidates the record.
+    segmenters : dict, optional
+        A cache the caller keeps across calls (see :func:`run_many`): a method built for one dataset is
+        reused for the next one with the same parameters, and its model is loaded only when it must change.
+        The caller closes the cached segmenters.
 
     Returns
     -------
@@ -159,8 +165,12 @@ def run_benchmark(
                        git_revision=git_revision(), device=device, started=now(), n_images=len(data))
         n_failed = 0
         if todo:
-            segmenter = method_cls(**{k: v for k, v in resolved.items()})
-            with segmenter:
+            cache_key = (method, key)
+            cached = segmenters is not None and cache_key in segmenters
+            segmenter = segmenters[cache_key] if cached else method_cls(**resolved)
+            if segmenters is not None:
+                segmenters[cache_key] = segmenter
+            with contextlib.nullcontext(segmenter) if segmenters is not None else segmenter:
                 segmenter.prepare(device=device, domain=config.domain)
                 info.method_info = segmenter.info()
                 info.hardware = hardware_info(device)
@@ -245,3 +255,19 @@ def _progress(show: bool):
         return _NullProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     transient=False)
+
+
+def run_many(datasets: list[str], methods: list[str], **options: Any) -> Iterator[RunSummary]:
+    """Run every method on every dataset, building each method once and loading its model only when needed.
+
+    Methods are the outer loop, so a model (e.g. µSAM's ViT-B) is loaded once for all datasets it serves
+    instead of once per dataset. ``options`` are those of :func:`run_benchmark`.
+    """
+    for method in methods:
+        segmenters: dict[tuple[str, str], Segmenter] = {}
+        try:
+            for dataset in datasets:
+                yield run_benchmark(dataset, method, segmenters=segmenters, **options)
+        finally:
+            for segmenter in segmenters.values():
+                segmenter.close()

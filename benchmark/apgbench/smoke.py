@@ -28,16 +28,16 @@ class SmokeResult:
 
 def smoke_test(method: str, *, params: dict[str, Any] | None = None, device: str = "cpu",
                domains: tuple[str, ...] = DOMAINS) -> list[SmokeResult]:
-    """Build ``method`` once per domain, segment the first image of each built-in dataset, and score it.
+    """Build ``method`` once, segment the first image of each built-in dataset, and score it.
 
     Errors of ``segment`` (bad shapes, dtypes, crashes) are caught and reported per domain, so a wrapper
     author sees every problem in one go; errors of ``prepare`` (missing extra or weights) propagate.
     """
     method_cls = get_method(method)
     results = []
-    for config in (c for c in list_datasets() if c.builtin and c.domain in domains):
-        sample = next(iter(load_dataset(config)))
-        with method_cls(**(params or {})) as segmenter:
+    with method_cls(**(params or {})) as segmenter:  # built once; prepare reloads only if the domain needs it
+        for config in (c for c in list_datasets() if c.builtin and c.domain in domains):
+            sample = next(iter(load_dataset(config)))
             segmenter.prepare(device=device, domain=config.domain)
             start = time.perf_counter()
             try:
@@ -47,7 +47,7 @@ def smoke_test(method: str, *, params: dict[str, Any] | None = None, device: str
                                            f"{type(err).__name__}: {err}"))
                 continue
             seconds = time.perf_counter() - start
-        n_objects = int(np.count_nonzero(np.unique(labels)))
-        results.append(SmokeResult(config.id, config.domain, mean_segmentation_accuracy(sample.labels, labels),
-                                   seconds, n_objects))
+            n_objects = int(np.count_nonzero(np.unique(labels)))
+            results.append(SmokeResult(config.id, config.domain,
+                                       mean_segmentation_accuracy(sample.labels, labels), seconds, n_objects))
     return results

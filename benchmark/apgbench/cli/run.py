@@ -25,19 +25,17 @@ def run(
     from ..config import split_ids
     from ..datasets import resolve_dataset_ids
     from ..methods import get_method
-    from ..runner import run_benchmark
+    from ..runner import run_many
 
     dataset_ids = resolve_dataset_ids(split_ids(dataset))
     method_ids = [get_method(m).name for m in split_ids(method)]  # validates every id before any work
-    params = parse_params(param)
-    for dataset_id in dataset_ids:
-        for method_id in method_ids:
-            summary = run_benchmark(dataset_id, method_id, params=params, results_root=results_root,
-                                    data_root=data_root, limit=limit, force=force, device=device,
-                                    fail_fast=fail_fast)
-            score = "n/a" if summary.mean_msa is None else f"{summary.mean_msa:.3f}"
-            console.print(
-                f"[bold]{method_id}[/] on [bold]{dataset_id}[/]: mSA {score} over {summary.n_images} images "
-                f"({summary.n_new} new, {summary.n_skipped} already stored, {summary.n_failed} failed) "
-                f"-> {summary.directory}"
-            )
+    summaries = run_many(dataset_ids, method_ids, params=parse_params(param), results_root=results_root,
+                         data_root=data_root, limit=limit, force=force, device=device, fail_fast=fail_fast)
+    for summary in summaries:
+        score = "n/a" if summary.mean_msa is None else f"{summary.mean_msa:.3f}"
+        console.print(
+            f"[bold]{summary.method}[/] on [bold]{summary.dataset}[/]: mSA {score} over {summary.n_images} "
+            f"images ({summary.n_new} new, {summary.n_skipped} already stored, {summary.n_failed} failed) "
+            f"-> {summary.directory}",
+            highlight=False,
+        )

@@ -80,6 +80,7 @@ class Segmenter(ABC):
         self.device = "cpu"
         self.domain: str | None = None
         self._prepared = False
+        self._loaded_key: tuple[str, object] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def prepare(self, device: str = "cpu", domain: str | None = None) -> None:
@@ -98,9 +99,16 @@ class Segmenter(ABC):
             )
         if domain is not None and domain not in DOMAINS:
             raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
+        key = (device, self._model_key(domain))
         self.device, self.domain = device, domain
+        if self._prepared and key == self._loaded_key:
+            return  # the loaded model serves this domain too: a multi-dataset run loads it once
         self._prepare(device, domain)
-        self._prepared = True
+        self._prepared, self._loaded_key = True, key
+
+    def _model_key(self, domain: str | None) -> object:
+        """What the loaded model depends on besides the device; the domain unless a method says otherwise."""
+        return domain
 
     def _prepare(self, device: str, domain: str | None) -> None:  # noqa: B027 - optional hook
         """Load weights; override in methods that have a model."""

@@ -87,6 +87,9 @@ class _CellposeBase(Segmenter):
         """Drop the model."""
         self._model = None
 
+    def _model_key(self, domain: str | None) -> object:
+        return None  # one model for every domain: loaded once per run, whatever the datasets
+
 
 @register_method
 class CellposeSAM(_CellposeBase):

@@ -111,6 +111,9 @@ class CellSAM(Segmenter):
             return True, f"ready; weights not cached, first run downloads them to {path.parent}"
         return False, "weights not cached and DEEPCELL_ACCESS_TOKEN not set. " + TOKEN_HELP
 
+    def _model_key(self, domain: str | None) -> object:
+        return None  # one model for every domain: loaded once per run, whatever the datasets
+
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
         from cellSAM import model as cellsam_model

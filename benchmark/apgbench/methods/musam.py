@@ -178,6 +178,9 @@ class _MicroSam(Segmenter):
         """The micro-sam model used for the current domain."""
         return self.params["model"] or DEFAULT_MODELS.get(self.domain or "", DEFAULT_MODEL)
 
+    def _model_key(self, domain: str | None) -> object:
+        return self.params["model"] or DEFAULT_MODELS.get(domain or "", DEFAULT_MODEL)
+
     def _prepare(self, device: str, domain: str | None) -> None:
         from micro_sam import util
         from micro_sam.instance_segmentation import get_predictor_and_decoder

@@ -134,6 +134,9 @@ class SamAMG(Segmenter):
             return True, f"ready (weights {path})"
         return True, f"ready; weights not cached, first run downloads {_URL}{path.name} to {path}"
 
+    def _model_key(self, domain: str | None) -> object:
+        return None  # one model for every domain: loaded once per run, whatever the datasets
+
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
         from segment_anything import SamAutomaticMaskGenerator, sam_model_registry

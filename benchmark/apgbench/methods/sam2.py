@@ -113,6 +113,9 @@ class Sam2AMG(Segmenter):
             return True, f"ready, {install} (weights {path})"
         return True, f"ready, {install}; weights not cached, first run downloads {_URL}{path.name} to {path}"
 
+    def _model_key(self, domain: str | None) -> object:
+        return None  # one model for every domain: loaded once per run, whatever the datasets
+
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
 

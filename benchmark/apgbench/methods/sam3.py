@@ -173,6 +173,9 @@ class Sam3(Segmenter):
         return False, "weights not cached. " + GATED
 
     # -- model ---------------------------------------------------------------------------------------------
+    def _model_key(self, domain: str | None) -> object:
+        return None  # one model for every domain: loaded once per run, whatever the datasets
+
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
 
