@@ -6,7 +6,6 @@ sentence and exit code 1.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -17,32 +16,9 @@ from rich.table import Table
 
 from ..config import data_root as _data_root
 from .common import DataRootOption as DataRoot
-from .common import console, err_console
+from .common import console, err_console, handle_errors
 
 app = typer.Typer(help="List, download, import and verify the benchmark datasets.", no_args_is_help=True)
-
-
-def handle_errors(func):
-    """One red sentence and exit code 1 for expected errors (as ``common.handle_errors``), but letting our
-    own ``typer.Exit`` through: click's ``Exit`` subclasses ``RuntimeError``."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyError as err:
-            _fail(err.args[0] if err.args else str(err))
-        except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
-            _fail(str(err))
-
-    return wrapper
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _config(dataset_id: str):
@@ -194,5 +170,6 @@ def verify_command(
         return
     console.print(table)
     if bad:
-        _fail(f"{bad} file(s) failed verification: run `apgbench datasets download ID --force` or import "
-              "them again.")
+        err_console.print(f"[bold red]Error:[/] {bad} file(s) failed verification: run `apgbench datasets "
+                          "download ID --force` or import them again.", highlight=False)
+        raise typer.Exit(1)
