@@ -25,9 +25,9 @@ from .preprocess import (
     SAM_DISTRIBUTIONS,
     dist_version,
     owning_distribution,
-    sha256_file,
     to_channels_last,
     to_grey,
+    weights_sha256,
 )
 
 
@@ -75,12 +75,10 @@ class _CellposeBase(Segmenter):
 
     def _weights_info(self) -> dict[str, Any]:
         path = getattr(self, "_weights", None)
-        if path is not None and getattr(self, "_sha256", None) is None and Path(path).is_file():
-            self._sha256 = sha256_file(path)
         return {
             "library": f"cellpose=={dist_version('cellpose')}",
             "weights": "random (testing only)" if self.params.get("random_weights") else path and str(path),
-            "weights_sha256": getattr(self, "_sha256", None),
+            "weights_sha256": weights_sha256(path),
         }
 
     def close(self) -> None:
@@ -141,7 +139,6 @@ class CellposeSAM(_CellposeBase):
         p = self.params
         dtype = torch.bfloat16 if p["use_bfloat16"] else torch.float32
         torch_device = torch.device(device)
-        self._sha256: str | None = None
         if p["random_weights"]:
             # CellposeModel.__init__ always loads a checkpoint; set the attributes it would set around a
             # seeded, untrained CPSAM network so that eval() runs the real pre/post-processing.
@@ -247,7 +244,6 @@ class Cellpose3(_CellposeBase):
 
         p = self.params
         torch_device = torch.device(device)
-        self._sha256: str | None = None
         if p["random_weights"]:
             # cellpose 3 builds an untrained CPnet when given neither a model nor a model type.
             with torch.random.fork_rng(devices=[]):

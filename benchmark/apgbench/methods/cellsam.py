@@ -22,7 +22,7 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
-from .preprocess import dist_version, sha256_file, to_cellsam
+from .preprocess import dist_version, to_cellsam, weights_sha256
 
 CELLSAM_COMMIT = "35bc6e0da6616cf7530e52d0282ee17bb1a57429"  # 2025-11-11, model release v1.2
 TOKEN_HELP = (
@@ -119,7 +119,6 @@ class CellSAM(Segmenter):
         from cellSAM import model as cellsam_model
 
         p = self.params
-        self._sha256: str | None = None
         if p["random_weights"]:
             import importlib.resources
 
@@ -160,15 +159,13 @@ class CellSAM(Segmenter):
     def info(self) -> dict[str, Any]:
         """cellSAM version and commit, model, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
-        if weights is not None and getattr(self, "_sha256", None) is None and Path(weights).is_file():
-            self._sha256 = sha256_file(weights)
         return {
             "library": f"cellSAM=={dist_version('cellSAM')}",
             "commit": installed_commit(),
             "pinned_commit": CELLSAM_COMMIT,
             "model": f"{self.params['model']} v{self.params['version']}",
             "weights": "random (testing only)" if self.params["random_weights"] else weights and str(weights),
-            "weights_sha256": getattr(self, "_sha256", None),
+            "weights_sha256": weights_sha256(weights),
             "precision": "float32",
         }
 

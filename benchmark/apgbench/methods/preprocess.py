@@ -14,6 +14,7 @@ small file helpers the wrappers use for weights. It imports numpy and the standa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -166,6 +167,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def weights_sha256(path: str | os.PathLike | None) -> str | None:
+    """sha256 of a weights file for provenance, hashed once per file version; None if there is no file."""
+    if path is None or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _cached_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)  # size and mtime are part of the key, so a replaced file is hashed again
 
 
 def dist_version(name: str) -> str | None:

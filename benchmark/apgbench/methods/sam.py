@@ -22,9 +22,9 @@ from .preprocess import (
     SAM_DISTRIBUTIONS,
     owning_distribution,
     resolve_checkpoint,
-    sha256_file,
     to_rgb_uint8,
     weights_root,
+    weights_sha256,
 )
 
 _URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -145,7 +145,6 @@ class SamAMG(Segmenter):
         if model not in SAM_CHECKPOINTS:
             raise ValueError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
         self._weights: Path | None = None
-        self._sha256: str | None = None
         if self.params["random_weights"]:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
@@ -178,13 +177,11 @@ class SamAMG(Segmenter):
     def info(self) -> dict[str, Any]:
         """Library distribution actually on disk, model, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
-        if weights is not None and getattr(self, "_sha256", None) is None:
-            self._sha256 = sha256_file(weights)
         return {
             "library": owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS),
             "model": f"sam_{self.params['model']}",
             "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
-            "weights_sha256": getattr(self, "_sha256", None),
+            "weights_sha256": weights_sha256(weights),
             "precision": "float32",
         }
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import register_method
 from .base import Segmenter
-from .preprocess import dist_version, resolve_checkpoint, sha256_file, to_rgb_uint8, weights_root
+from .preprocess import dist_version, resolve_checkpoint, to_rgb_uint8, weights_root, weights_sha256
 from .sam import amg_records_to_labels
 
 _URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -124,7 +124,6 @@ class Sam2AMG(Segmenter):
             raise ValueError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
         config, filename = SAM2_MODELS[model]
         self._weights: Path | None = None
-        self._sha256: str | None = None
         if not self.params["random_weights"]:
             default = self.default_checkpoint(model)
             self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + filename, self.name)
@@ -157,13 +156,11 @@ class Sam2AMG(Segmenter):
     def info(self) -> dict[str, Any]:
         """Install (official or PyPI), model, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
-        if weights is not None and getattr(self, "_sha256", None) is None:
-            self._sha256 = sha256_file(weights)
         return {
             "library": sam2_install(),
             "model": f"sam2.1_{self.params['model']}",
             "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
-            "weights_sha256": getattr(self, "_sha256", None),
+            "weights_sha256": weights_sha256(weights),
             "precision": "float32",
         }
 

@@ -32,10 +32,10 @@ from .preprocess import (
     Region,
     centroid_in_core,
     dist_version,
-    sha256_file,
     split_region,
     to_pil_rgb,
     to_rgb_uint8,
+    weights_sha256,
     whole_image,
 )
 
@@ -188,7 +188,6 @@ class Sam3(Segmenter):
         from sam3.model_builder import build_sam3_image_model
 
         self._weights = self._checkpoint()
-        self._sha256: str | None = None
         self._bpe = find_bpe(self.params["bpe_path"])
         model = build_sam3_image_model(
             bpe_path=str(self._bpe), device=device, checkpoint_path=str(self._weights), load_from_HF=False
@@ -248,14 +247,12 @@ class Sam3(Segmenter):
     def info(self) -> dict[str, Any]:
         """sam3 version, prompt, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
-        if weights is not None and getattr(self, "_sha256", None) is None:
-            self._sha256 = sha256_file(weights)
         return {
             "library": f"sam3=={dist_version('sam3')}",
             "model": "sam3",
             "prompt": self.params["prompt"],
             "weights": None if weights is None else str(weights),
-            "weights_sha256": getattr(self, "_sha256", None),
+            "weights_sha256": weights_sha256(weights),
             "tokenizer": None if getattr(self, "_bpe", None) is None else str(self._bpe),
             "precision": "float32 (library autocast where it enables it)",
         }
