@@ -57,6 +57,12 @@ def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
     return masks.astype(np.uint32)
 
 
+def _cache_status(path: Path) -> tuple[bool, str]:
+    if path.is_file():
+        return True, f"ready (weights {path})"
+    return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
+
+
 class _CellposeBase(Segmenter):
     requires = ("torch", "cellpose")
     major: int = 4
@@ -127,9 +133,7 @@ class CellposeSAM(_CellposeBase):
         if (cellpose_major() or 4) < 4:
             return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
         path = cellpose_model_dir() / cls.default_params["pretrained_model"]
-        if path.is_file():
-            return True, f"ready (weights {path})"
-        return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
+        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
@@ -233,9 +237,7 @@ class Cellpose3(_CellposeBase):
                 "(scripts/install_cellpose3_env.sh)"
             )
         path = cellpose_model_dir() / cls.default_params["model_type"]
-        if path.is_file():
-            return True, f"ready (weights {path})"
-        return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
+        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
