@@ -53,6 +53,11 @@ class Segmenter(ABC):
         The method's parameters with the paper's defaults.
     description : str
         One line shown by ``apgbench methods list``.
+    supports_3d : {"none", "native", "stitch"}
+        What the method does with a (Z, Y, X) volume: ``none`` segments 2D images only (a volume then needs
+        the generic 2D+stitch path, parameter ``stitch``); ``native`` segments the volume in 3D; ``stitch``
+        segments slices and joins them through its own library's mode. The last two implement
+        :meth:`_segment_volume`.
 
     Notes
     -----
@@ -68,9 +73,13 @@ class Segmenter(ABC):
     extra: ClassVar[str | None] = None
     default_params: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    supports_3d: ClassVar[str] = "none"
+    #: Parameters every method accepts for volumes: ``stitch`` (None, or a rule of
+    #: :data:`apgbench.methods.stitch.STITCH_RULES`) runs the method slice by slice and stitches (2D+stitch).
+    volume_params: ClassVar[dict[str, Any]] = {"stitch": None}
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.default_params))
+        unknown = sorted(set(params) - set(self.default_params) - set(self.volume_params))
         if unknown:
             raise ValueError(
                 f"Method '{self.name}' has no parameter(s) {', '.join(unknown)}; "
@@ -123,24 +132,79 @@ class Segmenter(ABC):
         self.close()
 
     # -- segmentation --------------------------------------------------------------------------------------
-    def segment(self, image: np.ndarray) -> np.ndarray:
-        """Segment one image.
+    def segment(self, image: np.ndarray, *, ndim: int | None = None,
+                spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+        """Segment one image or volume.
 
         Parameters
         ----------
         image : ndarray
-            ``(H, W)`` grey or ``(H, W, C)`` with C in {2, 3}, any numeric dtype.
+            ``(H, W)`` grey or ``(H, W, C)`` with C in {2, 3}; or a volume ``(Z, Y, X)`` (``(Z, Y, X, C)``),
+            any numeric dtype.
+        ndim : {2, 3}, optional
+            Whether ``image`` is a 2D image or a volume. By default a 3-axis array whose last axis has 2 or 3
+            entries is a 2D multi-channel image, any other 3-axis (or a 4-axis) array a volume.
+        spacing : (float, float, float), optional
+            Voxel size (z, y, x) of a volume; native 3D methods use its ratio as anisotropy.
 
         Returns
         -------
-        labels : ndarray of uint32, shape (H, W)
+        labels : ndarray of uint32, shape (H, W) or (Z, Y, X)
             0 is background, objects are > 0 (not necessarily consecutive).
+
+        Raises
+        ------
+        ValueError
+            A volume given to a 2D-only method without ``stitch`` (see :meth:`volume_mode`).
         """
+        volume = _is_volume(np.asarray(image), ndim)
+        if volume:
+            self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
         if not self._prepared:
             self.prepare(self.device, self.domain)
+        if volume:
+            return self._segment_volume_checked(np.asarray(image), spacing)
         image = check_image(image)
         labels = self._segment(image)
         return check_labels(labels, image.shape[:2], self.name)
+
+    @classmethod
+    def volume_mode(cls, params: dict[str, Any] | None = None) -> str:
+        """How the method segments volumes with these parameters: ``3d``, ``stitch`` (its library's slice
+        mode) or ``2d+stitch`` (apgbench's generic path).
+
+        Raises
+        ------
+        ValueError
+            If the method is 2D-only and ``stitch`` is not set, or ``stitch`` names an unknown rule.
+        """
+        from .stitch import STITCH_RULES
+
+        rule = (params or {}).get("stitch")
+        if rule is not None:
+            if rule not in STITCH_RULES:
+                raise ValueError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+            return "2d+stitch"
+        if cls.supports_3d == "none":
+            raise ValueError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+                             f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
+        return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
+
+    def _segment_volume_checked(self, volume: np.ndarray, spacing) -> np.ndarray:
+        volume = check_volume(volume)
+        mode = self.volume_mode(self.params)
+        if mode == "2d+stitch":
+            from .stitch import segment_slices, stitch_slices
+
+            planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume)
+            labels = stitch_slices(planes, self.params["stitch"])
+        else:
+            labels = self._segment_volume(volume, None if spacing is None else tuple(float(s) for s in spacing))
+        return check_labels(labels, volume.shape[:3], self.name)
+
+    def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
+        """Return a (Z, Y, X) label volume; methods with ``supports_3d`` other than ``none`` override this."""
+        raise NotImplementedError(f"Method '{self.name}' declares 3D support but has no _segment_volume.")
 
     def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Segment several images; methods with a batched model override :meth:`_segment_batch`."""
@@ -170,6 +234,24 @@ def check_image(image: np.ndarray) -> np.ndarray:
             raise TypeError(f"Image dtype {image.dtype} is not numeric.")
         return image
     raise ValueError(f"Image must be (H, W) or (H, W, C) with C in 2 or 3, got shape {image.shape}.")
+
+
+def _is_volume(image: np.ndarray, ndim: int | None) -> bool:
+    if ndim is not None:
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim must be 2 or 3, got {ndim}.")
+        return ndim == 3
+    return image.ndim >= 4 or (image.ndim == 3 and image.shape[-1] not in (2, 3))
+
+
+def check_volume(volume: np.ndarray) -> np.ndarray:
+    """Validate a volume: ``(Z, Y, X)`` or ``(Z, Y, X, C)`` with C in {2, 3}, numeric."""
+    volume = np.asarray(volume)
+    if volume.ndim == 3 or (volume.ndim == 4 and volume.shape[-1] in (2, 3)):
+        if not (np.issubdtype(volume.dtype, np.number) or volume.dtype == bool):
+            raise TypeError(f"Volume dtype {volume.dtype} is not numeric.")
+        return volume
+    raise ValueError(f"Volume must be (Z, Y, X) or (Z, Y, X, C) with C in 2 or 3, got shape {volume.shape}.")
 
 
 def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "method") -> np.ndarray:
