@@ -147,6 +147,10 @@ def run_benchmark(
     data = load_dataset(config, data_root)
     method_cls = get_method(method)
     resolved = resolve_params(method_cls, config, params or {})
+    volume_kwargs: dict[str, Any] = {}
+    if config.volumetric:  # a 3D test set: whole volumes, scored in 3D; a 2D-only method needs stitch=...
+        method_cls.volume_mode(resolved)
+        volume_kwargs = {"ndim": 3, "spacing": config.voxel_size}
     key = run_key(resolved, method_cls.default_params)
     directory = record_dir(_results_root(results_root), method, dataset, key)
     image_ids = list(data.image_ids)[: limit if limit is not None else None]
@@ -178,7 +182,7 @@ def run_benchmark(
                 writer.worker = {"hardware": info.hardware, "git_revision": info.git_revision,
                                  "apgbench_version": __version__, "device": device}
                 n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
-                                       show_progress)
+                                       show_progress, volume_kwargs)
         info.finished = now()
         scores = writer.finalize(info, last_only=shard is not None)
 
@@ -191,13 +195,13 @@ def run_benchmark(
 
 
 def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str], dataset: str, method: str,
-                key: str, fail_fast: bool, show_progress: bool) -> int:
+                key: str, fail_fast: bool, show_progress: bool, segment_kwargs: dict[str, Any] | None = None) -> int:
     """Segment, score and commit the ``todo`` images one by one; return how many failed."""
     n_failed, todo_set = 0, set(todo)
     with _progress(show_progress) as progress:
         task = progress.add_task(f"{method} on {dataset}", total=len(todo))
         for sample in _samples(data, todo):
-            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast)
+            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast, segment_kwargs)
             n_failed += row["error"] is not None
             writer.add(sample.image_id, labels, row)
             progress.advance(task)
@@ -215,12 +219,14 @@ def _samples(data, todo: list[str]):
     return (sample for sample in data if sample.image_id in wanted)
 
 
-def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, fail_fast: bool):
-    """Segment and score one sample; a failure becomes an error row unless ``fail_fast``."""
+def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, fail_fast: bool,
+             segment_kwargs: dict[str, Any] | None = None):
+    """Segment and score one sample (a volume with ``ndim``/``spacing`` in ``segment_kwargs``); a failure
+    becomes an error row unless ``fail_fast``."""
     row: dict[str, Any] = {"dataset": dataset, "method": method, "run_key": key, "image_id": sample.image_id}
     start = time.perf_counter()
     try:
-        labels = segmenter.segment(sample.image)
+        labels = segmenter.segment(sample.image, **(segment_kwargs or {}))
     except Exception as err:
         if fail_fast:
             raise

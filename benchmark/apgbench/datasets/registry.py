@@ -53,16 +53,23 @@ def get_dataset_config(dataset_id: str, directory: Path | None = None) -> Datase
 
 
 def resolve_dataset_ids(selection: list[str], directory: Path | None = None) -> list[str]:
-    """Expand ``all``, ``builtin`` and domain names in a CLI selection into dataset ids (checked)."""
+    """Expand ``all``, ``builtin``, ``3d`` and domain names in a CLI selection into dataset ids (checked).
+
+    ``all``, ``builtin`` and domains select 2D test sets (the paper's 36, slice-wise for volumes); ``3d``
+    selects the volumetric test sets (``<id>-3d``), which are named explicitly otherwise.
+    """
     configs = list_datasets(directory)
+    flat = [c for c in configs if not c.volumetric]
     ids: list[str] = []
     for item in selection:
         if item == "all":
-            chosen = [c.id for c in configs if not c.builtin]
+            chosen = [c.id for c in flat if not c.builtin]
         elif item == "builtin":
-            chosen = [c.id for c in configs if c.builtin]
+            chosen = [c.id for c in flat if c.builtin]
+        elif item == "3d":
+            chosen = [c.id for c in configs if c.volumetric and not c.builtin]
         elif item in {c.domain for c in configs}:
-            chosen = [c.id for c in configs if c.domain == item and not c.builtin]
+            chosen = [c.id for c in flat if c.domain == item and not c.builtin]
         else:
             chosen = [get_dataset_config(item, directory).id]
         ids.extend(i for i in chosen if i not in ids)
