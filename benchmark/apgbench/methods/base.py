@@ -159,7 +159,12 @@ class Segmenter(ABC):
         """
         volume = _is_volume(np.asarray(image), ndim)
         if volume:
-            self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
+            try:
+                self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
+            except ValueError as err:
+                shape = np.shape(image)
+                raise ValueError(f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
+                                 f"{str(err)[0].lower()}{str(err)[1:]}") from None
         if not self._prepared:
             self.prepare(self.device, self.domain)
         if volume:
