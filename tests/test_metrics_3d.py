@@ -100,8 +100,7 @@ def perturbations(true: np.ndarray, seed: int):
 
 
 def cases():
-    for name, volume in real_volumes():
-        yield name, volume
+    yield from real_volumes()
     for seed in range(2):
         yield f"ellipsoids-{seed}", ellipsoid_volume(seed)
 

@@ -58,3 +58,12 @@ def test_2d_output_unchanged_by_the_3d_path(classic):
     labels = classic.segment(sample.image)
     assert labels.shape == sample.labels.shape
     assert mean_segmentation_accuracy(sample.labels, labels) > 0.3
+
+
+def test_local_threshold_in_3d(volumes):
+    """The local threshold's block shrinks along the coarser z axis (a 101-voxel block would not fit 24 slices)."""
+    method = get_method("classic")(threshold="local")
+    method.prepare("cpu", "nuclei-fluo")
+    sample = volumes[0]
+    labels = method.segment(sample.image, spacing=(2.0, 1.0, 1.0))
+    assert mean_segmentation_accuracy(sample.labels, labels) > 0.35

@@ -10,8 +10,8 @@ from apgbench.datasets import load_dataset
 from apgbench.datasets.synthetic3d import ellipsoid_labels
 from apgbench.methods import get_method
 from apgbench.methods.base import Segmenter
-from apgbench.metrics import mean_segmentation_accuracy
 from apgbench.methods.stitch import _unique_ids, overlap_edges, stitch_slices
+from apgbench.metrics import mean_segmentation_accuracy
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

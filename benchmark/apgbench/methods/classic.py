@@ -88,7 +88,7 @@ class ClassicWatershed(Segmenter):
         elif p["threshold"] == "local":
             block = int(p["block_size"]) | 1
             if scale is not None:
-                block = [max(3, int(round(b)) | 1) for b in per_axis(float(block))]
+                block = [max(3, int(np.rint(b)) | 1) for b in per_axis(float(block))]
             foreground = channel > ski.filters.threshold_local(channel, block)
             foreground &= channel > ski.filters.threshold_otsu(channel) * 0.5
         else:
