@@ -130,3 +130,28 @@ def test_volume_shape_is_checked():
         TwoDOnly(stitch="overlap").segment(np.zeros((2, 3, 4, 5, 6)))
     with pytest.raises(ValueError, match="ndim must be"):
         TwoDOnly().segment(np.zeros((4, 4)), ndim=4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_equals_musam_merge_on_perturbed_slices(seed):
+    """Slices with the errors of a 2D method (merged neighbours, shifts, halved objects, grown labels)."""
+    from skimage.segmentation import expand_labels
+
+    rng = np.random.default_rng(seed)
+    true = ellipsoid_labels(rng, (12, 96, 96), n=40, radius=(6.0, 10.0), spacing=(2.0, 1.0, 1.0))
+    planes = []
+    for plane in true:
+        p = plane.copy()
+        left, right = p[:, :-1], p[:, 1:]
+        touching = (left != right) & (left > 0) & (right > 0)
+        for a, b in sorted(set(zip(left[touching].tolist(), right[touching].tolist()))):
+            if rng.random() < 0.2:
+                p[p == b] = a
+        p = np.roll(p, int(rng.integers(-2, 3)), axis=1)
+        ids = np.unique(p)[1:]
+        for i in rng.choice(ids, max(1, ids.size // 5), replace=False):
+            mask = p == i
+            cols = np.nonzero(mask)[1]
+            p[mask & (np.arange(p.shape[1])[None, :] > np.median(cols))] = p.max() + 1
+        planes.append(expand_labels(p, int(rng.integers(0, 2))))
+    assert same_partition(stitch_slices(planes), musam_merge(planes))
