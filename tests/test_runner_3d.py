@@ -107,3 +107,27 @@ def test_prepared_store_holds_volumes(tmp_path):
     assert sample.image.shape == (6, 20, 30) and sample.meta == {"z": [0, 6]}
     with pytest.raises(ValueError, match="shape"):
         write_prepared(path, "x-3d", [Sample("vol", image[:, :10], labels)])
+
+
+def test_evaluate_scores_label_volumes_from_another_tool(roots, tmp_path):
+    import tifffile
+
+    from apgbench.evaluate import evaluate_predictions
+
+    results, _ = roots
+    data = load_dataset(DATASET)
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    first, second = data.get(data.image_ids[0]), data.get(data.image_ids[1])
+    tifffile.imwrite(folder / f"{first.image_id}.tif", first.labels)  # perfect volume
+    tifffile.imwrite(folder / f"{second.image_id}.tif", second.labels[0])  # a 2D slice: wrong shape
+    summary = evaluate_predictions(DATASET, folder, "external-3d", results_root=results)
+    scores = read_scores(summary.directory).set_index("image_id")
+    assert scores.loc[first.image_id, "msa"] == 1.0 and pd_isna(scores.loc[first.image_id, "error"])
+    assert "not a 3D label image" in scores.loc[second.image_id, "error"]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

@@ -33,17 +33,17 @@ def find_prediction(folder: Path, image_id: str) -> Path | None:
     return None
 
 
-def read_label_image(path: Path) -> np.ndarray:
-    """Read a label image from TIFF, PNG or NPY; it must be 2D and of integer type."""
+def read_label_image(path: Path, ndim: int = 2) -> np.ndarray:
+    """Read a label image from TIFF, PNG or NPY; it must have ``ndim`` axes (3: a volume) and integer type."""
     if path.suffix == ".npy":
         labels = np.load(path, allow_pickle=False)
     elif path.suffix in (".tif", ".tiff"):
         labels = tifffile.imread(path)
     else:
         labels = iio.imread(path)
-    labels = np.squeeze(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"{path.name} is not a 2D label image (shape {labels.shape}).")
+    labels = np.squeeze(labels) if labels.ndim > ndim else labels
+    if labels.ndim != ndim:
+        raise ValueError(f"{path.name} is not a {ndim}D label image (shape {labels.shape}).")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path.name} has dtype {labels.dtype}; label images must be integer.")
     return labels
@@ -100,7 +100,7 @@ def evaluate_predictions(
             try:
                 if path is None:
                     raise FileNotFoundError(f"no prediction file for '{sample.image_id}'")
-                labels = check_labels(read_label_image(path), sample.labels.shape, name)
+                labels = check_labels(read_label_image(path, sample.labels.ndim), sample.labels.shape, name)
             except (OSError, ValueError, TypeError) as err:
                 n_failed += 1
                 row.update(error=str(err), n_true=int(np.count_nonzero(np.unique(sample.labels))), n_pred=0)
