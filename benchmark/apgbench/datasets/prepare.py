@@ -8,8 +8,9 @@ Order of operations, as in the paper's code (micro-sam ``scripts/apg_experiments
 4. channel handling (channel-first RGB is made channels-last; grey/rgb/pack), background id -> 0,
    optional connected components;
 5. resize, zero-pad or 512x512 crop (centre, or centred on the foreground's bounding box);
-6. images whose labels are empty, or have fewer than ``min_objects`` unique values (background counts, as in
-   micro-sam's ``len(np.unique(label)) >= min_objects``), are dropped.
+6. images whose labels are empty (unless ``drop_empty`` is false: the seven datasets the paper's code took
+   straight from torch-em paths are not filtered), or have fewer than ``min_objects`` unique values
+   (background counts, as in micro-sam's ``len(np.unique(label)) >= min_objects``), are dropped.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
         image, labels = image[top:top + h, left:left + w], labels[top:top + h, left:left + w]
         meta["crop"] = [top, left, h, w]
     n_values = len(np.unique(labels))
-    if n_values == 1 and not labels.any():
+    if prep.drop_empty and n_values == 1 and not labels.any():
         return None
     if prep.min_objects is not None and n_values < prep.min_objects:
         return None

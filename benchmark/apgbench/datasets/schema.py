@@ -103,6 +103,8 @@ class Preparation(_Strict):
     resize: int | None = Field(None, description="Resize to size x size (HPA); labels with nearest neighbour.")
     background_label: int | None = Field(None, description="Label id that marks background; set to 0.")
     connected_components: bool = Field(False, description="Relabel labels as connected components.")
+    drop_empty: bool = Field(True, description="Drop images whose labels are all background (the paper's code "
+                             "does, except for the seven datasets it took straight from torch-em).")
 
 
 class DatasetConfig(_Strict):

@@ -13,6 +13,7 @@ positions; a polygon covers the pixels whose centres lie inside it (``skimage.dr
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -218,10 +219,13 @@ def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: st
 
 @register_reader("instance-mask-files")
 def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], base: str | None = None,
-                             mask_value: int | None = None, overlap: str = "smaller-wins") -> list[Entry]:
+                             mask_value: int | None = None, overlap: str = "smaller-wins",
+                             mask_order: str = "natural") -> list[Entry]:
     """One mask file per object (SegPC): ``masks_sub`` turns an image path into a glob of its mask files.
 
     A pixel belongs to an object where its mask is non-zero, or equals ``mask_value`` if given.
+    ``overlap: last-wins`` paints the masks in ``mask_order`` (``natural``, or ``listing``: the unsorted
+    order of Python's ``glob``, as torch-em's SegPC conversion), each over the earlier ones.
     """
     folder = find_base(root, base)
     paths = sorted_glob(folder, images)
@@ -235,11 +239,20 @@ def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], b
         def load(path=path, mask_glob=mask_glob, relative=relative):
             image = read_array(path)
             masks = []
-            for mask_path in sorted_glob(folder, mask_glob):
+            if mask_order == "listing":  # filesystem order, exactly what torch-em's unsorted glob sees
+                mask_paths = [Path(p) for p in glob.glob(f"{glob.escape(str(folder))}/{mask_glob}")]
+            else:
+                mask_paths = sorted_glob(folder, mask_glob)
+            for mask_path in mask_paths:
                 mask = read_array(mask_path)
                 mask = mask[..., 0] if mask.ndim == 3 else mask
                 masks.append(mask == mask_value if mask_value is not None else mask > 0)
                 check_pair(image, masks[-1], f"{relative} / {mask_path.name}")
+            if overlap == "last-wins":
+                labels = np.zeros(image.shape[:2], np.uint32)
+                for index, mask in enumerate(masks, start=1):
+                    labels[mask] = index
+                return image, labels
             return image, paint_masks(masks, image.shape[:2], overlap)
 
         entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
