@@ -52,6 +52,12 @@ def select_split(entries: list[Entry], split: Split, root: str | os.PathLike | N
         if options.get("per_group"):
             return [e for group in _groups(entries).values() for e in group[window]]
         return list(entries[window])
+    if options.get("generator") == "sklearn":  # train_test_split(names, test_size, random_state=seed), which
+        # draws np.random.RandomState(seed).permutation(n)[:ceil(test_size * n)] over the list as given
+        n_test = math.ceil(float(options["fraction"]) * len(entries))
+        picked = np.random.RandomState(split.seed).permutation(len(entries))[:n_test]
+        chosen_ids = {entries[i].id for i in picked}
+        return [e for e in entries if e.id in chosen_ids]
     # seeded-random: a fixed permutation per stratum; ceil(fraction * n) test items, as sklearn's test_size
     rng = np.random.default_rng(split.seed)
     strata = _groups(entries) if options.get("stratify") else {"": list(entries)}

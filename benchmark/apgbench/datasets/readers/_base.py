@@ -78,10 +78,13 @@ def _junk(path: Path) -> bool:
 
 def sorted_glob(base: Path, pattern: str, order: str = "natural") -> list[Path]:
     """Files matching ``pattern`` under ``base``, sorted by relative path: ``natural`` (natsort, as most
-    of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that)."""
+    of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that); ``name``
+    sorts by file name alone."""
     files = [p for p in base.glob(pattern) if p.is_file() and not _junk(p.relative_to(base))]
     if order == "lexicographic":
         return sorted(files, key=lambda p: p.relative_to(base).as_posix())
+    if order == "name":  # torch-em's sorted() over files it first gathered into one folder (PNAS)
+        return sorted(files, key=lambda p: (p.name, p.relative_to(base).as_posix()))
     return sorted(files, key=lambda p: natural_key(p.relative_to(base).as_posix()))
 
 
