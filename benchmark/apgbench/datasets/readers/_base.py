@@ -149,7 +149,8 @@ def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
         return connected(labels[..., 0] if labels.ndim == 3 else labels).astype(np.uint32)
     if mode == "sum-components":
         if labels.ndim == 3:  # channel axis first (H, W large) or last
-            labels = labels.sum(axis=0 if labels.shape[0] <= 4 else -1)
+            # in the stored dtype, as torch-em's ``larray[0] + larray[1]`` (SRSA-Net/IHC TMA)
+            labels = labels.sum(axis=0 if labels.shape[0] <= 4 else -1, dtype=labels.dtype)
         return connected(labels).astype(np.uint32)
     if mode == "rgb-colours":
         if labels.ndim == 2:
