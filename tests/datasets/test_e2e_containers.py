@@ -75,7 +75,7 @@ def test_tissuenet_npz_manual_import(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1000, (3, 48, 48, 2)).astype(np.float32)
     y = np.stack([np.stack([disks((48, 48), 10, seed=i, radius=3)] * 2, axis=-1) for i in range(3)])
-    folder = tmp_path / "src" / "tissuenet_v1.1"
+    folder = tmp_path / "src"  # the npz files are at the archive top (torch-em tissuenet.py _create_dataset)
     folder.mkdir(parents=True)
     np.savez(folder / "tissuenet_v1.1_test.npz", X=x, y=y)
     np.savez(folder / "tissuenet_v1.1_train.npz", X=x[:1], y=y[:1])
