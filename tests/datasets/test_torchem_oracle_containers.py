@@ -216,3 +216,19 @@ def test_segpc_masks_painted_in_glob_order_last_wins(tmp_path):
     expected = _paper.process(images, labels, criterion=5)
     samples = _paper.prepare_with_apgbench("segpc", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)
+
+
+def test_plantseg_root_background_id_correction_is_an_option(tmp_path):
+    from apgbench.datasets.readers import get_reader
+
+    # torch-em 0.10.9 (after the paper) maps id 411 of Movie2_T00020_crop_gt.h5 to background; the paper's
+    # torch-em did not, so the default keeps it as an object and ``background_ids`` offers the correction.
+    labels = np.full((2, 8, 8), 411, np.uint16)
+    labels[:, 2:4, 2:4] = 5
+    _h5(tmp_path / "Movie2_T00020_crop_gt.h5", raw=labels.astype(np.uint8), label=labels)
+    options = get_dataset_config("plantseg-root").format.options
+    default = get_reader("hdf5")(tmp_path, **{**options, "crop_slices": None})
+    corrected = get_reader("hdf5")(tmp_path, **{**options, "crop_slices": None,
+                                               "background_ids": {"Movie2_T00020_crop_gt.h5": 411}})
+    assert set(np.unique(default[0].load()[1])) == {5, 411}
+    assert set(np.unique(corrected[0].load()[1])) == {0, 5}

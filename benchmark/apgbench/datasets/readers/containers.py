@@ -27,7 +27,8 @@ def _keys(value: str | list[str]) -> list[str]:
 
 def _container_entries(root: Path, opener, files: str, raw: str | list[str], labels: str, base: str | None,
                        label_mode: str, kind: str, order: str = "natural",
-                       crop_slices: dict[str, list[int | None]] | None = None) -> list[Entry]:
+                       crop_slices: dict[str, list[int | None]] | None = None,
+                       background_ids: dict[str, int] | None = None) -> list[Entry]:
     folder = find_base(root, base)
     paths = [p for p in folder.glob(files) if "__MACOSX" not in p.parts]
     paths = sorted(paths, key=lambda p: p.relative_to(folder).as_posix() if order == "lexicographic"
@@ -51,6 +52,8 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
             if path.name in (crop_slices or {}):  # torch-em trims these volumes along z at download
                 window = slice(*crop_slices[path.name])
                 image, lab = image[window], lab[window]
+            if path.name in (background_ids or {}):  # an object id that is really background in this file
+                lab = np.where(lab == background_ids[path.name], 0, lab)
             lab = to_instances(lab, label_mode)
             check_pair(image, lab, relative)
             return image, lab
@@ -62,15 +65,18 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
 @register_reader("hdf5")
 def read_hdf5(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
               label_mode: str = "instances", order: str = "natural",
-              crop_slices: dict[str, list[int | None]] | None = None) -> list[Entry]:
+              crop_slices: dict[str, list[int | None]] | None = None,
+              background_ids: dict[str, int] | None = None) -> list[Entry]:
     """One image or volume per HDF5 file: ``raw`` key (several keys are stacked as channels-last) and
     ``labels`` key; files in ``natural`` or ``lexicographic`` order of their paths. ``crop_slices`` maps a
     file name to ``[start, stop]`` along the first axis, applied to raw and labels (PlantSeg's
-    ``CROPPING_VOLUMES``, which torch-em applies when it unpacks the download)."""
+    ``CROPPING_VOLUMES``, which torch-em applies when it unpacks the download). ``background_ids`` maps a
+    file name to a label id that becomes background (not a paper default: torch-em 0.10.9's later
+    ``ROOT_BACKGROUND_IDS`` correction of PlantSeg root, for a corrected variant)."""
     import h5py
 
     return _container_entries(root, lambda p: h5py.File(p, "r"), files, raw, labels, base, label_mode, "HDF5",
-                              order, crop_slices)
+                              order, crop_slices, background_ids)
 
 
 class _ZarrGroup:
