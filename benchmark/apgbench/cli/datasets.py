@@ -139,7 +139,13 @@ def import_command(
     config = _config(dataset_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below from the notes
-        out, notes = import_dataset(config, path, data_root, verify=verify, keep_extracted=keep_extracted)
+        try:
+            out, notes = import_dataset(config, path, data_root, verify=verify, keep_extracted=keep_extracted)
+        except OSError as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            # e.g. a full disk: the staged copy was dropped, the old one is untouched
+            raise RuntimeError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was.") from err
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
