@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -86,3 +88,43 @@ def test_download_through_mirror_with_custom_config_dir(roots, tmp_path, server,
 def test_every_config_is_listed():
     ids = {c.id for c in list_datasets()}
     assert len(ids) == 40 and get_dataset_config("ihc-tma").paper_id == "ihc_tma"
+
+
+def _offline_configs(tmp_path, urls: list[str]):
+    """A configs folder with one download dataset per URL (ids off-0, off-1, ...), from dsb's config."""
+    configs = tmp_path / "configs"
+    (configs / "datasets").mkdir(parents=True)
+    base = yaml.safe_load((config_dir() / "datasets" / "dsb.yaml").read_text())
+    for i, url in enumerate(urls):
+        base["id"] = f"off-{i}"
+        base["source"]["files"][0].update(url=url, sha256=None)
+        (configs / "datasets" / f"off-{i}.yaml").write_text(yaml.safe_dump(base))
+    return configs
+
+
+def test_download_all_offline_stops_early(roots, tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    urls = [f"http://nonexistent.invalid/{i}.zip" if i % 2 else f"http://127.0.0.1:{port}/{i}.zip"
+            for i in range(6)]
+    monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(_offline_configs(tmp_path, urls)))
+    start = time.monotonic()
+    result = runner.invoke(app, ["datasets", "download", "all"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "seems offline" in text and "the first 3 datasets" in text and "remaining 3 were not tried" in text
+    assert "connections are refused and host names do not resolve" in text
+    assert "127.0.0.1 refused the connection" in text and "'nonexistent.invalid' could not be resolved" in text
+    assert "off-3:" not in text and "Not prepared: off-0, off-1, off-2, off-3, off-4, off-5." in text
+    assert time.monotonic() - start < 5  # neither retried nor tried one by one
+
+
+@pytest.mark.network
+def test_download_all_goes_on_after_other_errors(roots, tmp_path, server, monkeypatch):
+    # Server errors are not a sign of being offline: every dataset is tried.
+    urls = [f"{server.url}/status404/{i}.zip" for i in range(4)]
+    monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(_offline_configs(tmp_path, urls)))
+    result = runner.invoke(app, ["datasets", "download", "all"])
+    assert result.exit_code == 1 and "seems offline" not in result.output
+    assert all(server.hits[f"status404/{i}.zip"] == 1 for i in range(4))  # each tried once: 404 not retried

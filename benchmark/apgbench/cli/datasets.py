@@ -95,19 +95,28 @@ def download_command(
     force: Annotated[bool, typer.Option(help="Prepare again even if cached.")] = False,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
 ) -> None:
-    """Download, verify, unpack and prepare datasets (manual ones print what to do)."""
+    """Download, verify, unpack and prepare datasets (manual ones print what to do).
+
+    When several datasets in a row cannot reach their servers (DNS failure, refused or unreachable
+    connection), the machine is taken to be offline and the rest are not tried.
+    """
     from ..config import split_ids
     from ..datasets import get_dataset_config, resolve_dataset_ids
-    from ..datasets.manage import ManualDatasetError, download_dataset
+    from ..datasets.download import ConnectError
+    from ..datasets.manage import ManualDatasetError, download_dataset, is_prepared
 
     ids = resolve_dataset_ids(split_ids(dataset))
     failed: list[str] = []
-    for dataset_id in ids:
+    unreachable: list[ConnectError] = []  # consecutive datasets that never reached a server
+    for index, dataset_id in enumerate(ids):
         config = get_dataset_config(dataset_id)
+        cached = not config.manual and is_prepared(config, data_root) and not force
         try:
             path = download_dataset(config, data_root, mirror=mirror or "", force=force,
                                     keep_extracted=keep_extracted)
             console.print(f"[green]{dataset_id}[/green]: prepared at {path}", highlight=False)
+            if not cached:
+                unreachable.clear()
         except ManualDatasetError as err:
             err_console.print(f"[yellow]{dataset_id}[/yellow]: {escape(str(err))}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
@@ -115,10 +124,32 @@ def download_command(
             hint = f" {config.source.instructions}" if config.source.instructions else ""
             err_console.print(f"[red]{dataset_id}[/red]: {escape(str(err))}{hint}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
+            unreachable = [*unreachable, err] if isinstance(err, ConnectError) else []
+            rest = ids[index + 1:]
+            if len(unreachable) >= OFFLINE_AFTER and rest:
+                _offline_message(unreachable, rest, first=len(failed) == index + 1 == len(unreachable))
+                failed.extend(rest)
+                break
     if failed:
         if len(ids) > 1:
             err_console.print(f"Not prepared: {', '.join(failed)}.", highlight=False)
         raise typer.Exit(1)
+
+
+#: Consecutive datasets failing to connect after which ``download`` takes the machine to be offline.
+OFFLINE_AFTER = 3
+_CAUSES = {"dns": "host names do not resolve", "refused": "connections are refused",
+           "unreachable": "the network is unreachable", "connect-timeout": "connections time out"}
+
+
+def _offline_message(errors, rest: list[str], *, first: bool) -> None:
+    causes = " and ".join(dict.fromkeys(_CAUSES[e.kind] for e in errors))
+    which = "first" if first else "last"
+    err_console.print(
+        f"[bold red]Stopped:[/] the {which} {len(errors)} datasets could not reach their servers ({causes}): "
+        f"this machine seems offline, so the remaining {len(rest)} were not tried. Check the network or "
+        "proxy, or pass --mirror, then run the command again (prepared datasets are kept).",
+        highlight=False, soft_wrap=True)
 
 
 @app.command("import")

@@ -222,6 +222,7 @@ def _attempt(url: str, tmp: Path, remote: RemoteFile, timeout: float, bar) -> Do
             response.raise_for_status()
             if bar:
                 bar.total = int(response.headers.get("content-length", 0))
+                bar.reset()  # a retry starts the bar again
             with open(tmp, "wb") as handle:
                 for chunk in response.iter_content(chunk_size=1 << 20):
                     handle.write(chunk)
