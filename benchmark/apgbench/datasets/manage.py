@@ -54,8 +54,8 @@ def manual_instructions(config: DatasetConfig) -> str:
     if text and not text.endswith((".", "!", "?")):
         text += "."
     files = [f"'{f.filename}'" for f in config.source.files]
-    if not files:  # the instructions say what PATH is (the unpacked folder)
-        what = ""
+    if not files:  # the instructions end with the folder that holds the data
+        what = " with that folder as PATH,"
     elif len(files) == 1:
         what = f", where PATH is the downloaded file {files[0]} or a folder holding it,"
     else:

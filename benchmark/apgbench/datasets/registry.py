@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,7 +31,11 @@ def _load_all(directory: Path) -> dict[str, DatasetConfig]:
 
 def load_dataset_config(path: str | Path) -> DatasetConfig:
     """Read and validate one dataset YAML; errors name the file and the offending keys."""
-    data = load_yaml(path)
+    try:
+        data = load_yaml(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}): "
+                         "save it with UTF-8 encoding.") from None
     try:
         config = DatasetConfig.model_validate(data)
     except ValidationError as err:
@@ -67,3 +74,54 @@ def resolve_dataset_ids(selection: list[str], directory: Path | None = None) -> 
             chosen = [get_dataset_config(item, directory).id]
         ids.extend(i for i in chosen if i not in ids)
     return ids
+
+
+def check_reader(config: DatasetConfig, path: str | Path | None = None) -> list[str]:
+    """Problems with a config's reader and reader options, one sentence each (empty if none).
+
+    The reader must be registered, and its options must be parameters of the reader function (required ones
+    present). A reader taking ``**options`` (``image-folder``) checks the names itself: it is called on an empty
+    folder, where it refuses unknown options before it looks for any file.
+
+    Parameters
+    ----------
+    config : DatasetConfig
+        A validated config (built-in datasets have no reader and pass).
+    path : path, optional
+        The YAML file, named in the messages (default: the dataset id).
+    """
+    from .readers import get_reader, reader_names
+
+    if config.builtin:
+        return []
+    where = str(path) if path is not None else f"dataset '{config.id}'"
+    name, options = config.format.reader, dict(config.format.options)
+    try:
+        reader = get_reader(name)
+    except KeyError:
+        close = difflib.get_close_matches(name, reader_names(), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return [f"{where}: unknown reader '{name}'{hint}; known readers: {', '.join(reader_names())}."]
+    parameters = list(inspect.signature(reader).parameters.values())[1:]  # after ``root``
+    named = {p.name: p for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if len(named) == len(parameters):
+        unknown = sorted(set(options) - set(named))
+        missing = [n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in options]
+        plural = "s" if len(unknown) > 1 else ""
+        problems = [(f"{where}: unknown option{plural} {', '.join(map(repr, unknown))} for reader '{name}'; it "
+                     f"accepts {', '.join(named)}.")] if unknown else []
+        if missing:
+            problems.append(f"{where}: reader '{name}' needs option{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(map(repr, missing))}.")
+        return problems
+    specs = [{k: v for k, v in options.items() if k not in named}]
+    specs += [{**specs[0], **spec} for spec in options.get("sets") or [] if isinstance(spec, dict)]
+    for spec in specs:
+        with tempfile.TemporaryDirectory() as empty:
+            try:
+                reader(Path(empty), **spec)
+            except TypeError as err:
+                return [f"{where}: bad options for reader '{name}': {err}."]
+            except Exception:  # noqa: BLE001, S112 - the options passed; an empty folder has no data to read
+                continue
+    return []
