@@ -1,4 +1,4 @@
-"""``apgbench datasets ...``: list, inspect, download, import and verify the benchmark datasets.
+"""``apgbench datasets ...``: list, inspect, download, import, export and verify the benchmark datasets.
 
 Thin layer: the work happens in :mod:`apgbench.datasets.manage`; here we parse, print and map errors to one
 sentence and exit code 1.
@@ -18,7 +18,7 @@ from ..config import data_root as _data_root
 from .common import DataRootOption as DataRoot
 from .common import console, err_console, handle_errors
 
-app = typer.Typer(help="List, download, import and verify the benchmark datasets.", no_args_is_help=True)
+app = typer.Typer(help="List, download, import, export and verify the benchmark datasets.", no_args_is_help=True)
 
 
 def _config(dataset_id: str):
@@ -180,6 +180,30 @@ def import_command(
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
+
+
+@app.command("export")
+@handle_errors
+def export_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id (prepared, or built in).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write images/<id>.tif and labels/<id>.tif into.")],
+    data_root: DataRoot = None,
+    force: Annotated[bool, typer.Option("--force/--no-force", help="Overwrite existing files of the same names.")]
+    = False,
+) -> None:
+    """Write a prepared test split as TIFF files, for segmenting it with any tool and scoring with evaluate."""
+    from ..datasets.export import export_dataset
+
+    config = _config(dataset_id)
+    try:
+        summary = export_dataset(config, out_dir, data_root, force=force)
+    except FileExistsError as err:
+        raise ValueError(str(err)) from err  # one sentence through handle_errors
+    console.print(f"[green]{dataset_id}[/green]: wrote {summary.n_images} images to {summary.images} and their "
+                  f"labels to {summary.labels}.", highlight=False, soft_wrap=True)
+    console.print(f"Segment the images with your tool into a folder PRED (one label image per image, same name), "
+                  f"then: apgbench evaluate --dataset {dataset_id} --predictions PRED --name TOOL",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("verify")
