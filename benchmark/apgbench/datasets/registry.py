@@ -53,18 +53,33 @@ def list_datasets(directory: Path | None = None) -> list[DatasetConfig]:
 
 def get_dataset_config(dataset_id: str, directory: Path | None = None) -> DatasetConfig:
     """The config of one dataset; an unknown id raises ``KeyError`` suggesting the closest ids."""
+    from .folder import registered_folder
+
     configs = _load_all(_dataset_dir(directory))
     if dataset_id not in configs:
+        folder = registered_folder(dataset_id)
+        if folder is not None:
+            return folder
         raise KeyError(unknown_id_message("dataset", dataset_id, list(configs)))
     return configs[dataset_id]
 
 
-def resolve_dataset_ids(selection: list[str], directory: Path | None = None) -> list[str]:
-    """Expand ``all``, ``builtin`` and domain names in a CLI selection into dataset ids (checked)."""
+def resolve_dataset_ids(selection: list[str], directory: Path | None = None, *,
+                        domain: str | None = None) -> list[str]:
+    """Expand a CLI selection into dataset ids (checked): ids, ``all``, ``builtin``, domain names and folders.
+
+    A path-like item (``./my_data``, ``~/data/x``, or an existing folder that is not a dataset id) is a folder of
+    your own images and labels (see :mod:`.folder`): it is registered for this process under an id made from
+    its name, with ``domain`` (or the folder's ``apgbench.yaml``) as its domain, and prepared when first loaded.
+    """
+    from .folder import looks_like_folder, register_folder
+
     configs = list_datasets(directory)
     ids: list[str] = []
     for item in selection:
-        if item == "all":
+        if item not in {c.id for c in configs} and looks_like_folder(item):
+            chosen = [register_folder(item, domain).id]
+        elif item == "all":
             chosen = [c.id for c in configs if not c.builtin]
         elif item == "builtin":
             chosen = [c.id for c in configs if c.builtin]
