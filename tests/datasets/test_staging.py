@@ -193,3 +193,17 @@ def test_temporary_files_of_a_killed_download_are_cleaned(tmp_path, server):
                progress=False, retries=0, mirror="")
     assert not any(p.exists() for p in left) and sha256(raw / "data.bin") == sha256(payload)
     assert sorted(p.name for p in raw.iterdir()) == ["data.bin"]
+
+
+def test_kept_unpacked_files_follow_the_committed_copy(tmp_path, good):
+    data, _ = good
+    config = get_dataset_config("dsb")
+    import_dataset(config, _dsb_archive(tmp_path, "new", 2), data, verify=False, keep_extracted=True)
+    kept = sorted(p.name for p in (data / "dsb" / "extracted" / "dsb2018" / "test" / "images").iterdir())
+    assert kept == ["im0.tif", "im1.tif"]
+    with pytest.raises(CorruptArchiveError):  # a failed import leaves the kept files too
+        import_dataset(config, _dsb_archive(tmp_path, "bad", 4, broken="truncated"), data, verify=False)
+    assert (data / "dsb" / "extracted" / "dsb2018" / "test" / "images" / "im1.tif").exists()
+    import_dataset(config, _dsb_archive(tmp_path, "third", 3), data, verify=False)  # not kept: stale ones go
+    assert not (data / "dsb" / "extracted").exists() and len(load_dataset("dsb", data)) == 3
+    assert sorted(p.name for p in (data / "dsb").iterdir()) == [".lock", "manifest.json", "prepared.h5", "raw"]
