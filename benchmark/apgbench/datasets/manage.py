@@ -123,10 +123,13 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
             files = []
             for remote in config.source.files:
                 cached = raw / remote.filename
-                if cached.is_file() and remote.sha256 is not None and file_sha256(cached) != remote.sha256:
+                if cached.is_file() and remote.sha256 is not None:
+                    if file_sha256(cached) == remote.sha256:
+                        files.append(cached)
+                        continue
                     # A copy that differs (e.g. imported with --no-verify) is replaced only on success.
                     files.append(fetch_file(remote, stage.raw, mirror=mirror, retries=retries, progress=progress))
-                else:
+                else:  # nothing to replace: a verified download stays even if preparing it fails
                     files.append(fetch_file(remote, raw, mirror=mirror, retries=retries, progress=progress))
             pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
             return _prepare_from_files(config, data_root, stage, files, origin="download", pinned=pinned,
