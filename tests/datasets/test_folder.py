@@ -42,7 +42,8 @@ def _split(shared_data, tmp_path, source="nuclei-fluo/dsb2018", name="split_data
         stem = label_path.name[: -len("_label.tif")]
         image = tifffile.imread(shared_data / source / f"{stem}.tif")
         np.save(target / "images" / f"{stem}.npy", image)
-        iio.imwrite(target / "labels" / f"{stem}.png", tifffile.imread(label_path).astype(np.uint16))
+        tail = "_masks" if "tests" in stem else ""  # labels/X_masks.png pairs with images/X.npy too
+        iio.imwrite(target / "labels" / f"{stem}{tail}.png", tifffile.imread(label_path).astype(np.uint16))
     return target
 
 
@@ -171,3 +172,17 @@ def test_paths_and_ids_resolve_as_before(roots, tmp_path):
         resolve_dataset_ids([str(tmp_path / "missing")], domain="nuclei-fluo")
     with pytest.raises(KeyError, match="Unknown dataset"):
         get_dataset_config("no-such-folder")
+
+
+def test_domain_is_part_of_the_version(shared_data, roots, tmp_path):
+    _, data = roots
+    folder = _flat(shared_data, tmp_path)
+    nuclei = get_dataset_config(resolve_dataset_ids([str(folder)], domain="nuclei-fluo")[0])
+    load_dataset(nuclei)
+    folder_module._REGISTERED.clear()
+    cells = get_dataset_config(resolve_dataset_ids([str(folder)], domain="cells-fluo")[0])
+    load_dataset(cells)
+    assert nuclei.content_hash != cells.content_hash
+    folder_module._REGISTERED.clear()
+    assert get_dataset_config("my-data").domain == "cells-fluo"  # the newest version, with its own domain
+    assert len(list((data / "folders" / "my-data").glob("*/config.json"))) == 2

@@ -12,8 +12,8 @@ Label images are 2D integer instance labels (0 = background) in a lossless forma
 
 The dataset's id is the folder's name in kebab-case (``my_data`` -> ``my-data``). Its test split is every image
 (label images without objects are dropped, as for the benchmark datasets), prepared once into the data cache
-under ``<data_root>/folders/<id>/<content hash>/prepared.h5``: the hash covers every paired file and the
-settings file, so an edited folder is a new dataset version (and the results store refuses to mix versions).
+under ``<data_root>/folders/<id>/<content hash>/prepared.h5``: the hash covers every paired file, the
+settings file and the domain, so an edited folder is a new dataset version (and the results store refuses to mix versions).
 Its config is kept there too (``config.json``), so commands in other processes (``report``, ``evaluate``,
 ``submit`` workers) know the id without the folder path; they use the newest prepared version.
 """
@@ -96,12 +96,19 @@ def scan_folder(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
         raise ReaderError(f"Dataset folder {folder} does not exist (or is not a folder).")
     label_dir = next((folder / n for n in ("labels", "masks") if (folder / n).is_dir()), None)
     if (folder / "images").is_dir() and label_dir is not None:
-        images = {p.stem: p for p in _files(folder / "images") if p.suffix.lower() in IMAGE_SUFFIXES}
+        images: dict[str, Path] = {}
+        for path in _files(folder / "images"):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                _add(images, path.stem, path)
         labels: dict[str, Path] = {}
         for path in _files(label_dir):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                _add(labels, path.stem, path)
-        layout = f"images/ and {label_dir.name}/ (same file stems)"
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.endswith("_seg.npy"):
+                stem = path.stem
+                if stem not in images:  # labels/X_masks.tif for images/X.tif is fine too
+                    stem = next((stem[: -len(t)] for t in LABEL_TAILS if stem.endswith(t)
+                                 and stem[: -len(t)] in images), stem)
+                _add(labels, stem, path)
+        layout = f"images/ and {label_dir.name}/ with the same file stems (or X_label(s), X_mask(s) labels)"
     else:
         images, labels = {}, {}
         for path in _files(folder):
@@ -196,6 +203,8 @@ def folder_config(folder: str | os.PathLike, domain: str | None = None,
         raise ReaderError(f"Unknown domain '{domain}' for folder dataset '{dataset_id}'; use one of "
                           f"{', '.join(DOMAINS)}.")
     relative = tuple((i.relative_to(folder).as_posix(), lab.relative_to(folder).as_posix()) for i, lab in pairs)
+    # The domain is part of the version: it picks the models, and each version keeps its own config.json.
+    settings_bytes += f"\0domain={domain}".encode()
     return FolderDatasetConfig(
         id=dataset_id, name=settings.name or folder.name, domain=domain, citation="local data", licence="local data",
         description=f"Images and labels from the folder {folder}.",
@@ -239,7 +248,7 @@ def registered_folder(dataset_id: str, data_root: str | os.PathLike | None = Non
                 if (p.parent / "prepared.h5").is_file()]
     if not versions:
         return None
-    newest = max(versions, key=lambda p: (p.parent / "prepared.h5").stat().st_mtime)
+    newest = max(versions, key=lambda p: (p.parent / "prepared.h5").stat().st_mtime_ns)
     try:
         return FolderDatasetConfig.model_validate_json(newest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -261,7 +270,8 @@ def prepare_folder(config: FolderDatasetConfig, data_root: str | os.PathLike | N
         if out.is_file():
             return out
         folder = Path(config.folder)
-        if _content_hash(folder, config.pairs, _settings(folder)[1]) != config.content_hash:
+        key = _settings(folder)[1] + f"\0domain={config.domain}".encode()
+        if _content_hash(folder, config.pairs, key) != config.content_hash:
             raise ReaderError(f"The folder {config.folder} changed while apgbench was using it: run again.")
         entries = [Entry(id=Path(image).stem, key=Path(image).stem, load=_loader(folder, image, label),
                          meta={"source": image, "label_source": label}) for image, label in config.pairs]
