@@ -11,7 +11,7 @@ from .common import DataRootOption, ResultsRootOption, console, handle_errors, p
 
 @handle_errors
 def run(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin', a domain, or a folder of your images + labels.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)] = None,
@@ -20,6 +20,7 @@ def run(
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing image.")] = False,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
+    domain: Annotated[str | None, typer.Option(help="Domain of folder datasets (nuclei-fluo, cells-fluo, cells-labelfree, nuclei-histo).")] = None,
 ) -> None:
     """Run methods on datasets; results are stored per image and a rerun resumes where it stopped."""
     from ..config import split_ids
@@ -27,7 +28,7 @@ def run(
     from ..methods import get_method
     from ..runner import run_many
 
-    dataset_ids = resolve_dataset_ids(split_ids(dataset))
+    dataset_ids = resolve_dataset_ids(split_ids(dataset), domain=domain)
     method_ids = [get_method(m).name for m in split_ids(method)]  # validates every id before any work
     summaries = run_many(dataset_ids, method_ids, params=parse_params(param), results_root=results_root,
                          data_root=data_root, limit=limit, force=force, device=device, fail_fast=fail_fast)
