@@ -54,6 +54,15 @@ def test_listing_imports_neither_torch_nor_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
+def test_reports_have_no_paper_value_for_methods_beyond_the_paper():
+    from apgbench.report.paper import paper_table, paper_value
+
+    assert not np.isnan(paper_value("dsb", "ais"))
+    assert np.isnan(paper_value("dsb", "instanseg")) and np.isnan(paper_value("dsb", "stardist"))
+    table = paper_table([("nuclei-fluo", "dsb")], ["ais", "instanseg", "stardist"])
+    assert table.loc[("nuclei-fluo", "dsb")].isna().tolist() == [False, True, True]
+
+
 def test_input_channels_first_per_model_kind():
     grey = np.arange(12, dtype=np.uint16).reshape(3, 4)
     two = np.stack([grey, grey + 100], axis=-1)  # (whole-cell, nucleus)

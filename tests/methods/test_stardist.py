@@ -166,3 +166,22 @@ def test_model_dir_loads_a_local_model_folder(tmp_path):
         local.prepare("cpu", "nuclei-fluo")
         np.testing.assert_array_equal(local.segment(image), reference)
         assert local.info()["weights"] == str(folder)
+
+
+@pytest.mark.heavy
+def test_run_and_report_show_stardist_beside_the_paper_without_a_paper_value(tmp_path):
+    _require_stardist()
+    import pandas as pd
+
+    from apgbench.report import build_report
+    from apgbench.runner import run_benchmark
+
+    for dataset in ("synthetic-nuclei", "synthetic-histo"):
+        summary = run_benchmark(dataset, "stardist", params={"random_weights": True}, results_root=tmp_path / "r",
+                                data_root=tmp_path / "d", limit=1, show_progress=False, fail_fast=True)
+        assert summary.n_failed == 0 and summary.mean_msa is not None
+    result = build_report(tmp_path / "r", tmp_path / "report", formats=("csv",), n_boot=10)
+    (label,) = result.table.columns  # non-default params (random_weights) label it stardist[p-...]
+    assert label.startswith("stardist[") and result.table[label].notna().sum() == 2
+    comparison = pd.read_csv(tmp_path / "report" / "paper_comparison.csv")
+    assert comparison.empty  # synthetic data and a method beyond the paper: nothing to compare
