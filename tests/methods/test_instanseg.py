@@ -198,7 +198,7 @@ def test_cached_brightfield_model_runs_on_real_he_and_grey(monkeypatch, brightfi
 
 @pytest.mark.heavy
 def test_large_images_are_tiled_as_the_library_does(monkeypatch, brightfield_cache):
-    root, weights = brightfield_cache
+    _, weights = brightfield_cache
     image = real_crop(256, "nuclei-histo")
     with InstanSeg(checkpoint=str(weights), tile_size=224) as method:
         method.prepare("cpu", "nuclei-histo")
@@ -223,7 +223,7 @@ def test_random_weights_fluorescence_model_gets_every_channel_and_the_cell_outpu
         info = method.info()
         both = method._model.instanseg.cells_and_nuclei
     assert_valid_labels(labels, image.shape)
-    ((name, shape, kwargs),) = spy.calls
+    ((_, shape, kwargs),) = spy.calls
     assert shape == (2, 128, 128) and kwargs["target"] == "cells"
     assert both  # the two-output architecture answered "cells"
     assert info["model"] == "fluorescence_nuclei_and_cells" and info["weights"] == "random (testing only)"

@@ -85,10 +85,10 @@ def test_no_domain_and_no_model_is_refused():
 
 def test_offline_error_names_url_folder_and_local_option(monkeypatch, tmp_path):
     _require_stardist()
-    import csbdeep.models.pretrained as pretrained
+    from csbdeep.models import pretrained
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: no network")  # what keras' get_file raises
+        raise Exception("URL fetch failure: no network")  # noqa: TRY002 - keras get_file raises a bare Exception
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(pretrained, "get_file", offline)

@@ -99,8 +99,8 @@ def instanseg_input(image: np.ndarray, n_channels: int | None) -> np.ndarray:
 
     One-channel models get grey as is, the nucleus channel of a two-channel (whole-cell, nucleus) image, or
     the mean of RGB; RGB models get grey repeated and two channels plus an empty third; channel-invariant
-    models get every channel. Channels-first, so InstanSeg's guess of the channel axis (the smallest one)
-    cannot pick an image axis.
+    models get every channel. Channels first, where InstanSeg's guess of the channel axis (the smallest one)
+    finds them in any image wider and taller than its channel count.
     """
     image = to_float(image)
     x = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)

@@ -163,7 +163,7 @@ class StarDist(Segmenter):
                 folder = keras_model_folder(name)
                 raise MethodUnavailableError(
                     f"StarDist model '{name}' is not in {folder} and could not be downloaded from "
-                    f"{MODEL_URLS.get(name, 'its registered URL')} ({type(error).__name__}); put {name}.zip "
+                    f"{MODEL_URLS.get(name, 'its registered URL')} ({_reason(error)}); put {name}.zip "
                     "there (or set KERAS_HOME), or pass model_dir=FOLDER holding its config.json and weights."
                 ) from None
             self._folder = keras_model_folder(name)
@@ -206,3 +206,10 @@ def labels_to_uint32(labels: Any, shape: tuple[int, int]) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise ValueError("StarDist returned negative labels.")
     return labels.astype(np.uint32)
+
+
+def _reason(error: Exception) -> str:
+    """A short cause: the exception type, or for keras' bare ``Exception`` the end of its message."""
+    if type(error) is not Exception:
+        return type(error).__name__
+    return str(error).split(" -- ")[-1].strip()[:120] or "Exception"
