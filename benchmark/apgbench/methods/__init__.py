@@ -36,6 +36,8 @@ BUILTIN_MODULES = (
     "apgbench.methods.cellpose",
     "apgbench.methods.cellsam",
     "apgbench.methods.musam",
+    "apgbench.methods.instanseg",
+    "apgbench.methods.stardist",
 )
 
 _REGISTRY: dict[str, type[Segmenter]] = {}
