@@ -145,6 +145,23 @@ def import_command(
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
 
 
+@app.command("prepare")
+@handle_errors
+def prepare_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    variant: Annotated[str | None, typer.Option(help=(
+        "A documented variant, e.g. 'corrected' (stored as dataset '<id>@<variant>'; see docs/fidelity.md)."))] = None,
+    data_root: DataRoot = None,
+    keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
+) -> None:
+    """Prepare a dataset's test split (or a variant of it) again from its cached download."""
+    from ..datasets.manage import prepare_cached
+
+    config = _config(f"{dataset_id}@{variant}" if variant else dataset_id)
+    out = prepare_cached(config, data_root, keep_extracted=keep_extracted)
+    console.print(f"[green]{config.id}[/green]: prepared at {out}", highlight=False)
+
+
 @app.command("verify")
 @handle_errors
 def verify_command(

@@ -104,6 +104,32 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         return _prepare_from_files(config, data_root, files, origin="download", keep_extracted=keep_extracted)
 
 
+def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: bool = False) -> Path:
+    """Prepare a dataset, or a variant (``id@name``), again from the raw files already in the cache.
+
+    A variant reads its base dataset's ``<base>/raw`` files and writes its own ``<id@name>/prepared.h5`` and
+    manifest, so the default (paper) split is never overwritten by a variant.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a raw file is not cached yet (the message names the command that fetches it).
+    """
+    if config.builtin:
+        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
+    raw = _data_root(data_root) / config.base_id / "raw"
+    files = [raw / f.filename for f in config.source.files]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
+        raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+                                f"`apgbench datasets {verb}` first.")
+    hashes = read_manifest(config.model_copy(update={"id": config.base_id}), data_root).get("raw", {})
+    with _lock(config, data_root):
+        return _prepare_from_files(config, data_root, files, origin=f"cache of '{config.base_id}'",
+                                   keep_extracted=keep_extracted, hashes=hashes)
+
+
 def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
     files = config.source.files
     for remote in files:
