@@ -62,11 +62,12 @@ def hpa_labels(features: list, shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def monuseg_labels(regions: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """MoNuSeg labels as torch-em made them from the XML (paper default).
+def monuseg_labels(regions: list[np.ndarray], shape: tuple[int, int], first_id: int = 0) -> np.ndarray:
+    """MoNuSeg labels as torch-em made them from the XML.
 
-    Vertices are truncated to int32, region ``i`` (0-based, document order) is painted with value ``i``
-    (so the first region is lost in the background), later regions overwrite earlier ones.
+    Vertices are truncated to int32, region ``i`` (document order) is painted with value ``first_id + i``,
+    later regions overwrite earlier ones. The paper's torch-em (up to at least 0.10.3) counted from 0, so
+    each image's first nucleus became background (``first_id=0``, the default); torch-em 0.10.9 counts from 1.
     """
     from skimage.draw import polygon as fill
 
@@ -76,7 +77,7 @@ def monuseg_labels(regions: list[np.ndarray], shape: tuple[int, int]) -> np.ndar
             continue
         vertices = np.asarray(vertices, dtype=float).astype(np.int32)
         rr, cc = fill(vertices[:, 1], vertices[:, 0], shape=shape)
-        labels[rr, cc] = index
+        labels[rr, cc] = index + first_id
     return labels
 
 

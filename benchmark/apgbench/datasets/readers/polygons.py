@@ -168,10 +168,11 @@ def _xml_regions(path: Path) -> list[np.ndarray]:
 
 @register_reader("xml-polygons")
 def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], base: str | None = None,
-                      overlap: str = "smaller-wins", raster: str = "polygons") -> list[Entry]:
+                      overlap: str = "smaller-wins", raster: str = "polygons", first_id: int = 0) -> list[Entry]:
     """Images with Aperio/MoNuSeg-style XML annotations (``Region``/``Vertex X= Y=``); the XML path comes
-    from the image path by the regex substitution ``annotation_sub``. ``raster: torch-em`` draws as the paper
-    (:func:`.paper_raster.monuseg_labels`); ``polygons`` draws every region with 3+ vertices as an object."""
+    from the image path by the regex substitution ``annotation_sub``. ``raster: torch-em`` draws as torch-em
+    (:func:`.paper_raster.monuseg_labels` with ``first_id``); ``polygons`` draws every region with 3+ vertices
+    as an object."""
     _check_raster(raster, ("polygons", "torch-em"))
     folder = find_base(root, base)
     paths = sorted_glob(folder, images)
@@ -188,7 +189,7 @@ def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], bas
             image = read_array(path)
             regions = _xml_regions(xml_path)
             if raster == "torch-em":
-                return image, paper_raster.monuseg_labels(regions, image.shape[:2])
+                return image, paper_raster.monuseg_labels(regions, image.shape[:2], first_id)
             return image, rasterize([r for r in regions if len(r) >= 3], image.shape[:2], overlap)
 
         entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
