@@ -142,8 +142,8 @@ def _numbers_from_one(monuseg_util, tmp_path: Path) -> bool:
 
 def test_monuseg_test_archive_equals_torch_em(tmp_path, server):
     monuseg = pytest.importorskip("torch_em.data.datasets.histopathology.monuseg", reason=TORCH_EM)
-    from torch_em.data.datasets import util as torch_em_util
     import imageio.v3 as iio
+    from torch_em.data.datasets import util as torch_em_util
 
     # Layout: torch-em monuseg.py _process_monuseg: monuseg_test.zip holds MoNuSegTestData/<name>.tif and
     # <name>.xml for the 14 test images (1000 x 1000 RGB), paired by sorted position.
