@@ -38,7 +38,7 @@ def _oracle():
 
 
 def _centre_crop(array: np.ndarray, size: int = 512) -> np.ndarray:
-    """micro-sam util.py:116-160 ``_make_center_crop`` without labels: top = (H - 512) // 2, left likewise."""
+    """micro-sam util.py:110-155 ``_make_center_crop`` without labels: top = (H - 512) // 2, left likewise."""
     h, w = min(size, array.shape[0]), min(size, array.shape[1])
     top, left = (array.shape[0] - h) // 2, (array.shape[1] - w) // 2
     return array[top:top + h, left:left + w]
@@ -86,7 +86,7 @@ def test_hpa_equals_torch_em_and_micro_sam_resize(tmp_path, server):
     ours = _by_source(fetch_and_prepare(config, tmp_path / "data"))
     assert len(ours) == 3
 
-    # micro-sam util.py:562-569: protein channel, resize to 512 (images anti-aliased, labels bilinear, truncated)
+    # micro-sam util.py:559-569: protein channel, resize to 512 (images anti-aliased, labels bilinear, truncated)
     raw_trafo = partial(resize, output_shape=(512, 512), anti_aliasing=True, preserve_range=True)
     label_trafo = partial(resize, output_shape=(512, 512), anti_aliasing=False, preserve_range=True)
     spurious, originals = 0, {}
@@ -173,7 +173,7 @@ def test_monuseg_test_archive_equals_torch_em(tmp_path, server):
     assert len(image_paths) == 14
     for image_path, label_path in zip(image_paths, label_paths):
         source = f"MoNuSegTestData/{Path(image_path).name}"
-        image, labels = iio.imread(image_path), iio.imread(label_path)  # micro-sam util.py:330-331
+        image, labels = iio.imread(image_path), iio.imread(label_path)  # micro-sam util.py:321-322
         np.testing.assert_array_equal(ours[source].image, _centre_crop(image))
         # torch-em 0.10.9 fixed the paper's 0-based numbering (util.py generate_labeled_array_from_xml,
         # enumerate(xy, start=1)); everything else (int32 vertices, overwrite order) is unchanged, so the

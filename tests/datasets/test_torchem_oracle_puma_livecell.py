@@ -75,7 +75,7 @@ def test_puma_paper_era_layout_equals_torch_em(tmp_path, server):
         puma._preprocess_inputs(str(oracle), "nuclei", "test")
     for name in test_ids:
         with h5py.File(oracle / "test" / "preprocessed" / f"{name}.h5", "r") as f:
-            image, labels = f["raw"][:].transpose(1, 2, 0), f["labels/instances/nuclei"][:]  # util.py:371-372
+            image, labels = f["raw"][:].transpose(1, 2, 0), f["labels/instances/nuclei"][:]  # util.py:369-370
         sample = ours[f"{name}.tif"]
         np.testing.assert_array_equal(sample.image, _centre_crop(image))
         np.testing.assert_array_equal(sample.labels, _centre_crop(labels))
@@ -149,5 +149,5 @@ def test_livecell_equals_torch_em(tmp_path, server):
             str(json_path), str(images), str(tmp_path / "seg"), None, "test")
     for image_path, seg_path in zip(image_paths, seg_paths):
         sample = ours[Path(image_path).name]
-        np.testing.assert_array_equal(sample.image, _centre_crop(iio.imread(image_path)))  # util.py:174-175
+        np.testing.assert_array_equal(sample.image, _centre_crop(iio.imread(image_path)))  # util.py:177-178
         np.testing.assert_array_equal(sample.labels, _centre_crop(iio.imread(seg_path)))
