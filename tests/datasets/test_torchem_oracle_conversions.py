@@ -102,3 +102,38 @@ def test_gonuclear_volumes_equal_torch_em(tmp_path, server):
     for sample, (image, lab) in zip(ours, expected):
         np.testing.assert_array_equal(sample.image, image)
         np.testing.assert_array_equal(sample.labels, lab)
+
+
+def test_deepbacs_mixed_archive_equals_torch_em(tmp_path, server):
+    deepbacs = pytest.importorskip("torch_em.data.datasets.light_microscopy.deepbacs", reason=TORCH_EM)
+    import imageio.v3 as iio
+    from natsort import natsorted
+
+    # Layout: torch-em deepbacs.py get_deepbacs_data unzips the MIXED archive into <path>/mixed, and
+    # get_deepbacs_paths reads mixed/test/{source,target}: the archive's top holds training/ and test/.
+    rng = np.random.default_rng(6)
+    src = tmp_path / "src"
+    for k in range(3):
+        labels = np.zeros((600, 640), np.uint16)
+        for j in range(8):
+            labels[40 + 60 * j: 70 + 60 * j, 30 + 70 * j: 50 + 70 * j] = j + 1
+        for split in ("training", "test"):
+            write(src / split / "source" / f"img_{k}.tif", rng.integers(0, 255, (600, 640), dtype=np.uint8))
+            write(src / split / "target" / f"img_{k}.tif", labels)
+    archive = zip_tree(src, tmp_path / "deepbacs_mixed.zip")
+    ours = fetch_and_prepare(published("deepbacs", server, {"deepbacs_mixed.zip": archive}), tmp_path / "data")
+
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path / "torch_em" / "mixed")
+    with _oracle():
+        image_dir, label_dir = deepbacs.get_deepbacs_paths(str(tmp_path / "torch_em"), bac_type="mixed", split="test")
+    # micro-sam util.py:191-201: natsorted *.tif of both folders, paired by position, centre crop, >= 5 values
+    pairs = zip(natsorted((tmp_path / "torch_em" / "mixed" / "test" / "source").glob("*.tif")),
+                natsorted((tmp_path / "torch_em" / "mixed" / "test" / "target").glob("*.tif")))
+    assert image_dir.endswith("mixed/test/source") and label_dir.endswith("mixed/test/target")
+    expected = [(_centre_crop(iio.imread(i)), _centre_crop(iio.imread(lab))) for i, lab in pairs]
+    expected = [(im, lab) for im, lab in expected if _keep(lab, 5)]
+    assert len(ours) == len(expected) == 3
+    for sample, (image, labels) in zip(ours, expected):
+        np.testing.assert_array_equal(sample.image, image)
+        np.testing.assert_array_equal(sample.labels, labels)
