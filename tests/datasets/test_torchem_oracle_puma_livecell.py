@@ -102,7 +102,7 @@ def test_puma_paper_era_layout_equals_torch_em(tmp_path, server):
 def _coco(rng, names: list[str]) -> dict:
     from pycocotools import mask as mask_api
 
-    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "cell"}]}
+    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "cell"}, {"id": 2, "name": "debris"}]}
     ann_id = 0
     for image_id, name in enumerate(names, start=1):
         coco["images"].append({"id": image_id, "file_name": name, "height": 520, "width": 704})
@@ -113,6 +113,9 @@ def _coco(rng, names: list[str]) -> dict:
             coco["annotations"].append({"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
                                         "area": area, "bbox": [0, 0, 1, 1],
                                         "segmentation": [[v for xy in ring for v in xy]]})
+        ann_id += 1  # another category: torch-em keeps only 'cell' annotations
+        coco["annotations"].append({"id": ann_id, "image_id": image_id, "category_id": 2, "iscrowd": 0,
+                                    "area": 9e4, "segmentation": [[10, 10, 500, 10, 500, 400, 10, 400]]})
         crowd = np.zeros((520, 704), np.uint8, order="F")
         crowd[200:260, 300:380] = 1
         rle = mask_api.encode(crowd)

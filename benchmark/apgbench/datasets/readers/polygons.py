@@ -125,9 +125,10 @@ def read_coco(root: Path, *, annotations: str, images: str, base: str | None = N
     try:
         coco = json.loads(json_files[0].read_text(encoding="utf-8"))
         by_image: dict[int, list[dict]] = {}
+        # as pycocotools' getAnnIds(catIds=getCatIds(catNms=[category])): no such category means no filter
         wanted = {c["id"] for c in coco.get("categories", []) if c.get("name") == category}
         for ann in coco["annotations"]:
-            if category is not None and ann.get("category_id") not in wanted:
+            if wanted and ann.get("category_id") not in wanted:
                 continue
             by_image.setdefault(ann["image_id"], []).append(ann)
         records = sorted(coco["images"], key=lambda r: r["file_name"])
