@@ -53,5 +53,7 @@ def test_cli_prepare_variant_from_the_cached_download(tmp_path, roots):
     paper = next(iter(load_dataset("monuseg", data)))
     corrected = next(iter(load_dataset("monuseg@corrected", data)))
     assert np.unique(paper.labels).size + 1 == np.unique(corrected.labels).size == 7
+    info = runner.invoke(app, ["datasets", "info", "monuseg"])
+    assert info.exit_code == 0 and "monuseg@corrected" in info.output
     bad = runner.invoke(app, ["datasets", "prepare", "monuseg", "--variant", "nope"])
     assert bad.exit_code == 1 and "no variant 'nope'" in bad.output

@@ -79,6 +79,9 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
         from ..datasets.manage import manual_instructions
 
         rows.append(("how to get it", manual_instructions(config)))
+    for name, variant in config.variants.items():
+        rows.append(("variant", f"{config.id}@{name}: {variant.description} (`apgbench datasets prepare {config.id} "
+                                f"--variant {name}`)"))
     if config.notes:
         rows.append(("notes", config.notes))
     for key, value in rows:
