@@ -7,6 +7,8 @@ go through torch-em's own conversion and micro-sam ``util.py`` (4f6d45e2): centr
 
 from __future__ import annotations
 
+import shutil
+import sys
 import zipfile
 
 import h5py
@@ -133,6 +135,63 @@ def test_deepbacs_mixed_archive_equals_torch_em(tmp_path, server):
     assert image_dir.endswith("mixed/test/source") and label_dir.endswith("mixed/test/target")
     expected = [(_centre_crop(iio.imread(i)), _centre_crop(iio.imread(lab))) for i, lab in pairs]
     expected = [(im, lab) for im, lab in expected if _keep(lab, 5)]
+    assert len(ours) == len(expected) == 3
+    for sample, (image, labels) in zip(ours, expected):
+        np.testing.assert_array_equal(sample.image, image)
+        np.testing.assert_array_equal(sample.labels, labels)
+
+
+class _Z5Store:
+    """Stand-in for z5py (conda-only, not on PyPI), which torch-em uses only to store its converted arrays."""
+
+    files: dict[str, dict[str, np.ndarray]] = {}
+
+    class File:
+        def __init__(self, path, mode="a"):
+            self.data = _Z5Store.files.setdefault(str(path), {})
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def create_dataset(self, name, data, **kwargs):
+            self.data[name] = np.asarray(data)
+
+
+def test_dynamicnuclearnet_channels_equal_torch_em(tmp_path, monkeypatch):
+    dnn = pytest.importorskip("torch_em.data.datasets.light_microscopy.dynamicnuclearnet", reason=TORCH_EM)
+    import types
+
+    from apgbench.datasets import get_dataset_config, load_dataset
+    from apgbench.datasets.manage import import_dataset
+
+    # Layout: torch-em dynamicnuclearnet.py:29-35, 50-57: the zip holds DynamicNuclearNet-segmentation-v1_0/
+    # {train,val,test}.npz with X (N, H, W, C), y (N, H, W, C) and a 'meta' table; channel 0 of each is used.
+    rng = np.random.default_rng(7)
+    grid = np.zeros((64, 64), np.int32)
+    for k in range(9):
+        grid[4 + 20 * (k // 3): 14 + 20 * (k // 3), 4 + 20 * (k % 3): 14 + 20 * (k % 3)] = k + 1
+    y = np.stack([np.stack([np.roll(grid, i, 0), np.roll(grid, 2 * i, 1) * (i % 2)], -1) for i in range(4)])
+    y[3, ..., 0] = np.where(y[3, ..., 0] > 3, 0, y[3, ..., 0])  # 4 values only: dropped by the minimum of 5
+    x = rng.random((4, 64, 64, 2)).astype(np.float32)
+    meta = np.array([["filename", "experiment"]] + [[f"f{i}", "e"] for i in range(4)], dtype=object)
+    folder = tmp_path / "src" / "DynamicNuclearNet-segmentation-v1_0"
+    folder.mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        np.savez(folder / f"{split}.npz", X=x, y=y, meta=meta)
+    archive = zip_tree(tmp_path / "src", tmp_path / "DynamicNuclearNet-segmentation-v1_0.zip")
+    config = get_dataset_config("dynamicnuclearnet")
+    import_dataset(config, archive, tmp_path / "data")  # manual dataset: no published checksum
+    ours = list(load_dataset(config, tmp_path / "data"))
+
+    monkeypatch.setitem(sys.modules, "z5py", types.SimpleNamespace(File=_Z5Store.File))
+    shutil.copytree(tmp_path / "src", tmp_path / "torch_em")
+    with _oracle():
+        dnn._create_split(str(tmp_path / "torch_em"), "test")
+    stored = [_Z5Store.files[str(tmp_path / "torch_em" / "test" / f"image_{i:04}.zarr")] for i in range(4)]
+    expected = [(s["raw"], s["labels"]) for s in stored if _keep(s["labels"], 5)]  # util.py:428-435
     assert len(ours) == len(expected) == 3
     for sample, (image, labels) in zip(ours, expected):
         np.testing.assert_array_equal(sample.image, image)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from apgbench.cli import app
-from apgbench.datasets import get_dataset_config, load_dataset, resolve_dataset_ids
+from apgbench.datasets import DatasetConfig, get_dataset_config, load_dataset, resolve_dataset_ids
 from apgbench.datasets.manage import import_dataset
 from apgbench.report.paper import paper_value
 
@@ -28,6 +29,10 @@ def test_variant_config_overrides_and_is_its_own_dataset():
     assert not np.isnan(paper_value("monuseg", "ais")) and np.isnan(paper_value("monuseg@corrected", "ais"))
     with pytest.raises(KeyError, match="no variant 'fixed'.*corrected"):
         get_dataset_config("monuseg@fixed")
+    data = get_dataset_config("hpa").model_dump()
+    data["variants"]["corrected"]["preparation"] = {"label_resize": "cubic"}
+    with pytest.raises(ValidationError, match="label_resize"):
+        DatasetConfig.model_validate(data)  # a broken variant fails when the YAML is read
 
 
 def test_cli_prepare_variant_from_the_cached_download(tmp_path, roots):

@@ -158,6 +158,12 @@ class DatasetConfig(_Strict):
                 raise ValueError(f"variant name '{name}' must be kebab-case")
         return value
 
+    @model_validator(mode="after")
+    def _variants_build(self) -> DatasetConfig:
+        for name in self.variants:  # a broken variant fails when the YAML is loaded, not when it is first used
+            self.with_variant(name)
+        return self
+
     @property
     def base_id(self) -> str:
         """The id without the ``@variant`` suffix (where the raw files are cached)."""
