@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import zipfile
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -144,7 +145,7 @@ def test_deepbacs_mixed_archive_equals_torch_em(tmp_path, server):
 class _Z5Store:
     """Stand-in for z5py (conda-only, not on PyPI), which torch-em uses only to store its converted arrays."""
 
-    files: dict[str, dict[str, np.ndarray]] = {}
+    files: ClassVar[dict[str, dict[str, np.ndarray]]] = {}
 
     class File:
         def __init__(self, path, mode="a"):
