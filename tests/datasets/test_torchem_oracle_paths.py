@@ -134,9 +134,9 @@ def test_bitdepth_magnifications_equal_torch_em(tmp_path, server):
 
 def test_deepseas_and_cellpose_equal_torch_em(tmp_path):
     deepseas = pytest.importorskip("torch_em.data.datasets.light_microscopy.deepseas", reason=TORCH_EM)
-    from torch_em.data.datasets.light_microscopy import cellpose
     import imageio.v3 as iio
     from skimage.measure import label as connected_components
+    from torch_em.data.datasets.light_microscopy import cellpose
 
     # Layout: torch-em deepseas.py: segmentation_dataset/test/{images,masks}/*.png (binary masks), natsorted.
     rng = np.random.default_rng(11)

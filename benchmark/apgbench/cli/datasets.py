@@ -80,8 +80,8 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
 
         rows.append(("how to get it", manual_instructions(config)))
     for name, variant in config.variants.items():
-        rows.append(("variant", f"{config.id}@{name}: {variant.description} (`apgbench datasets prepare {config.id} "
-                                f"--variant {name}`)"))
+        command = f"apgbench datasets prepare {config.id} --variant {name}"
+        rows.append(("variant", f"{config.id}@{name}: {variant.description} (`{command}`)"))
     if config.notes:
         rows.append(("notes", config.notes))
     for key, value in rows:
