@@ -58,6 +58,10 @@ def test_cli_prepare_variant_from_the_cached_download(tmp_path, roots):
     paper = next(iter(load_dataset("monuseg", data)))
     corrected = next(iter(load_dataset("monuseg@corrected", data)))
     assert np.unique(paper.labels).size + 1 == np.unique(corrected.labels).size == 7
+    (data / "monuseg@corrected" / "prepared.h5").unlink()
+    again = runner.invoke(app, ["datasets", "download", "monuseg@corrected"])  # base cached: nothing fetched
+    assert again.exit_code == 0 and (data / "monuseg@corrected" / "prepared.h5").is_file(), again.output
+    assert not (data / "monuseg@corrected" / "raw").exists()  # the variant shares the base's download
     info = runner.invoke(app, ["datasets", "info", "monuseg"])
     assert info.exit_code == 0 and "monuseg@corrected" in info.output
     bad = runner.invoke(app, ["datasets", "prepare", "monuseg", "--variant", "nope"])

@@ -95,6 +95,14 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to download.")
     if config.manual:
         raise ManualDatasetError(manual_instructions(config))
+    if config.variant:  # a variant is prepared from its base dataset's download
+        from . import get_dataset_config
+
+        if not is_prepared(config, data_root) or force:
+            download_dataset(get_dataset_config(config.base_id), data_root, mirror=mirror, retries=retries,
+                             progress=progress)
+            return prepare_cached(config, data_root, keep_extracted=keep_extracted)
+        return _prepared(config, data_root)
     with _lock(config, data_root):
         if is_prepared(config, data_root) and not force:
             return _prepared(config, data_root)
@@ -124,7 +132,11 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
         verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
         raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
                                 f"`apgbench datasets {verb}` first.")
-    hashes = read_manifest(config.model_copy(update={"id": config.base_id}), data_root).get("raw", {})
+    try:  # the base dataset's recorded raw hashes, so the files are not hashed again
+        manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    hashes = {name: digest for name, digest in manifest.get("raw", {}).items() if (raw / name).is_file()}
     with _lock(config, data_root):
         return _prepare_from_files(config, data_root, files, origin=f"cache of '{config.base_id}'",
                                    keep_extracted=keep_extracted, hashes=hashes)
