@@ -4,10 +4,9 @@ Overlap rule
 ------------
 By default (``overlap: smaller-wins``) polygons and per-instance masks are painted in order of *decreasing*
 area, so where two objects overlap the *smaller* one keeps the shared pixels (a small object drawn under a
-large one would vanish). ``overlap: larger-wins`` paints in increasing area instead, as torch-em does for
-LIVECell, whose labels the paper used. Ties keep the input order. An object left with no pixel of its own is
-dropped; ``min_area`` then drops objects with fewer pixels (LIVECell: 50, to remove slivers of duplicated
-masks). Coordinates are (x, y) = (column, row) with pixel centres at integer
+large one would vanish). ``overlap: larger-wins`` paints in increasing area instead (torch-em's LIVECell
+order, there by the COCO ``area`` field: ``raster: torch-em``). Ties keep the input order. An object left with
+no pixel of its own is dropped; ``min_area`` then drops objects with fewer pixels. Coordinates are (x, y) = (column, row) with pixel centres at integer
 positions; a polygon covers the pixels whose centres lie inside it (``skimage.draw.polygon``).
 
 The paper's labels
