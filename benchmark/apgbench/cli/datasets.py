@@ -79,6 +79,9 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
         from ..datasets.manage import manual_instructions
 
         rows.append(("how to get it", manual_instructions(config)))
+    for name, variant in config.variants.items():
+        command = f"apgbench datasets prepare {config.id} --variant {name}"
+        rows.append(("variant", f"{config.id}@{name}: {variant.description} (`{command}`)"))
     if config.notes:
         rows.append(("notes", config.notes))
     for key, value in rows:
@@ -204,6 +207,23 @@ def export_command(
     console.print(f"Segment the images with your tool into a folder PRED (one label image per image, same name), "
                   f"then: apgbench evaluate --dataset {dataset_id} --predictions PRED --name TOOL",
                   highlight=False, soft_wrap=True)
+
+
+@app.command("prepare")
+@handle_errors
+def prepare_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    variant: Annotated[str | None, typer.Option(help=(
+        "A documented variant, e.g. 'corrected' (stored as dataset '<id>@<variant>'; see docs/fidelity.md)."))] = None,
+    data_root: DataRoot = None,
+    keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
+) -> None:
+    """Prepare a dataset's test split (or a variant of it) again from its cached download."""
+    from ..datasets.manage import prepare_cached
+
+    config = _config(f"{dataset_id}@{variant}" if variant else dataset_id)
+    out = prepare_cached(config, data_root, keep_extracted=keep_extracted)
+    console.print(f"[green]{config.id}[/green]: prepared at {out}", highlight=False)
 
 
 @app.command("verify")

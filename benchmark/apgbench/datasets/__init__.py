@@ -79,6 +79,8 @@ def load_dataset(dataset: str | DatasetConfig, data_root: str | os.PathLike | No
     path = prepared_path(config, data_root)
     if not path.exists():
         verb = f"import {config.id} PATH" if config.manual else f"download {config.id}"
+        if config.variant:
+            verb = f"prepare {config.base_id} --variant {config.variant}"
         raise DatasetNotPreparedError(
             f"Dataset '{config.id}' is not prepared under {path.parent}: run `apgbench datasets {verb}` first."
         )

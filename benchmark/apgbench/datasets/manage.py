@@ -115,6 +115,14 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to download.")
     if config.manual:
         raise ManualDatasetError(manual_instructions(config))
+    if config.variant:  # a variant is prepared from its base dataset's download
+        from . import get_dataset_config
+
+        if not is_prepared(config, data_root) or force:
+            download_dataset(get_dataset_config(config.base_id), data_root, mirror=mirror, retries=retries,
+                             progress=progress)
+            return prepare_cached(config, data_root, keep_extracted=keep_extracted)
+        return _prepared(config, data_root)
     with _lock(config, data_root):
         if is_prepared(config, data_root) and not force:
             return _prepared(config, data_root)
@@ -134,6 +142,36 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
             pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
             return _prepare_from_files(config, data_root, stage, files, origin="download", pinned=pinned,
                                        keep_extracted=keep_extracted)
+
+
+def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: bool = False) -> Path:
+    """Prepare a dataset, or a variant (``id@name``), again from the raw files already in the cache.
+
+    A variant reads its base dataset's ``<base>/raw`` files and writes its own ``<id@name>/prepared.h5`` and
+    manifest, so the default (paper) split is never overwritten by a variant.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a raw file is not cached yet (the message names the command that fetches it).
+    """
+    if config.builtin:
+        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
+    raw = _data_root(data_root) / config.base_id / "raw"
+    files = [raw / f.filename for f in config.source.files]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
+        raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+                                f"`apgbench datasets {verb}` first.")
+    try:  # the base dataset's recorded raw hashes, so the files are not hashed again
+        manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    hashes = {name: digest for name, digest in manifest.get("raw", {}).items() if (raw / name).is_file()}
+    with _lock(config, data_root):
+        return _prepare_from_files(config, data_root, files, origin=f"cache of '{config.base_id}'",
+                                   keep_extracted=keep_extracted, hashes=hashes)
 
 
 def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:

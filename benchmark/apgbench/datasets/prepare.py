@@ -159,7 +159,10 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
         shape = (prep.resize, prep.resize)
         dtype = image.dtype
         image = resize(image, shape + image.shape[2:], anti_aliasing=True, preserve_range=True).astype(dtype)
-        labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
+        if prep.label_resize == "linear-truncate":  # the paper's HPA code: skimage's default order 1 on labels
+            labels = resize(labels, shape, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
+        else:
+            labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
     if prep.pad_to is not None:
         pad = [(0, max(0, prep.pad_to - s)) for s in labels.shape]
         labels = np.pad(labels, pad)

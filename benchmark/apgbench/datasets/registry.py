@@ -52,10 +52,14 @@ def list_datasets(directory: Path | None = None) -> list[DatasetConfig]:
 
 
 def get_dataset_config(dataset_id: str, directory: Path | None = None) -> DatasetConfig:
-    """The config of one dataset; an unknown id raises ``KeyError`` suggesting the closest ids."""
+    """The config of one dataset (``id@variant`` for a variant); an unknown id raises ``KeyError`` suggesting
+    the closest ids."""
     from .folder import registered_folder
 
     configs = _load_all(_dataset_dir(directory))
+    dataset_id, _, variant = dataset_id.partition("@")
+    if variant and dataset_id in configs:
+        return configs[dataset_id].with_variant(variant)
     if dataset_id not in configs:
         folder = registered_folder(dataset_id)
         if folder is not None:
