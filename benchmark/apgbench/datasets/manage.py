@@ -169,9 +169,10 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
     except (OSError, ValueError):
         manifest = {}
     hashes = {name: digest for name, digest in manifest.get("raw", {}).items() if (raw / name).is_file()}
-    with _lock(config, data_root):
-        return _prepare_from_files(config, data_root, files, origin=f"cache of '{config.base_id}'",
-                                   keep_extracted=keep_extracted, hashes=hashes)
+    pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
+    with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
+        return _prepare_from_files(config, data_root, stage, files, origin=f"cache of '{config.base_id}'",
+                                   pinned=pinned, keep_extracted=keep_extracted, hashes=hashes)
 
 
 def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
