@@ -26,7 +26,7 @@ class FlakyClassic(ClassicWatershed):
     """``classic`` that fails on chosen images or stops the whole run after some images (test only)."""
 
     name = "test-flaky"
-    default_params = {**ClassicWatershed.default_params, "fail_on": "", "stop_after": 0}
+    default_params = {**ClassicWatershed.default_params, "fail_on": 0, "stop_after": 0}
     calls = 0
 
     def _segment(self, image):

@@ -23,7 +23,7 @@ def test_run_all_builtin_then_report(roots, tmp_path):
     results, _ = roots
     result = invoke("run", "--dataset", "builtin", "--method", "classic", "--limit", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.count("mSA ") == 4
+    assert result.output.count(": mSA ") == 4 and "run summary" in result.output
     out = tmp_path / "report"
     result = invoke("report", "--out", str(out))
     assert result.exit_code == 0, result.output

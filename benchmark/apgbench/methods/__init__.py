@@ -13,13 +13,23 @@ import importlib
 from importlib.metadata import entry_points
 
 from ..config import ID_PATTERN, unknown_id_message
-from .base import MethodUnavailableError, Segmenter, check_labels, missing_modules, paint_masks
+from .base import (
+    MethodUnavailableError,
+    ParameterError,
+    Segmenter,
+    check_labels,
+    check_params,
+    missing_modules,
+    paint_masks,
+)
 
 __all__ = [
     "MethodUnavailableError",
+    "ParameterError",
     "Segmenter",
     "available_methods",
     "check_labels",
+    "check_params",
     "get_method",
     "method_status",
     "missing_modules",
