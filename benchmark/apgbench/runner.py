@@ -287,11 +287,13 @@ def check_tag(results_root: Path, method: str, key: str, tag: str) -> None:
     if key == "default":
         raise ValueError(f"--tag {tag} names a run with non-default parameters; these are the defaults.")
     for path in Path(results_root, method).glob("*/*/run.json"):
-        with contextlib.suppress(OSError, ValueError):
+        try:
             other = json.loads(path.read_text())
-            if other.get("tag") == tag and other.get("run_key") != key:
-                raise ValueError(f"Tag '{tag}' already names other parameters of '{method}' "
-                                 f"({path.parent}); choose another tag.")
+        except (OSError, ValueError):
+            continue  # an unreadable record is the report's and `status`'s to flag
+        if other.get("tag") == tag and other.get("run_key") != key:
+            raise ValueError(f"Tag '{tag}' already names other parameters of '{method}' "
+                             f"({path.parent}); choose another tag.")
 
 
 def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str], dataset: str, method: str,
