@@ -50,12 +50,13 @@ def prepare_command(dataset: str) -> str:
     return f"apgbench datasets import {config.id} PATH" if config.manual else f"apgbench datasets download {config.id}"
 
 
-def select_datasets(text: str, data_root: str | os.PathLike | None = None) -> DatasetSelection:
+def select_datasets(text: str, data_root: str | os.PathLike | None = None, *,
+                    strict: bool = True) -> DatasetSelection:
     """Resolve a ``--dataset`` value and split it into prepared and unprepared datasets.
 
-    Groups (``all``, a domain) keep their prepared datasets and list the rest; a dataset named by its id
-    must be prepared (else a :class:`~apgbench.datasets.DatasetNotPreparedError` naming all such ids).
-    An empty selection, or a group with nothing prepared, is a usage error.
+    Groups (``all``, a domain) keep their prepared datasets and list the rest; with ``strict`` a dataset
+    named by its id must be prepared (else a :class:`~apgbench.datasets.DatasetNotPreparedError` naming all
+    such ids) and a selection with nothing prepared is a usage error. An empty selection always is.
     """
     from ..config import split_ids
     from ..datasets import DatasetNotPreparedError, get_dataset_config, prepared_path, resolve_dataset_ids
@@ -70,7 +71,7 @@ def select_datasets(text: str, data_root: str | os.PathLike | None = None) -> Da
             config = get_dataset_config(dataset)
             if config.builtin or prepared_path(config, data_root).exists():
                 selection.ready.append(dataset)
-            elif dataset == item:
+            elif dataset == item and strict:
                 explicit.append(dataset)
             else:
                 selection.missing.append((dataset, prepare_command(dataset)))
@@ -79,7 +80,7 @@ def select_datasets(text: str, data_root: str | os.PathLike | None = None) -> Da
         raise DatasetNotPreparedError(f"Dataset(s) {', '.join(explicit)} not prepared: run {commands} first.")
     selection.ready = list(dict.fromkeys(selection.ready))
     selection.missing = [m for m in dict.fromkeys(selection.missing) if m[0] not in selection.ready]
-    if not selection.ready:
+    if not selection.ready and strict:
         commands = "; ".join(f"`{c}`" for _, c in selection.missing[:3])
         more = f" (and {len(selection.missing) - 3} more)" if len(selection.missing) > 3 else ""
         usage_error(f"None of the {len(selection.missing)} dataset(s) selected by {text!r} is prepared: "

@@ -19,7 +19,9 @@ from .base import (
     Segmenter,
     check_labels,
     check_params,
+    install_hint,
     missing_modules,
+    missing_text,
     paint_masks,
 )
 
@@ -95,7 +97,7 @@ def method_status(cls: type[Segmenter]) -> tuple[bool, str]:
     """Whether a method can run here and, if not, why (missing import names), without importing them."""
     missing = missing_modules(cls.requires)
     if missing:
-        return False, f'missing {", ".join(missing)}: pip install "apgbench[{cls.extra}]"'
+        return False, f"needs {missing_text(missing)}: {install_hint(cls)}"
     checker = getattr(cls, "weights_status", None)
     if checker is not None:
         return checker()

@@ -105,6 +105,23 @@ def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
     return missing
 
 
+# Extras that pip cannot install next to the others: the command that sets up their own environment.
+INSTALL_COMMANDS = {"cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"}
+
+
+def install_hint(cls: type[Segmenter]) -> str:
+    """What to run to make a method's libraries available (``run pip install "apgbench[sam]"``)."""
+    if cls.extra in INSTALL_COMMANDS:
+        return f"run {INSTALL_COMMANDS[cls.extra]}"
+    return f'run pip install "apgbench[{cls.extra}]"' if cls.extra else "install them"
+
+
+def missing_text(missing: list[str]) -> str:
+    """``torch and segment_anything, which are not installed`` (grammar for one or many)."""
+    names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return f"{names}, which {'is' if len(missing) == 1 else 'are'} not installed"
+
+
 class Segmenter(ABC):
     """Base class of all instance-segmentation methods.
 
@@ -160,10 +177,8 @@ class Segmenter(ABC):
         """
         missing = missing_modules(self.requires)
         if missing:
-            hint = f'pip install "apgbench[{self.extra}]"' if self.extra else "install them"
-            raise MethodUnavailableError(
-                f"Method '{self.name}' needs {', '.join(missing)}, which is not installed: run {hint}."
-            )
+            raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
+                                         f"{install_hint(type(self))}.")
         if domain is not None and domain not in DOMAINS:
             raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
