@@ -50,6 +50,7 @@ def test_bad_param_is_one_line_error(roots):
 
 
 def test_report_on_empty_root_says_so(roots, tmp_path):
+    roots[0].mkdir()
     result = invoke("report", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0 and "No results found" in result.output
 

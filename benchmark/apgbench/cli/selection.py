@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -128,27 +129,46 @@ def parse_pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return pairs
 
 
-def check_report_filters(known: dict[str, Iterable[str]], chosen: dict[str, list[str]]) -> None:
-    """Refuse report filters that match nothing stored, suggesting the closest stored values.
+def check_report_selection(results_root: str | os.PathLike, domains: list[str], datasets: list[str],
+                           methods: list[str]) -> None:
+    """Refuse a missing results root and report filters that name nothing known, suggesting close names.
 
-    Parameters
-    ----------
-    known : dict
-        ``flag -> values present`` (e.g. ``{"--method": ["apg", "classic[lowthresh]"]}``).
-    chosen : dict
-        ``flag -> values given``.
+    Known are the four domains, the registered datasets and methods, and what the stored records name
+    (``evaluate`` records, parameter variants and tags such as ``apg[lowthresh]``).
     """
     import difflib
+    import json
 
-    for flag, values in chosen.items():
-        present = sorted(set(known.get(flag, ())))
+    from ..config import DOMAINS
+    from ..datasets import list_datasets
+    from ..methods import available_methods
+    from ..results import iter_records, record_label
+
+    root = Path(results_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Results root {root} does not exist; run `apgbench run` first, or pass "
+                                "--results-root (or set APGBENCH_RESULTS_DIR) to the folder holding results.")
+    stored_datasets, stored_methods = set(), set()
+    for directory in iter_records(root):
+        try:
+            info = json.loads((directory / "run.json").read_text())
+        except (OSError, ValueError):
+            continue  # the report lists unreadable records itself
+        stored_datasets.add(info.get("dataset", directory.parent.name))
+        stored_methods |= {info.get("method", ""), record_label(info.get("method", ""), info.get("run_key", ""),
+                                                                info.get("tag"))}
+    known = {
+        "--domain": set(DOMAINS),
+        "--dataset": {c.id for c in list_datasets()} | stored_datasets,
+        "--method": set(available_methods()) | stored_methods,
+    }
+    for flag, values in (("--domain", domains), ("--dataset", datasets), ("--method", methods)):
         for value in values:
-            if value in present:
+            if value in known[flag]:
                 continue
-            close = difflib.get_close_matches(value, present, n=3, cutoff=0.5)
+            close = difflib.get_close_matches(value, sorted(known[flag]), n=3, cutoff=0.5)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            listed = ", ".join(present[:12]) + (" ..." if len(present) > 12 else "")
-            usage_error(f"{flag} '{value}' matches no stored result.{hint} Stored: {listed or 'none'}.")
+            usage_error(f"{flag} '{value}' is not a known {flag[2:]}.{hint}")
 
 
 def check_device(device: str) -> None:
