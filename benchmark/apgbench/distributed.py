@@ -277,7 +277,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
     out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
     if (directory / "run.json").exists() and not out["problems"]:
         info = RunInfo.model_validate_json((directory / "run.json").read_text())
-        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed)
+        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed,
+                   tag=getattr(info, "tag", None))
         complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
         out["state"] = "done" if complete else "partial"
     elif out["n_parts"]:
@@ -305,6 +306,7 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
         row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "record": Path(record).name,
                "state": state["state"], "done": state["n_done"], "images": state["n_images"],
                "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
+               "tag": state.get("tag"),
                "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
         if state["state"] == "corrupt":
             row["error"] = "; ".join(state["problems"])

@@ -166,7 +166,7 @@ def status(
         images = f"{row['done']}/{row['images'] if row['images'] is not None else '?'}"
         if row["pending_parts"]:
             images += f" (+{row['pending_parts']} pending)"
-        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row['record']}]"
+        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row.get('tag') or row['record']}]"
         table.add_row(row["dataset"], escape(label), f"[{style}]{row['state']}[/]", images,
                       str(row["failed_images"]), ",".join(row["jobs"]), escape(row["error"]))
     console.print(table)
