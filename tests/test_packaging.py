@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from setuptools import find_packages
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +39,13 @@ def _source_copy(target: Path) -> Path:
     return target
 
 
+def _run(args: list, **kwargs) -> str:
+    """Run a command; on failure the assertion shows the end of its output."""
+    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900, check=False, **kwargs)
+    assert out.returncode == 0, f"{args}: {out.stdout[-3000:]}{out.stderr[-3000:]}"
+    return out.stdout
+
+
 @pytest.mark.packaging
 @pytest.mark.skipif(os.environ.get("APGBENCH_TEST_WHEEL") != "1",
                     reason="builds a wheel and installs it with its dependencies from PyPI into a fresh venv "
@@ -46,24 +53,20 @@ def _source_copy(target: Path) -> Path:
 @pytest.mark.skipif(shutil.which("git") is None, reason="git lists the source files to build from")
 def test_wheel_in_fresh_venv_runs_the_main_job(tmp_path):
     source = _source_copy(tmp_path / "src")
-    run = {"check": True, "capture_output": True, "text": True, "timeout": 900}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-                    str(source)], **run)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", source])
     wheel = next((tmp_path / "dist").glob("apgbench-*.whl"))
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], **run)  # no system site-packages
+    _run([sys.executable, "-m", "venv", tmp_path / "venv"])  # without --system-site-packages
     bin_dir = tmp_path / "venv" / ("Scripts" if os.name == "nt" else "bin")
-    subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], **run)
+    _run([bin_dir / "python", "-m", "pip", "install", "-q", wheel])  # core dependencies from PyPI
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APGBENCH_", "PYTHON"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    apgbench = str(bin_dir / "apgbench")
-    listed = subprocess.run([apgbench, "datasets", "list"], cwd=work, env=env, **run).stdout
+    listed = _run([bin_dir / "apgbench", "datasets", "list"], cwd=work, env=env)
     assert "synthetic-nuclei" in listed and "livecell" in listed
-    subprocess.run([apgbench, "run", "--dataset", "builtin", "--method", "classic"], cwd=work, env=env, **run)
-    subprocess.run([apgbench, "report"], cwd=work, env=env, **run)
+    _run([bin_dir / "apgbench", "run", "--dataset", "builtin", "--method", "classic"], cwd=work, env=env)
+    _run([bin_dir / "apgbench", "report"], cwd=work, env=env)
     assert (work / "results" / "report" / "report.html").is_file()
     assert (work / "results" / "report" / "msa_table.csv").is_file()
-    profile = subprocess.run([str(bin_dir / "python"), "-c", "from apgbench.distributed import load_profile; "
-                              "print(load_profile('default').gpus)"], cwd=work, env=env, **run).stdout
-    assert profile.strip() == "1"
+    code = "from apgbench.distributed import load_profile; print(load_profile('default').gpus)"
+    assert _run([bin_dir / "python", "-c", code], cwd=work, env=env).strip() == "1"

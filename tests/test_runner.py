@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
@@ -204,7 +206,7 @@ class Misbehaving(ClassicWatershed):
     """``classic`` whose first image exits the interpreter, sleeps, or returns a boolean mask (test only)."""
 
     name = "test-misbehaving"
-    default_params = {**ClassicWatershed.default_params, "mode": "exit", "seconds": 0.0}
+    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "mode": "exit", "seconds": 0.0}
     calls = 0
 
     def _segment(self, image):
@@ -219,10 +221,8 @@ class Misbehaving(ClassicWatershed):
 
                 end = time.monotonic() + self.params["seconds"]
                 while time.monotonic() < end:  # Python code that swallows ordinary exceptions
-                    try:
+                    with contextlib.suppress(Exception):
                         time.sleep(0.01)
-                    except Exception:  # noqa: BLE001
-                        pass
             if self.params["mode"] == "mask":
                 return super()._segment(image) > 0
         return super()._segment(image)

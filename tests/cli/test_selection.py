@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -165,7 +164,7 @@ def test_install_hints_keep_extras_and_grammar(monkeypatch):
     line = next(line for line in result.output.splitlines() if "test-needs-missing" in line)
     assert 'needs apgbench_missing_a and apgbench_missing_b, which are not installed: run pip install ' \
            '"apgbench[sam]"' in line
-    import apgbench.methods as methods
+    from apgbench import methods
 
     monkeypatch.setattr(methods, "missing_modules", lambda names: list(names))
     ready, why = methods.method_status(methods.get_method("cellpose3"))

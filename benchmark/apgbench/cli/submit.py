@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
-from .selection import check_params, parse_pairs, select_datasets, select_methods, usage_error
+from .selection import check_params, parse_pairs, select_datasets, select_methods
 
 STATE_STYLES = {"done": "green", "running": "cyan", "queued": "blue", "partial": "yellow", "failed": "red",
                 "corrupt": "red", "missing": "dim", "not prepared": "dim"}
@@ -41,7 +41,14 @@ def submit(
     data_root: DataRootOption = None,
 ) -> None:
     """Queue every (dataset, method) pair, or shards of it, as jobs; complete pairs are skipped."""
-    from ..distributed import Resources, clear_records, executor_problem, load_profile, plan_tasks, record_state
+    from ..distributed import (
+        Resources,
+        clear_records,
+        executor_problem,
+        load_profile,
+        plan_tasks,
+        record_state,
+    )
     from ..distributed import submit as submit_tasks
 
     if problem := executor_problem(executor):
