@@ -211,3 +211,21 @@ def test_submit_passes_the_image_timeout_to_workers(roots):
     assert result.exit_code == 0, result.output
     submission = next((roots[0] / ".submissions").glob("*/submission.json"))
     assert json.loads(submission.read_text())["options"]["image_timeout"] == 77
+
+
+def test_every_boolean_flag_has_a_no_form():
+    import click
+    import typer
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path, command
+
+    lacking = [f"{' '.join(path)} {param.opts[0]}" for path, command in walk(typer.main.get_command(app), [])
+               for param in command.params
+               if isinstance(param, click.Option) and param.is_flag and param.is_bool_flag
+               and not param.is_eager and not param.secondary_opts]
+    assert not lacking
