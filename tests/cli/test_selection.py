@@ -230,3 +230,36 @@ def test_every_boolean_flag_has_a_no_form():
     assert any(param.opts == ["--force"] for _, param in flags)
     lacking = [f"{' '.join(path)} {param.opts[0]}" for path, param in flags if not param.secondary_opts]
     assert not lacking
+
+
+def test_cuda_index_is_checked_against_the_devices(monkeypatch):
+    import typer
+
+    from apgbench.cli.selection import check_device
+
+    torch = pytest.importorskip("torch", reason="the CUDA check asks torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda")
+    check_device("cuda:1")
+    with pytest.raises(typer.Exit) as exit_info:
+        check_device("cuda:2")
+    assert exit_info.value.exit_code == 2
+
+
+def test_many_pairs_are_summarised_per_method(monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    from apgbench.runner import RunSummary
+
+    run_cli = importlib.import_module("apgbench.cli.run")  # the package exports the command function as `run`
+
+    printed = []
+    monkeypatch.setattr(run_cli.console, "print", lambda table, **_: printed.append(table))
+    summaries = [RunSummary(f"d{i}", m, Path("."), 2, 2, 0, 0, 0.5, n_scored_total=2)
+                 for i in range(20) for m in ("apg", "ais")]
+    run_cli.print_summary(summaries)
+    table = printed[0]
+    assert table.row_count == 2 and "per method" in table.title
+    assert [c._cells for c in table.columns][2] == ["40", "40"]  # images scored per method
