@@ -15,7 +15,7 @@ def evaluate(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id the predictions belong to.")],
     predictions: Annotated[Path, typer.Option(help="Folder of label images named <image_id>.tif/.png/.npy.")],
     name: Annotated[str, typer.Option(help="Method name to store them under (kebab-case).")],
-    force: Annotated[bool, typer.Option("--force", help="Replace stored results of this name.")] = False,
+    force: Annotated[bool, typer.Option("--force/--no-force", help="Replace stored results of this name.")] = False,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
 ) -> None:
