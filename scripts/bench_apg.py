@@ -92,6 +92,23 @@ def run_ours(clock, model, maps):
     return clock("ours", "nms_paint", masks_to_labels, masks), len(points)
 
 
+def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, shared: Path) -> tuple[Path, Path]:
+    """The image and label paths: both given, or the default sample; a usage error says what to pass."""
+    if (args.image is None) != (args.labels is None):
+        parser.error("pass --image and --labels together (the labels of that image)")
+    if args.image is None:
+        found = sorted((shared / DEFAULT).parent.glob(Path(DEFAULT).name + ".*"))
+        label_path = shared / (DEFAULT + "_label.tif")
+        if not found or not label_path.is_file():
+            parser.error(f"the default sample {shared / DEFAULT}.* with its _label.tif is missing; pass "
+                         "--image IMG --labels LABELS, or set APGBENCH_SHARED_DATA to the samples folder")
+        return found[0], label_path
+    for path in (args.image, args.labels):
+        if not path.is_file():
+            parser.error(f"{path} does not exist")
+    return args.image, args.labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shared = Path(os.environ.get("APGBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -100,8 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    image_path = args.image or next((shared / DEFAULT).parent.glob(Path(DEFAULT).name + ".*"))
-    label_path = args.labels or (shared / (DEFAULT + "_label.tif"))
+    image_path, label_path = _inputs(parser, args, shared)
 
     warnings.filterwarnings("ignore")
     import torch

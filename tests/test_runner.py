@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
@@ -26,7 +28,7 @@ class FlakyClassic(ClassicWatershed):
     """``classic`` that fails on chosen images or stops the whole run after some images (test only)."""
 
     name = "test-flaky"
-    default_params = {**ClassicWatershed.default_params, "fail_on": "", "stop_after": 0}
+    default_params = {**ClassicWatershed.default_params, "fail_on": 0, "stop_after": 0}
     calls = 0
 
     def _segment(self, image):
@@ -168,3 +170,113 @@ def test_run_many_loads_each_model_once(roots):
     histo = read_scores(summaries[3].directory)["msa"].iloc[0]
     reference = read_scores(summaries[7].directory)["msa"].iloc[0]
     assert histo == reference
+
+
+# -- parameters, failures, time limit, tags (issue 12, items 5, 8, 13, 15) ---------------------------------
+@pytest.mark.parametrize(("params", "message"), [
+    ({"h": "abc"}, "'h' of 'classic' expects a finite number, got 'abc'"),
+    ({"h": "nan"}, "finite number"),
+    ({"h": "1e400"}, "finite number"),
+    ({"h": [1.0, 2.0]}, "finite number"),
+    ({"h": True}, "finite number"),
+    ({"min_size": 2.5}, "expects an integer"),
+    ({"threshold": 3}, "expects text"),
+])
+def test_bad_parameter_values_fail_before_any_record(roots, params, message):
+    from apgbench.methods import ParameterError
+
+    with pytest.raises(ParameterError, match=message):
+        run_benchmark(DATASET, "classic", params=params, results_root=roots[0], show_progress=False)
+    assert not roots[0].exists()  # no record, not even an empty folder
+
+
+def test_int_for_float_default_is_the_default_record(roots):
+    results, _ = roots
+    same = run_benchmark(DATASET, "classic", params={"sigma": 1}, results_root=results, limit=1, show_progress=False)
+    assert same.directory.name == "default"
+    assert json.loads((same.directory / "run.json").read_text())["params"]["sigma"] == 1.0
+    four = run_benchmark(DATASET, "classic", params={"h": 4}, results_root=results, limit=1, show_progress=False)
+    text = run_benchmark(DATASET, "classic", params={"h": "4e0"}, results_root=results, limit=1, show_progress=False)
+    assert four.directory == text.directory and four.directory.name == run_key({"h": 4.0}, {"h": 1.5})
+    assert json.loads((four.directory / "run.json").read_text())["params"]["h"] == 4.0
+
+
+@register_method
+class Misbehaving(ClassicWatershed):
+    """``classic`` whose first image exits the interpreter, sleeps, or returns a boolean mask (test only)."""
+
+    name = "test-misbehaving"
+    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "mode": "exit", "seconds": 0.0}
+    calls = 0
+
+    def _segment(self, image):
+        type(self).calls += 1
+        if type(self).calls == 1:
+            if self.params["mode"] == "exit":
+                import sys
+
+                sys.exit(3)
+            if self.params["mode"] == "sleep":
+                import time
+
+                end = time.monotonic() + self.params["seconds"]
+                while time.monotonic() < end:  # Python code that swallows ordinary exceptions
+                    with contextlib.suppress(Exception):
+                        time.sleep(0.01)
+            if self.params["mode"] == "mask":
+                return super()._segment(image) > 0
+        return super()._segment(image)
+
+
+@pytest.mark.parametrize(("mode", "error"), [("exit", "SystemExit: 3"), ("mask", "boolean mask")])
+def test_exit_and_bool_mask_are_recorded_failures(roots, mode, error):
+    Misbehaving.calls = 0
+    summary = run_benchmark(DATASET, "test-misbehaving", params={"mode": mode}, results_root=roots[0],
+                            limit=3, show_progress=False)
+    scores = read_scores(summary.directory)
+    assert summary.n_failed == 1 and summary.n_scored_total == 2 and not summary.all_failed
+    assert error in scores["error"].dropna().iloc[0]
+
+
+def test_image_timeout_records_failure_and_goes_on(roots):
+    Misbehaving.calls = 0
+    summary = run_benchmark(DATASET, "test-misbehaving", params={"mode": "sleep", "seconds": 30.0},
+                            results_root=roots[0], limit=3, image_timeout=0.3, show_progress=False)
+    scores = read_scores(summary.directory).set_index("image_id")
+    failed = scores["error"].dropna()
+    assert len(failed) == 1 and "timed out after 0.3 s" in failed.iloc[0]
+    assert scores.loc[failed.index[0], "seconds"] < 5
+    assert summary.n_scored_total == 2
+    import signal
+
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
+def test_image_timeout_refused_off_the_main_thread(roots):
+    import threading
+
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(
+        RuntimeError, run_benchmark, DATASET, "classic", results_root=roots[0], image_timeout=5,
+        show_progress=False)))
+    thread.start()
+    thread.join()
+    assert "main thread" in str(errors[0].value)
+
+
+def test_tag_names_the_record_in_reports(roots):
+    results, _ = roots
+    with pytest.raises(ValueError, match="non-default parameters"):
+        run_benchmark(DATASET, "classic", results_root=results, limit=1, tag="base", show_progress=False)
+    tagged = run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="lowthresh",
+                           show_progress=False)
+    assert json.loads((tagged.directory / "run.json").read_text())["tag"] == "lowthresh"
+    # resuming without the tag keeps it
+    run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=2, show_progress=False)
+    assert set(load_scores(results)["label"]) == {"classic[lowthresh]"}
+    with pytest.raises(ValueError, match="already names other parameters"):
+        run_benchmark(DATASET, "classic", params={"h": 2.0}, results_root=results, limit=1, tag="lowthresh",
+                      show_progress=False)
+    with pytest.raises(ValueError, match="is tagged 'lowthresh'"):
+        run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="other",
+                      show_progress=False)

@@ -29,7 +29,8 @@ def config_dir() -> Path:
     """The folder holding ``datasets/`` and ``methods/`` YAML configs.
 
     ``$APGBENCH_CONFIG_DIR`` wins; otherwise the repository's ``configs/`` (source checkout or editable
-    install), else the copy shipped inside the package.
+    install), else ``apgbench/configs``, the same folder shipped as package data in a wheel or plain install
+    (pyproject maps ``configs/`` into the package: there is one copy in the repository).
     """
     env = os.environ.get("APGBENCH_CONFIG_DIR")
     if env:

@@ -35,7 +35,8 @@ from .runner import resolve_params, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
 SUBMISSIONS = ".submissions"
-RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_parallelism", "sbatch", "setup")
+RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_parallelism", "sbatch", "setup",
+                 "image_timeout_s")
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Task:
 @dataclass
 class Resources:
     """What each SLURM task asks for (``time_min`` also bounds local jobs); ``sbatch`` holds any other
-    ``#SBATCH`` option (``{account: x, constraint: a100}``), ``setup`` shell lines run before the task."""
+    ``#SBATCH`` option (``{account: x, constraint: a100}``), ``setup`` shell lines run before the task;
+    ``image_timeout_s`` bounds each image (a slower one is recorded as failed; None: no limit)."""
 
     partition: str | None = None
     gpus: int = 0
@@ -70,6 +72,17 @@ class Resources:
     array_parallelism: int = 64
     sbatch: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
+    image_timeout_s: float | None = None
+
+
+def executor_problem(kind: str) -> str | None:
+    """Why ``kind`` cannot submit from this machine (unknown, or SLURM without ``sbatch``), else None."""
+    if kind not in EXECUTORS:
+        return f"Unknown executor '{kind}'; choose one of {', '.join(EXECUTORS)}."
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        return ("SLURM's `sbatch` is not found on this machine; submit from a SLURM login node, or use "
+                "--executor local (a process pool here) or --executor debug (in this process).")
+    return None
 
 
 def load_profile(profile: str | os.PathLike) -> Resources:
@@ -126,7 +139,8 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
             summary = run_benchmark(task["dataset"], task["method"], params=task["params"],
                                     results_root=options["results_root"], data_root=options["data_root"],
                                     limit=task["limit"], device=options["device"], fail_fast=options["fail_fast"],
-                                    show_progress=False, shard=tuple(task["shard"]) if task["shard"] else None)
+                                    show_progress=False, shard=tuple(task["shard"]) if task["shard"] else None,
+                                    image_timeout=options.get("image_timeout"))
             outcome = {**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
                        "repairs": summary.repairs}
         except Exception as err:  # noqa: BLE001 - recorded for `apgbench status`, then the next task runs
@@ -148,7 +162,7 @@ def make_executor(kind: str, folder: str | os.PathLike, resources: Resources):
     except ImportError as err:
         raise RuntimeError("`apgbench submit` needs submitit: pip install 'apgbench[slurm]'.") from err
     if kind not in EXECUTORS:
-        raise ValueError(f"Unknown executor '{kind}'; choose one of {', '.join(EXECUTORS)}.")
+        raise ValueError(executor_problem(kind))
     executor = submitit.AutoExecutor(folder=folder, cluster=kind)
     slurm = {"slurm_partition": resources.partition, "slurm_array_parallelism": resources.array_parallelism,
              "slurm_additional_parameters": dict(resources.sbatch) or None,
@@ -170,13 +184,16 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
     ``wait`` blocks until all jobs end (always so for ``debug``).
     """
     resources = resources or Resources()
+    if problem := executor_problem(executor):
+        raise RuntimeError(problem)
     root = Path(_results_root(results_root)).resolve()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     folder = root / SUBMISSIONS / stamp
+    created = [p for p in (root, root / SUBMISSIONS) if not p.exists()]  # removed again if nothing is queued
     (folder / "tasks").mkdir(parents=True)
     options = {"results_root": str(root), "data_root": str(_data_root(data_root).resolve()),
                "device": device, "fail_fast": fail_fast, "status_dir": str(folder / "tasks"),
-               "raise_errors": executor != "debug"}
+               "raise_errors": executor != "debug", "image_timeout": resources.image_timeout_s}
     payload = [asdict(t) for t in tasks]
     if executor == "local":
         n = max(1, min(workers or os.cpu_count() or 1, len(payload)))
@@ -190,6 +207,9 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
         jobs = runner.map_array(run_tasks, chunks, [options] * len(chunks)) if chunks else []
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing was queued: leave no submission behind
+        for path in reversed(created):
+            with contextlib.suppress(OSError):  # only if still empty
+                path.rmdir()
         raise
     record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
                        "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
@@ -257,7 +277,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
     out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
     if (directory / "run.json").exists() and not out["problems"]:
         info = RunInfo.model_validate_json((directory / "run.json").read_text())
-        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed)
+        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed,
+                   tag=getattr(info, "tag", None))
         complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
         out["state"] = "done" if complete else "partial"
     elif out["n_parts"]:
@@ -285,6 +306,7 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
         row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "record": Path(record).name,
                "state": state["state"], "done": state["n_done"], "images": state["n_images"],
                "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
+               "tag": state.get("tag"),
                "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
         if state["state"] == "corrupt":
             row["error"] = "; ".join(state["problems"])

@@ -23,7 +23,7 @@ def test_run_all_builtin_then_report(roots, tmp_path):
     results, _ = roots
     result = invoke("run", "--dataset", "builtin", "--method", "classic", "--limit", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.count("mSA ") == 4
+    assert result.output.count(": mSA ") == 4 and "run summary" in result.output
     out = tmp_path / "report"
     result = invoke("report", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -50,6 +50,7 @@ def test_bad_param_is_one_line_error(roots):
 
 
 def test_report_on_empty_root_says_so(roots, tmp_path):
+    roots[0].mkdir()
     result = invoke("report", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0 and "No results found" in result.output
 

@@ -3,7 +3,8 @@
 Nothing here mocks the download: files are served by ``http.server`` on 127.0.0.1 and fetched through the
 real pooch/requests code path. Special URL prefixes make the server misbehave on purpose:
 ``/status500/...`` and ``/status404/...`` answer with that status, ``/truncate/...`` announces the full
-length but sends half the bytes, ``/flaky/...`` fails once with 500 and then serves the file.
+length but sends half the bytes, ``/flaky/...`` fails once with 500 and then serves the file, ``/silent/...``
+accepts the connection but answers nothing for 3 s, ``/stall/...`` sends half the bytes and then nothing for 3 s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import http.server
 import shutil
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -39,7 +41,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if mode == "flaky" and self.hits[path] == 1:
             self.send_error(500)
             return
-        target = self.root / (rest if mode in ("truncate", "flaky") else path)
+        if mode == "silent":
+            time.sleep(3)
+            return
+        target = self.root / (rest if mode in ("truncate", "flaky", "stall") else path)
         if not target.is_file():
             self.send_error(404)
             return
@@ -48,8 +53,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
-        self.wfile.write(data[: len(data) // 2] if mode == "truncate" else data)
-        if mode == "truncate":
+        self.wfile.write(data[: len(data) // 2] if mode in ("truncate", "stall") else data)
+        if mode == "stall":
+            self.wfile.flush()
+            time.sleep(3)
+        if mode in ("truncate", "stall"):
             self.close_connection = True
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
-from apgbench.datasets.download import ChecksumError, DownloadError, fetch_file, mirror_url
+from apgbench.datasets.download import ChecksumError, ConnectError, DownloadError, fetch_file, mirror_url
 from apgbench.datasets.schema import RemoteFile
 
 from ._helpers import sha256
@@ -75,13 +78,49 @@ def test_truncated_download_without_published_hash_is_still_refused(server, payl
     assert _leftovers(raw) == []
 
 
-@pytest.mark.parametrize("status", ["status500", "status404"])
-def test_server_errors(server, payload, tmp_path, status):
+@pytest.mark.parametrize("status, attempts", [("status500", 2), ("status404", 1)])
+def test_server_errors_and_only_transient_ones_are_retried(server, payload, tmp_path, status, attempts):
     raw = tmp_path / "raw"
-    with pytest.raises(DownloadError, match=f"data.bin.*{status[-3:]}"):
-        fetch_file(_remote(f"{server.url}/{status}/data.bin", sha256(payload)), raw, progress=False, retries=0,
+    with pytest.raises(DownloadError, match=f"data.bin.*answered {status[-3:]}") as info:
+        fetch_file(_remote(f"{server.url}/{status}/data.bin", sha256(payload)), raw, progress=False, retries=1,
                    mirror="")
+    assert server.hits[f"{status}/data.bin"] == attempts  # 404 is not retried, 500 is
+    assert not isinstance(info.value, ConnectError) and info.value.kind == f"http-{status[-3]}xx"
     assert _leftovers(raw) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_connection_refused_is_named_and_not_retried(tmp_path):
+    port = _closed_port()
+    start = time.monotonic()
+    with pytest.raises(ConnectError, match=f"127.0.0.1 refused the connection \\(nothing listens on port {port}\\)") \
+            as info:
+        fetch_file(_remote(f"http://127.0.0.1:{port}/data.bin", None), tmp_path, progress=False, retries=3,
+                   mirror="")
+    assert info.value.kind == "refused" and time.monotonic() - start < 1.0  # no 1 + 2 + 3 s of retries
+    assert "timed out" not in str(info.value) and "DNS" not in str(info.value)
+
+
+def test_dns_failure_is_named(tmp_path):
+    with pytest.raises(ConnectError, match="'nonexistent.invalid' could not be resolved \\(DNS failure") as info:
+        fetch_file(_remote("http://nonexistent.invalid/data.bin", None), tmp_path, progress=False, retries=3,
+                   mirror="")
+    assert info.value.kind == "dns" and "refused" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["silent", "stall"])
+def test_read_timeout_is_named_and_retried(server, payload, tmp_path, mode):
+    raw = tmp_path / "raw"
+    with pytest.raises(DownloadError, match="sent nothing for 0.4 s \\(read timeout\\).*after 2 attempts") as info:
+        fetch_file(_remote(f"{server.url}/{mode}/data.bin", sha256(payload)), raw, progress=False, retries=1,
+                   mirror="", timeout=0.4)
+    assert info.value.kind == "read-timeout" and not isinstance(info.value, ConnectError)
+    assert server.hits[f"{mode}/data.bin"] == 2 and _leftovers(raw) == []
 
 
 def test_retry_recovers_from_a_transient_error(server, payload, tmp_path):

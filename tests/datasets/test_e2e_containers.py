@@ -38,7 +38,7 @@ def test_covid_if_hdf5_channel_packing(tmp_path, server):
 
 
 def test_plantseg_volumes_sliced_with_slice_split(tmp_path, server):
-    src = tmp_path / "src" / "root_test"
+    src = tmp_path / "src"  # the .h5 files are at the archive top (torch-em plantseg.py globs <unzipped>/*.h5)
     src.mkdir(parents=True)
     for name, seed in (("Movie2_T00010.h5", 0), ("Movie10_T00020.h5", 5)):  # lexicographic: Movie10 first
         labels = _volume((4, 36, 36), 5, seed) + 1  # id 1 is background in PlantSeg root
@@ -48,8 +48,8 @@ def test_plantseg_volumes_sliced_with_slice_split(tmp_path, server):
     config = published("plantseg-root", server, {"root_test.zip": zip_tree(tmp_path / "src", tmp_path / "p.zip")})
     split = config.split.model_copy(update={"options": {"start": 3, "level": "slice"}})  # 400 in the paper
     samples = fetch_and_prepare(config.model_copy(update={"split": split}), tmp_path / "data")
-    assert [s.image_id for s in samples] == ["root_test_Movie10_T00020_z003"] + [
-        f"root_test_Movie2_T00010_z{z:03d}" for z in range(4)]
+    assert [s.image_id for s in samples] == ["Movie10_T00020_z003"] + [
+        f"Movie2_T00010_z{z:03d}" for z in range(4)]
     assert all(s.labels.min() == 0 and len(np.unique(s.labels)) == 6 for s in samples)
     assert samples[0].meta["slice"] == 3
 
@@ -75,7 +75,7 @@ def test_tissuenet_npz_manual_import(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1000, (3, 48, 48, 2)).astype(np.float32)
     y = np.stack([np.stack([disks((48, 48), 10, seed=i, radius=3)] * 2, axis=-1) for i in range(3)])
-    folder = tmp_path / "src" / "tissuenet_v1.1"
+    folder = tmp_path / "src"  # the npz files are at the archive top (torch-em tissuenet.py _create_dataset)
     folder.mkdir(parents=True)
     np.savez(folder / "tissuenet_v1.1_test.npz", X=x, y=y)
     np.savez(folder / "tissuenet_v1.1_train.npz", X=x[:1], y=y[:1])
@@ -106,7 +106,7 @@ def test_pannuke_npy_stack_padded(tmp_path, server):
     np.save(folder / "masks" / "fold3" / "masks.npy", masks)
     config = published("pannuke", server, {"fold_3.zip": zip_tree(tmp_path / "src", tmp_path / "f.zip")})
     samples = fetch_and_prepare(config, tmp_path / "data")
-    assert len(samples) == 2 and samples[0].image.shape == (512, 512, 3) and samples[0].image.dtype == np.uint8
+    assert len(samples) == 2 and samples[0].image.shape == (512, 512, 3) and samples[0].image.dtype == np.float64  # as stored, as in the paper's TIFFs
     expected = len(np.unique(masks[0, ..., 0])) - 1 + len(np.unique(masks[0, ..., 2])) - 1
     assert len(np.unique(samples[0].labels)) - 1 == expected and not samples[0].labels[32:].any()
 

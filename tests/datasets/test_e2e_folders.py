@@ -48,10 +48,10 @@ def test_dsb_real_images(tmp_path, server, shared_data):
 
 def test_u20s_two_archives_index_split_and_crop(tmp_path, server, shared_data):
     images, masks = tmp_path / "images_src" / "images", tmp_path / "masks_src" / "masks"
-    for i in range(25):  # natsorted first 25 are validation
+    for i in range(25):  # natsorted first 25 are validation (natsort is case-sensitive: "A" < "IXM")
         labels = disks((40, 40), 5, seed=i, radius=3)
-        write(images / f"a{i:02d}.tif", _grey(labels).astype(np.uint16))
-        write(masks / f"a{i:02d}.png", np.dstack([labels.astype(np.uint8)] * 3 + [np.full((40, 40), 255, np.uint8)]))
+        write(images / f"A{i:02d}.tif", _grey(labels).astype(np.uint16))
+        write(masks / f"A{i:02d}.png", np.dstack([labels.astype(np.uint8)] * 3 + [np.full((40, 40), 255, np.uint8)]))
     real = {}
     for stem in ("IXMtest_A02_s1", "IXMtest_B22_s8"):
         image = tifffile.imread(shared_data / "nuclei-fluo" / "bbbc039" / f"{stem}.tif")

@@ -57,16 +57,17 @@ def _mouse_embryo(root):
 
 
 def _omnipose(root):
+    # torch-em omnipose.py unzips into data/ and globs data/bact_phase/..., data/worm/...: both at the top
     for kind in ("ecoli", "subtilis"):
         labels = disks((32, 32), 3, seed=len(kind))
-        folder = root / "datasets" / "bact_phase" / "test_sorted" / kind
+        folder = root / "bact_phase" / "test_sorted" / kind
         write(folder / f"{kind}1.tif", _img(labels))
         write(folder / f"{kind}1_masks.tif", labels)
         write(folder / f"{kind}1_flows.tif", np.zeros((3, 32, 32), np.float32))
     labels = disks((32, 32), 3, seed=9)
-    write(root / "datasets" / "worm" / "test" / "w1.png", _img(labels))
-    write(root / "datasets" / "worm" / "test" / "w1_masks.png", labels.astype(np.uint8))
-    write(root / "datasets" / "worm" / "train" / "w2.png", _img(labels))
+    write(root / "worm" / "test" / "w1.png", _img(labels))
+    write(root / "worm" / "test" / "w1_masks.png", labels.astype(np.uint8))
+    write(root / "worm" / "train" / "w2.png", _img(labels))
     return 3
 
 
@@ -79,10 +80,12 @@ def _deepbacs(root):
 
 
 def _vicar(root):
+    # torch-em vicar.py:47-55,91 unzips labelled.zip INTO labelled/ and globs labelled/<cell line>/: the
+    # cell-line folders are at the archive top
     for line in ("A2058", "PC3"):
         labels = disks((32, 32), 4, seed=len(line))
-        write(root / "labelled" / line / f"{line}_001_img.tif", _img(labels).astype(np.float32))
-        write(root / "labelled" / line / f"{line}_001_mask.png", labels.astype(np.uint8))
+        write(root / line / f"{line}_001_img.tif", _img(labels).astype(np.float32))
+        write(root / line / f"{line}_001_mask.png", labels.astype(np.uint8))
     return 2
 
 

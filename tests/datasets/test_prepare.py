@@ -78,3 +78,37 @@ def test_index_rules_and_slice_level_split():
     split = config.split.model_copy(update={"options": {"start": 4, "level": "slice"}})
     samples = list(iter_samples(config.model_copy(update={"split": split}), vol_entries))
     assert [s.image_id for s in samples] == ["v1_z001", "v1_z002"]
+
+
+UNFILTERED = ("dsb", "bitdepth-nucseg", "cellpose", "cellbindb", "ihc-tma", "lynsec", "cryonuseg")
+
+
+@pytest.mark.parametrize("dataset_id", UNFILTERED)
+def test_datasets_taken_straight_from_torch_em_keep_empty_images(dataset_id):
+    # util.py:697-755 (4f6d45e2): these seven come straight from torch-em paths, without _process_images,
+    # so neither empty labels nor an object minimum drop an image; the scorer leaves empty ones out of the mean.
+    from apgbench.datasets import get_dataset_config
+
+    prep = get_dataset_config(dataset_id).preparation
+    assert not prep.drop_empty and prep.min_objects is None and prep.crop is None
+    labels = np.zeros((16, 16), np.uint16)
+    image, out, _ = prepare_image(labels.astype(np.uint8), labels, prep if prep.channels != "rgb" else
+                                  prep.model_copy(update={"channels": "as-is"}))
+    assert not out.any() and image.shape == (16, 16)
+
+
+def test_natural_order_is_natsorts():
+    natsort = pytest.importorskip("natsort", reason="natsort (the paper's sort) comes with torch-em")
+    from apgbench.datasets.readers._base import natural_key
+
+    names = ["B1.tif", "a1.tif", "a10.tif", "a2.tif", "a_1_masks.tif", "a_masks.tif", "A2058/1_img.tif",
+             "x01.tif", "x1.tif", "1a", "a", "a.tif", "a_1.tif", "Ab", "aB", "é1", "e2", "normal_10", "normal_9"]
+    assert sorted(names, key=natural_key) == natsort.natsorted(names)
+
+
+def test_negative_ids_kept_as_objects():
+    # PlantSeg ovules' 'label_with_ignore': the paper keeps -1 as one more label value (util.py:624)
+    labels = np.array([[-1, -1, 0], [3, 3, 0], [0, 7, -2]])
+    out = to_instances(labels, "negative-as-objects")
+    assert out.dtype == np.uint32 and out.tolist() == [[8, 8, 0], [3, 3, 0], [0, 7, 9]]
+    assert len(np.unique(out)) == len(np.unique(labels))

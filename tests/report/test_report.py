@@ -112,10 +112,10 @@ def test_cli_report_options(tmp_path, config_dir, roots):
     out = tmp_path / "r"
     runner = CliRunner()
     result = runner.invoke(app, ["report", "--results-root", str(root), "--out", str(out), "--compare", "apg,ais",
-                                 "--dataset", "dsb,u20s,nope", "--format", "md,csv,html", "--images", "dsb"],
+                                 "--dataset", "dsb,u20s,synthetic-cells", "--format", "md,csv,html", "--images", "dsb"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "No results for dataset nope" in result.output
+    assert "No results for dataset synthetic-cells" in result.output  # registered, not run: said, not refused
     assert "Qualitative figure: skipped dsb:img-0" in result.output  # not prepared here: said, not failed
     paired = pd.read_csv(out / "paired_apg_vs_ais.csv").set_index("dataset")
     assert paired.loc["dsb", "mean_difference"] == pytest.approx(0.05) and paired.loc["u20s", "ties"] == 2

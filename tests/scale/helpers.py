@@ -29,3 +29,21 @@ class BrokenMethod(ClassicWatershed):
 
     def _prepare(self, device, domain):
         raise RuntimeError("weights file /nowhere/model.pt not found")
+
+
+@register_method
+class SleepsOnFirst(ClassicWatershed):
+    """``classic`` that spends ``seconds`` in Python on the image ``sleep_on`` (test only)."""
+
+    name = "test-sleeps"
+    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "seconds": 0.0,
+                                                "sleep_on": ""}
+
+    def _segment(self, image):
+        import time
+
+        if self.params["seconds"] and self.params["sleep_on"] == f"{image.mean():.6f}":
+            end = time.monotonic() + self.params["seconds"]
+            while time.monotonic() < end:
+                time.sleep(0.01)
+        return super()._segment(image)

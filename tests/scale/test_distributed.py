@@ -181,3 +181,18 @@ def test_profiles_in_configs_load_and_typos_are_refused(tmp_path):
         load_profile(bad)
     with pytest.raises(FileNotFoundError, match="known profiles"):
         load_profile("no-such-profile")
+
+
+@needs_submitit
+def test_profile_image_timeout_reaches_the_workers(roots):
+    from apgbench.datasets import load_dataset
+
+    first = next(iter(load_dataset("synthetic-nuclei")))
+    params = {"seconds": 60.0, "sleep_on": f"{first.image.mean():.6f}"}
+    tasks = plan_tasks(["synthetic-nuclei"], ["test-sleeps"], params, limit=3)
+    start = time.monotonic()
+    submit_tasks(tasks, executor="debug", resources=Resources(image_timeout_s=0.5))
+    assert time.monotonic() - start < 30
+    scores = load_scores(roots[0]).set_index("image_id")
+    assert scores.loc[first.image_id, "error"] == "ImageTimeout: timed out after 0.5 s"
+    assert scores["error"].notna().sum() == 1 and len(scores) == 3

@@ -6,10 +6,13 @@ starts fast and never imports torch.
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
 from . import datasets, methods
-from .common import console, handle_errors
+from .common import console, err_console, handle_errors
 from .evaluate import evaluate
 from .report import report
 from .run import run
@@ -23,6 +26,30 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# Width of the output when it is not a terminal (a pipe, a file, a SLURM log): rich would wrap at 80 columns,
+# breaking paths and table rows that scripts and people grep for. $COLUMNS still wins.
+PIPE_WIDTH = 1000
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"apgbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Benchmark instance segmentation of cells and nuclei: datasets x methods -> mSA tables and plots."""
+    for out in (console, err_console):
+        if not out.is_terminal and not os.environ.get("COLUMNS"):
+            out.width = PIPE_WIDTH
+
+
 app.command()(run)
 app.command()(evaluate)
 app.command()(report)

@@ -1,4 +1,4 @@
-"""``apgbench datasets ...``: list, inspect, download, import and verify the benchmark datasets.
+"""``apgbench datasets ...``: list, inspect, download, import, export and verify the benchmark datasets.
 
 Thin layer: the work happens in :mod:`apgbench.datasets.manage`; here we parse, print and map errors to one
 sentence and exit code 1.
@@ -18,7 +18,7 @@ from ..config import data_root as _data_root
 from .common import DataRootOption as DataRoot
 from .common import console, err_console, handle_errors
 
-app = typer.Typer(help="List, download, import and verify the benchmark datasets.", no_args_is_help=True)
+app = typer.Typer(help="List, download, import, export and verify the benchmark datasets.", no_args_is_help=True)
 
 
 def _config(dataset_id: str):
@@ -79,6 +79,9 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
         from ..datasets.manage import manual_instructions
 
         rows.append(("how to get it", manual_instructions(config)))
+    for name, variant in config.variants.items():
+        command = f"apgbench datasets prepare {config.id} --variant {name}"
+        rows.append(("variant", f"{config.id}@{name}: {variant.description} (`{command}`)"))
     if config.notes:
         rows.append(("notes", config.notes))
     for key, value in rows:
@@ -95,19 +98,28 @@ def download_command(
     force: Annotated[bool, typer.Option(help="Prepare again even if cached.")] = False,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
 ) -> None:
-    """Download, verify, unpack and prepare datasets (manual ones print what to do)."""
+    """Download, verify, unpack and prepare datasets (manual ones print what to do).
+
+    When several datasets in a row cannot reach their servers (DNS failure, refused or unreachable
+    connection), the machine is taken to be offline and the rest are not tried.
+    """
     from ..config import split_ids
     from ..datasets import get_dataset_config, resolve_dataset_ids
-    from ..datasets.manage import ManualDatasetError, download_dataset
+    from ..datasets.download import ConnectError
+    from ..datasets.manage import ManualDatasetError, download_dataset, is_prepared
 
     ids = resolve_dataset_ids(split_ids(dataset))
     failed: list[str] = []
-    for dataset_id in ids:
+    unreachable: list[ConnectError] = []  # consecutive datasets that never reached a server
+    for index, dataset_id in enumerate(ids):
         config = get_dataset_config(dataset_id)
+        cached = not config.manual and is_prepared(config, data_root) and not force
         try:
             path = download_dataset(config, data_root, mirror=mirror or "", force=force,
                                     keep_extracted=keep_extracted)
             console.print(f"[green]{dataset_id}[/green]: prepared at {path}", highlight=False)
+            if not cached:
+                unreachable.clear()
         except ManualDatasetError as err:
             err_console.print(f"[yellow]{dataset_id}[/yellow]: {escape(str(err))}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
@@ -115,10 +127,32 @@ def download_command(
             hint = f" {config.source.instructions}" if config.source.instructions else ""
             err_console.print(f"[red]{dataset_id}[/red]: {escape(str(err))}{hint}", highlight=False, soft_wrap=True)
             failed.append(dataset_id)
+            unreachable = [*unreachable, err] if isinstance(err, ConnectError) else []
+            rest = ids[index + 1:]
+            if len(unreachable) >= OFFLINE_AFTER and rest:
+                _offline_message(unreachable, rest, first=len(failed) == index + 1 == len(unreachable))
+                failed.extend(rest)
+                break
     if failed:
         if len(ids) > 1:
             err_console.print(f"Not prepared: {', '.join(failed)}.", highlight=False)
         raise typer.Exit(1)
+
+
+#: Consecutive datasets failing to connect after which ``download`` takes the machine to be offline.
+OFFLINE_AFTER = 3
+_CAUSES = {"dns": "host names do not resolve", "refused": "connections are refused",
+           "unreachable": "the network is unreachable", "connect-timeout": "connections time out"}
+
+
+def _offline_message(errors, rest: list[str], *, first: bool) -> None:
+    causes = " and ".join(dict.fromkeys(_CAUSES[e.kind] for e in errors))
+    which = "first" if first else "last"
+    err_console.print(
+        f"[bold red]Stopped:[/] the {which} {len(errors)} datasets could not reach their servers ({causes}): "
+        f"this machine seems offline, so the remaining {len(rest)} were not tried. Check the network or "
+        "proxy, or pass --mirror, then run the command again (prepared datasets are kept).",
+        highlight=False, soft_wrap=True)
 
 
 @app.command("import")
@@ -139,10 +173,57 @@ def import_command(
     config = _config(dataset_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below from the notes
-        out, notes = import_dataset(config, path, data_root, verify=verify, keep_extracted=keep_extracted)
+        try:
+            out, notes = import_dataset(config, path, data_root, verify=verify, keep_extracted=keep_extracted)
+        except OSError as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            # e.g. a full disk: the staged copy was dropped, the old one is untouched
+            raise RuntimeError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was.") from err
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
+
+
+@app.command("export")
+@handle_errors
+def export_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id (prepared, or built in).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write images/<id>.tif and labels/<id>.tif into.")],
+    data_root: DataRoot = None,
+    force: Annotated[bool, typer.Option("--force/--no-force", help="Overwrite existing files of the same names.")]
+    = False,
+) -> None:
+    """Write a prepared test split as TIFF files, for segmenting it with any tool and scoring with evaluate."""
+    from ..datasets.export import export_dataset
+
+    config = _config(dataset_id)
+    try:
+        summary = export_dataset(config, out_dir, data_root, force=force)
+    except FileExistsError as err:
+        raise ValueError(str(err)) from err  # one sentence through handle_errors
+    console.print(f"[green]{dataset_id}[/green]: wrote {summary.n_images} images to {summary.images} and their "
+                  f"labels to {summary.labels}.", highlight=False, soft_wrap=True)
+    console.print(f"Segment the images with your tool into a folder PRED (one label image per image, same name), "
+                  f"then: apgbench evaluate --dataset {dataset_id} --predictions PRED --name TOOL",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("prepare")
+@handle_errors
+def prepare_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    variant: Annotated[str | None, typer.Option(help=(
+        "A documented variant, e.g. 'corrected' (stored as dataset '<id>@<variant>'; see docs/fidelity.md)."))] = None,
+    data_root: DataRoot = None,
+    keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
+) -> None:
+    """Prepare a dataset's test split (or a variant of it) again from its cached download."""
+    from ..datasets.manage import prepare_cached
+
+    config = _config(f"{dataset_id}@{variant}" if variant else dataset_id)
+    out = prepare_cached(config, data_root, keep_extracted=keep_extracted)
+    console.print(f"[green]{config.id}[/green]: prepared at {out}", highlight=False)
 
 
 @app.command("verify")

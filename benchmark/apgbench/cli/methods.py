@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import console, handle_errors
@@ -19,5 +20,5 @@ def list_methods() -> None:
     table = Table("id", "description", "extra", "status")
     for name, cls in available_methods().items():
         ok, why = method_status(cls)
-        table.add_row(name, cls.description, cls.extra or "-", f"[green]{why}[/]" if ok else f"[yellow]{why}[/]")
+        table.add_row(name, escape(cls.description), cls.extra or "-", f"[{'green' if ok else 'yellow'}]{escape(why)}[/]")
     console.print(table)

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from .common import DataRootOption, ResultsRootOption, console, handle_errors
+from .selection import check_report_selection
 
 
 @handle_errors
@@ -49,6 +50,7 @@ def report(
             raise ValueError(f"--fingerprint expects DATASET=PREFIX, got '{item}'.")
         fingerprints[key.strip()] = value.strip()
     root = resolve_root(results_root)
+    check_report_selection(root, split_ids(domain), split_ids(dataset), split_ids(method))
     result = build_report(root, out or root / "report", domains=split_ids(domain), datasets=split_ids(dataset),
                           methods=split_ids(method), compare=pair, formats=split_ids(fmt),
                           images=split_ids(images), data_root=data_root, seed=seed,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
+from .selection import check_params, parse_pairs, select_datasets, select_methods
 
 STATE_STYLES = {"done": "green", "running": "cyan", "queued": "blue", "partial": "yellow", "failed": "red",
-                "corrupt": "red", "missing": "dim"}
+                "corrupt": "red", "missing": "dim", "not prepared": "dim"}
 
 
 @handle_errors
@@ -28,30 +30,46 @@ def submit(
     sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="Extra sbatch option key=value (repeatable), e.g. account=proj.")] = None,
     shard_size: Annotated[int | None, typer.Option("--shard-size", help="Split each pair into tasks of N images.", min=1)] = None,
     workers: Annotated[int | None, typer.Option(help="Local executor: parallel processes (default: CPU count).", min=1)] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Block until every job has ended.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Delete stored results of the selection first, recompute all.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Block until every job has ended.")] = False,
+    force: Annotated[bool, typer.Option("--force/--no-force", help="Delete stored results of the selection first, recompute all.")] = False,
     device: Annotated[str | None, typer.Option(help="Torch device in the workers (default: cuda if --gpus > 0, else cpu).")] = None,
-    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop a task at its first failing image.")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast/--no-fail-fast", help="Stop a task at its first failing image.")] = False,
+    image_timeout: Annotated[float | None, typer.Option(
+        "--image-timeout", help="Seconds one image may take before it is recorded as failed "
+                                "(default: the profile's image_timeout_s; 0: no limit).", min=0)] = None,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
 ) -> None:
     """Queue every (dataset, method) pair, or shards of it, as jobs; complete pairs are skipped."""
-    from ..config import split_ids
-    from ..datasets import resolve_dataset_ids
-    from ..distributed import Resources, clear_records, load_profile, plan_tasks, record_state
+    from ..distributed import (
+        Resources,
+        clear_records,
+        executor_problem,
+        load_profile,
+        plan_tasks,
+        record_state,
+    )
     from ..distributed import submit as submit_tasks
 
+    if problem := executor_problem(executor):
+        raise RuntimeError(problem)
     resources = load_profile(profile) if profile else Resources()
-    flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min}
+    flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min,
+             "image_timeout_s": image_timeout}
     for key, value in flags.items():
         if value is not None:
-            setattr(resources, key, value)
-    resources.sbatch.update(parse_params(sbatch))
+            setattr(resources, key, value or None if key == "image_timeout_s" else value)
+    resources.sbatch.update(parse_pairs(sbatch, "--sbatch"))
     device = device or ("cuda" if resources.gpus else "cpu")
     if device.startswith("cuda") and not resources.gpus:
         resources.gpus = 1  # submitit hides every GPU from a task that asks for none
-    tasks = plan_tasks(resolve_dataset_ids(split_ids(dataset)), _method_ids(split_ids(method)), parse_params(param),
-                       results_root=results_root, data_root=data_root, limit=limit, shard_size=shard_size)
+    params = parse_params(param)
+    method_ids = _method_ids(select_methods(method))
+    check_params(method_ids, params)
+    selection = select_datasets(dataset, data_root)
+    selection.print_missing(console)
+    tasks = plan_tasks(selection.ready, method_ids, params, results_root=results_root, data_root=data_root,
+                       limit=limit, shard_size=shard_size)
     if force:
         clear_records(tasks)
     complete = {t.record for t in tasks if not limit and record_state(t.record)["state"] == "done"}
@@ -62,8 +80,7 @@ def submit(
         console.print("Nothing to submit.")
         return
     record = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
-                          data_root=data_root, device=device,
-                          fail_fast=fail_fast, workers=workers, wait=wait)
+                          data_root=data_root, device=device, fail_fast=fail_fast, workers=workers, wait=wait)
     ids = record["job_ids"]
     arrays = {i.split("_")[0] for i in ids}
     if executor == "slurm" and len(arrays) == 1:
@@ -75,20 +92,33 @@ def submit(
 
 
 def _method_ids(selection: list[str]) -> list[str]:
-    """Expand ``all`` into every registered method whose library and weights are present here."""
-    from ..methods import available_methods, method_status
+    """Expand ``all`` into every method that can run here, and refuse named methods that cannot.
+
+    The check runs on the submitting machine, before anything is queued: a job on the cluster would only
+    fail later with the same missing library or weights.
+    """
+    from ..methods import available_methods, get_method, method_status
 
     ids: list[str] = []
+    refused: list[str] = []
     for item in selection:
         if item != "all":
-            ids.append(item)
+            ready, why = method_status(get_method(item))
+            if ready:
+                ids.append(item)
+            else:
+                refused.append(f"{item} ({why})")
             continue
         for name, cls in available_methods().items():
             ready, why = method_status(cls)
             if ready:
                 ids.append(name)
             else:
-                console.print(f"[yellow]skipping {name}[/]: {why}")
+                console.print(f"[yellow]skipping {name}[/]: {escape(why)}", highlight=False, soft_wrap=True)
+    if refused:
+        raise RuntimeError(f"Cannot run here, nothing was submitted: {'; '.join(refused)}.")
+    if not ids:
+        raise RuntimeError("No selected method can run here (see `apgbench methods list`).")
     return list(dict.fromkeys(ids))
 
 
@@ -106,16 +136,23 @@ def status(
 
     from rich.table import Table
 
-    from ..config import split_ids
-    from ..datasets import resolve_dataset_ids
     from ..distributed import load_submission, pair_status, plan_tasks
 
     record = load_submission(results_root, submission)
-    if dataset or method:
-        if not (dataset and method):
+    missing: list[tuple[str, str]] = []
+    if dataset is not None or method is not None:
+        if dataset is None or method is None:
             raise ValueError("Give both --dataset and --method, or neither (then the latest submission is shown).")
-        planned = plan_tasks(resolve_dataset_ids(split_ids(dataset)), split_ids(method), parse_params(param),
-                             results_root=results_root, data_root=data_root)
+        method_ids = select_methods(method)
+        if "all" in method_ids:
+            from ..methods import available_methods
+
+            method_ids = list(dict.fromkeys(m for i in method_ids for m in (available_methods() if i == "all" else [i])))
+        params = parse_params(param)
+        check_params(method_ids, params)
+        selection = select_datasets(dataset, data_root, strict=False)
+        missing = selection.missing
+        planned = plan_tasks(selection.ready, method_ids, params, results_root=results_root, data_root=data_root)
         submitted = [t for t in (record or {}).get("tasks", []) if t["record"] in {p.record for p in planned}]
         known = {t["record"] for t in submitted}
         tasks = submitted + [{**asdict(p), "index": -1} for p in planned if p.record not in known]
@@ -125,6 +162,9 @@ def status(
     else:
         tasks = record["tasks"]
     rows = pair_status(tasks, record)
+    rows += [{"dataset": d, "method": m, "record": "default", "state": "not prepared", "done": 0, "images": None,
+              "failed_images": 0, "pending_parts": 0, "jobs": [], "error": f"run `{command}`"}
+             for d, command in missing for m in method_ids]
     table = Table(title=f"submission {record['id']}" if record else "records")
     for column in ("dataset", "method", "state", "images", "failed", "jobs", "error"):
         table.add_column(column, overflow="fold")
@@ -133,9 +173,9 @@ def status(
         images = f"{row['done']}/{row['images'] if row['images'] is not None else '?'}"
         if row["pending_parts"]:
             images += f" (+{row['pending_parts']} pending)"
-        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row['record']}]"
-        table.add_row(row["dataset"], label, f"[{style}]{row['state']}[/]", images, str(row["failed_images"]),
-                      ",".join(row["jobs"]), row["error"])
+        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row.get('tag') or row['record']}]"
+        table.add_row(row["dataset"], escape(label), f"[{style}]{row['state']}[/]", images,
+                      str(row["failed_images"]), ",".join(row["jobs"]), escape(row["error"]))
     console.print(table)
     counts = {s: sum(r["state"] == s for r in rows) for s in STATE_STYLES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from .common import console, err_console
 
 
 def validate() -> None:
-    """Validate all dataset YAMLs against the schema and load every registered method class."""
+    """Validate all dataset YAMLs (schema, reader and reader options) and load every registered method class."""
     from pydantic import ValidationError
 
     from ..config import config_dir
     from ..datasets import load_dataset_config
+    from ..datasets.registry import check_reader
     from ..methods import available_methods
 
     problems = []
     paths = sorted((config_dir() / "datasets").glob("*.yaml"))
     for path in paths:
         try:
-            load_dataset_config(path)
+            problems.extend(check_reader(load_dataset_config(path), path))
         except (ValueError, ValidationError) as err:
             problems.append(str(err))
     try:
@@ -28,7 +30,7 @@ def validate() -> None:
         problems.append(f"Loading methods failed: {err}")
         methods = {}
     for problem in problems:
-        err_console.print(f"[red]{problem}[/]")
+        err_console.print(f"[red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]OK[/]: {len(paths)} dataset configs and {len(methods)} methods are valid.")

@@ -38,7 +38,12 @@ class DatasetNotPreparedError(FileNotFoundError):
 
 
 def prepared_path(config: DatasetConfig, data_root: str | os.PathLike | None = None) -> Path:
-    """Where the prepared HDF5 of a dataset lives: ``<data_root>/<id>/prepared.h5``."""
+    """Where the prepared HDF5 of a dataset lives: ``<data_root>/<id>/prepared.h5`` (folder datasets: see
+    :mod:`.folder`)."""
+    from .folder import FolderDatasetConfig
+
+    if isinstance(config, FolderDatasetConfig):
+        return config.cache_dir(data_root) / "prepared.h5"
     return _data_root(data_root) / config.id / "prepared.h5"
 
 
@@ -48,7 +53,7 @@ def load_dataset(dataset: str | DatasetConfig, data_root: str | os.PathLike | No
     Parameters
     ----------
     dataset : str or DatasetConfig
-        Dataset id or config.
+        Dataset id or config (a folder dataset's config is prepared here on first use).
     data_root : path, optional
         Cache root (default ``$APGBENCH_DATA_DIR`` or ``./datasets``).
 
@@ -67,9 +72,15 @@ def load_dataset(dataset: str | DatasetConfig, data_root: str | os.PathLike | No
         from .synthetic import SyntheticDataset
 
         return SyntheticDataset(config)
+    from .folder import FolderDatasetConfig, prepare_folder
+
+    if isinstance(config, FolderDatasetConfig):  # prepared on first use, once per version of the folder
+        return PreparedDataset(prepare_folder(config, data_root), config.id)
     path = prepared_path(config, data_root)
     if not path.exists():
         verb = f"import {config.id} PATH" if config.manual else f"download {config.id}"
+        if config.variant:
+            verb = f"prepare {config.base_id} --variant {config.variant}"
         raise DatasetNotPreparedError(
             f"Dataset '{config.id}' is not prepared under {path.parent}: run `apgbench datasets {verb}` first."
         )

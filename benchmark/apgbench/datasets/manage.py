@@ -7,8 +7,10 @@ Cache layout under the data root (``--data-root``, ``$APGBENCH_DATA_DIR``, defau
     <id>/prepared.h5         the benchmark test split (see prepared.py)
     <id>/manifest.json       sha256 of every raw file and of prepared.h5, image count, origin
 
-Every step writes under a temporary name and renames at the end, and a file lock serialises work on one
-dataset, so an interrupted or failed step leaves either the old state or nothing.
+A download or import builds new raw copies, unpacked files and the prepared file in ``<id>/.staging`` and
+swaps them in only when everything succeeded (see :mod:`.staging`); a file lock serialises work on one dataset.
+So a failed or killed (``kill -9``) download or import never replaces a good copy, and the leftovers of killed
+work are deleted by the next call.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import json
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
 from ..config import data_root as _data_root
 from .download import ChecksumError, fetch_file
-from .extract import is_archive, safe_extract
+from .extract import CorruptArchiveError, is_archive, safe_extract
 from .prepare import prepare_dataset
 from .prepared import file_sha256
 from .schema import DatasetConfig, RemoteFile
+from .staging import Staging, recover, staging
 
 
 class ManualDatasetError(RuntimeError):
@@ -46,11 +50,19 @@ def _prepared(config: DatasetConfig, data_root) -> Path:
 
 def manual_instructions(config: DatasetConfig) -> str:
     """One paragraph telling a person how to obtain a manual dataset and import it."""
-    names = " and ".join(f"'{f.filename}'" for f in config.source.files) or "the data"
-    text = (config.source.instructions or "").strip().replace("\n", " ")
+    text = " ".join((config.source.instructions or "").split())
+    if text and not text.endswith((".", "!", "?")):
+        text += "."
+    files = [f"'{f.filename}'" for f in config.source.files]
+    if not files:  # the instructions end with the folder that holds the data
+        what = " with that folder as PATH,"
+    elif len(files) == 1:
+        what = f", where PATH is the downloaded file {files[0]} or a folder holding it,"
+    else:
+        what = (f", where PATH is a folder holding {', '.join(files[:-1])} and {files[-1]} (or each file in "
+                "turn),")
     return (f"Dataset '{config.id}' ({config.name}) cannot be downloaded automatically. {text} "
-            f"Then run `apgbench datasets import {config.id} PATH` with PATH the downloaded file {names} (or a "
-            "folder holding it), which verifies and prepares it.")
+            f"Then run `apgbench datasets import {config.id} PATH`{what} which verifies and prepares it.")
 
 
 def read_manifest(config: DatasetConfig, data_root=None) -> dict:
@@ -62,17 +74,25 @@ def read_manifest(config: DatasetConfig, data_root=None) -> dict:
         return {}
 
 
-def _write_manifest(config: DatasetConfig, data_root, manifest: dict) -> None:
-    path = dataset_dir(config, data_root) / "manifest.json"
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+@contextmanager
+def _lock(config: DatasetConfig, data_root, *, wait: bool = True):
+    """Hold the dataset's lock and finish or drop the work of a killed process first (see staging.py).
 
-
-def _lock(config: DatasetConfig, data_root) -> FileLock:
+    With ``wait=False`` the block runs without the lock (and without recovery) if another process holds it.
+    """
     folder = dataset_dir(config, data_root)
     folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder / ".lock"))
+    lock = FileLock(str(folder / ".lock"))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except TimeoutError:  # filelock.Timeout subclasses TimeoutError
+        yield
+        return
+    try:
+        recover(folder)
+        yield
+    finally:
+        lock.release()
 
 
 def is_prepared(config: DatasetConfig, data_root=None) -> bool:
@@ -95,13 +115,64 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to download.")
     if config.manual:
         raise ManualDatasetError(manual_instructions(config))
+    if config.variant:  # a variant is prepared from its base dataset's download
+        from . import get_dataset_config
+
+        if not is_prepared(config, data_root) or force:
+            download_dataset(get_dataset_config(config.base_id), data_root, mirror=mirror, retries=retries,
+                             progress=progress)
+            return prepare_cached(config, data_root, keep_extracted=keep_extracted)
+        return _prepared(config, data_root)
     with _lock(config, data_root):
         if is_prepared(config, data_root) and not force:
             return _prepared(config, data_root)
         raw = dataset_dir(config, data_root) / "raw"
-        files = [fetch_file(f, raw, mirror=mirror, retries=retries, progress=progress)
-                 for f in config.source.files]
-        return _prepare_from_files(config, data_root, files, origin="download", keep_extracted=keep_extracted)
+        with staging(dataset_dir(config, data_root)) as stage:
+            files = []
+            for remote in config.source.files:
+                cached = raw / remote.filename
+                if cached.is_file() and remote.sha256 is not None:
+                    if file_sha256(cached) == remote.sha256:
+                        files.append(cached)
+                        continue
+                    # A copy that differs (e.g. imported with --no-verify) is replaced only on success.
+                    files.append(fetch_file(remote, stage.raw, mirror=mirror, retries=retries, progress=progress))
+                else:  # nothing to replace: a verified download stays even if preparing it fails
+                    files.append(fetch_file(remote, raw, mirror=mirror, retries=retries, progress=progress))
+            pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
+            return _prepare_from_files(config, data_root, stage, files, origin="download", pinned=pinned,
+                                       keep_extracted=keep_extracted)
+
+
+def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: bool = False) -> Path:
+    """Prepare a dataset, or a variant (``id@name``), again from the raw files already in the cache.
+
+    A variant reads its base dataset's ``<base>/raw`` files and writes its own ``<id@name>/prepared.h5`` and
+    manifest, so the default (paper) split is never overwritten by a variant.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a raw file is not cached yet (the message names the command that fetches it).
+    """
+    if config.builtin:
+        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
+    raw = _data_root(data_root) / config.base_id / "raw"
+    files = [raw / f.filename for f in config.source.files]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
+        raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+                                f"`apgbench datasets {verb}` first.")
+    try:  # the base dataset's recorded raw hashes, so the files are not hashed again
+        manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    hashes = {name: digest for name, digest in manifest.get("raw", {}).items() if (raw / name).is_file()}
+    pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
+    with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
+        return _prepare_from_files(config, data_root, stage, files, origin=f"cache of '{config.base_id}'",
+                                   pinned=pinned, keep_extracted=keep_extracted, hashes=hashes)
 
 
 def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
@@ -142,18 +213,18 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist.")
     notes: list[str] = []
-    with _lock(config, data_root):
+    with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
         expected = {f.filename for f in config.source.files}
         if path.is_dir() and not any((path / name).is_file() for name in expected):
-            out = _prepared(config, data_root)
-            n = prepare_dataset(config, path, out)
-            _finish(config, data_root, {}, "import-folder", n, notes, source_path=str(path.resolve()))
-            return out, notes
+            n = prepare_dataset(config, path, stage.prepared)
+            stage.commit(_manifest(config, stage, {}, "import-folder", n, notes, source_path=str(path.resolve())))
+            return _prepared(config, data_root), notes
         candidates = [path / name for name in sorted(expected) if (path / name).is_file()] if path.is_dir() \
             else [path]
         raw = dataset_dir(config, data_root) / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
+        stage.raw.mkdir()
         digests: dict[str, str] = {}
+        pinned: list[Path] = []
         for candidate in candidates:
             remote = _expected_file(config, candidate)
             digest = file_sha256(candidate)
@@ -167,54 +238,57 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
                 notes.append(message)
             elif not remote.sha256:
                 notes.append(f"No published checksum for '{remote.filename}'; recorded sha256 {digest}.")
-            target = raw / remote.filename
-            tmp = target.with_name(target.name + ".partial")
-            shutil.copyfile(candidate, tmp)
-            os.replace(tmp, target)
-            digests[target.name] = digest
+            else:
+                pinned.append(stage.raw / remote.filename)
+            # The copy stays in the staging folder until the whole import succeeded.
+            shutil.copyfile(candidate, stage.raw / remote.filename)
+            digests[remote.filename] = digest
         # Datasets with several files (e.g. images + annotations) may be imported one file at a time.
-        present = [raw / f.filename for f in config.source.files if (raw / f.filename).is_file()]
-        missing = [f.filename for f in config.source.files if not (raw / f.filename).is_file()]
+        files = [stage.raw / f.filename if (stage.raw / f.filename).is_file() else raw / f.filename
+                 for f in config.source.files]
+        missing = [f.name for f in files if not f.is_file()]
+        previous = read_manifest(config, data_root)
         if missing:
+            # Keep the verified copies for the next import, recording their hashes.
+            previous.setdefault("dataset", config.id)
+            previous["raw"] = {**previous.get("raw", {}), **digests}
+            stage.commit(previous)
             raise FileNotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
                                     "pass a folder holding all its files).")
-        previous = read_manifest(config, data_root).get("raw", {})
-        digests = {**{p.name: previous[p.name] for p in present if p.name in previous}, **digests}
-        return _prepare_from_files(config, data_root, present, origin="import", keep_extracted=keep_extracted,
-                                   notes=notes, hashes=digests), notes
+        old = previous.get("raw", {})
+        digests = {**{f.name: old[f.name] for f in files if f.name in old}, **digests}
+        return _prepare_from_files(config, data_root, stage, files, origin="import", pinned=pinned,
+                                   keep_extracted=keep_extracted, notes=notes, hashes=digests), notes
 
 
-def _prepare_from_files(config: DatasetConfig, data_root, files: list[Path], *, origin: str,
-                        keep_extracted: bool, notes: list[str] | None = None,
+def _prepare_from_files(config: DatasetConfig, data_root, stage: Staging, files: list[Path], *, origin: str,
+                        pinned: list[Path], keep_extracted: bool, notes: list[str] | None = None,
                         hashes: dict[str, str] | None = None) -> Path:
-    folder = dataset_dir(config, data_root)
+    """Unpack and prepare ``files`` inside the staging folder, then commit (raw copies, prepared, manifest)."""
     by_name = {f.filename: f for f in config.source.files}
     archives = [f for f in files if _extract(by_name.get(f.name), f)]
     plain = [f for f in files if f not in archives]
     try:
-        extracted = safe_extract(archives, folder / "extracted", nested=config.source.nested_archives,
-                                 copy_files=plain)
-    except ValueError:
-        # A file without a published checksum can only be judged by unpacking it: drop it so the next
-        # attempt fetches it again instead of reusing a broken copy.
+        safe_extract(archives, stage.extracted, nested=config.source.nested_archives, copy_files=plain,
+                     pinned=pinned)
+    except CorruptArchiveError:
+        # A downloaded file without a published checksum can only be judged by unpacking it: drop a broken one
+        # so the next attempt fetches it again instead of reusing it.
         for f in archives:
             remote = by_name.get(f.name)
             if remote is not None and remote.sha256 is None and origin == "download":
                 f.unlink(missing_ok=True)
         raise
-    out = _prepared(config, data_root)
-    try:
-        n = prepare_dataset(config, extracted, out)
-    finally:
-        if not keep_extracted:
-            shutil.rmtree(extracted, ignore_errors=True)
+    n = prepare_dataset(config, stage.extracted, stage.prepared)
+    if not keep_extracted:
+        shutil.rmtree(stage.extracted, ignore_errors=True)
     hashes = dict(hashes or {})
-    for f in files:  # downloads with a published hash were verified by pooch; hash the others now
+    for f in files:  # downloads with a published hash were verified while streaming; hash the others now
         if f.name not in hashes:
             known = by_name[f.name].sha256 if f.name in by_name and origin == "download" else None
             hashes[f.name] = known or file_sha256(f)
-    _finish(config, data_root, hashes, origin, n, notes or [])
-    return out
+    stage.commit(_manifest(config, stage, hashes, origin, n, notes or []))
+    return _prepared(config, data_root)
 
 
 def _extract(remote: RemoteFile | None, path: Path) -> bool:
@@ -223,12 +297,13 @@ def _extract(remote: RemoteFile | None, path: Path) -> bool:
     return is_archive(path.name)
 
 
-def _finish(config, data_root, hashes: dict, origin: str, n: int, notes: list[str], source_path: str = "") -> None:
+def _manifest(config, stage: Staging, hashes: dict, origin: str, n: int, notes: list[str],
+              source_path: str = "") -> dict:
     manifest = {"dataset": config.id, "origin": origin, "raw": hashes, "n_images": n,
-                "prepared_sha256": file_sha256(_prepared(config, data_root)), "notes": notes}
+                "prepared_sha256": file_sha256(stage.prepared), "notes": notes}
     if source_path:
         manifest["source_path"] = source_path
-    _write_manifest(config, data_root, manifest)
+    return manifest
 
 
 def dataset_status(config: DatasetConfig, data_root=None) -> dict:
@@ -252,7 +327,13 @@ def verify_dataset(config: DatasetConfig, data_root=None) -> list[tuple[str, boo
         One row per checked file; empty if nothing is cached.
     """
     folder = dataset_dir(config, data_root)
-    manifest = read_manifest(config, data_root)
+    if not folder.is_dir():
+        return []
+    with _lock(config, data_root, wait=False):  # finishes or drops killed work unless another process is busy
+        return _verify_rows(config, folder, read_manifest(config, data_root))
+
+
+def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tuple[str, bool, str]]:
     rows: list[tuple[str, bool, str]] = []
     by_name = {f.filename: f for f in config.source.files}
     raw = folder / "raw"

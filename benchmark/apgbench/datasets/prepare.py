@@ -8,8 +8,9 @@ Order of operations, as in the paper's code (micro-sam ``scripts/apg_experiments
 4. channel handling (channel-first RGB is made channels-last; grey/rgb/pack), background id -> 0,
    optional connected components;
 5. resize, zero-pad or 512x512 crop (centre, or centred on the foreground's bounding box);
-6. images whose labels are empty, or have fewer than ``min_objects`` unique values (background counts, as in
-   micro-sam's ``len(np.unique(label)) >= min_objects``), are dropped.
+6. images whose labels are empty (unless ``drop_empty`` is false: the seven datasets the paper's code took
+   straight from torch-em paths are not filtered), or have fewer than ``min_objects`` unique values
+   (background counts, as in micro-sam's ``len(np.unique(label)) >= min_objects``), are dropped.
 
 3D test sets (``preparation.volume``) keep sub-volumes instead of slices: :mod:`.volumes`.
 """
@@ -53,6 +54,12 @@ def select_split(entries: list[Entry], split: Split, root: str | os.PathLike | N
         if options.get("per_group"):
             return [e for group in _groups(entries).values() for e in group[window]]
         return list(entries[window])
+    if options.get("generator") == "sklearn":  # train_test_split(names, test_size, random_state=seed), which
+        # draws np.random.RandomState(seed).permutation(n)[:ceil(test_size * n)] over the list as given
+        n_test = math.ceil(float(options["fraction"]) * len(entries))
+        picked = np.random.RandomState(split.seed).permutation(len(entries))[:n_test]
+        chosen_ids = {entries[i].id for i in picked}
+        return [e for e in entries if e.id in chosen_ids]
     # seeded-random: a fixed permutation per stratum; ceil(fraction * n) test items, as sklearn's test_size
     rng = np.random.default_rng(split.seed)
     strata = _groups(entries) if options.get("stratify") else {"": list(entries)}
@@ -154,7 +161,10 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
         shape = (prep.resize, prep.resize)
         dtype = image.dtype
         image = resize(image, shape + image.shape[2:], anti_aliasing=True, preserve_range=True).astype(dtype)
-        labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
+        if prep.label_resize == "linear-truncate":  # the paper's HPA code: skimage's default order 1 on labels
+            labels = resize(labels, shape, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
+        else:
+            labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
     if prep.pad_to is not None:
         pad = [(0, max(0, prep.pad_to - s)) for s in labels.shape]
         labels = np.pad(labels, pad)
@@ -164,7 +174,7 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
         image, labels = image[top:top + h, left:left + w], labels[top:top + h, left:left + w]
         meta["crop"] = [top, left, h, w]
     n_values = len(np.unique(labels))
-    if n_values == 1 and not labels.any():
+    if prep.drop_empty and n_values == 1 and not labels.any():
         return None
     if prep.min_objects is not None and n_values < prep.min_objects:
         return None

@@ -112,10 +112,27 @@ class Preparation(_Strict):
     channels: Literal["grey", "rgb", "two-channel", "pack", "as-is"] = "as-is"
     channel_options: dict[str, Any] = {}
     pad_to: int | None = Field(None, description="Zero-pad bottom/right up to this size (PanNuke).")
-    resize: int | None = Field(None, description="Resize to size x size (HPA); labels with nearest neighbour.")
+    resize: int | None = Field(None, description="Resize to size x size (HPA).")
+    label_resize: Literal["nearest", "linear-truncate"] = Field(
+        "nearest", description="How labels are resized: nearest neighbour, or (the paper's HPA code) bilinear "
+        "interpolation truncated to the label dtype, which invents ids along object borders.")
     background_label: int | None = Field(None, description="Label id that marks background; set to 0.")
     connected_components: bool = Field(False, description="Relabel labels as connected components.")
     volume: VolumeRule | None = Field(None, description="Keep 3D volumes whole (3D evaluation) by this rule.")
+    drop_empty: bool = Field(True, description="Drop images whose labels are all background (the paper's code "
+                             "does, except for the seven datasets it took straight from torch-em).")
+
+
+class Variant(_Strict):
+    """A documented alternative to a dataset's paper-faithful test split (e.g. corrected ground truth).
+
+    Its options override the base config's ``format.options`` and ``preparation``; the variant is addressed
+    as ``<id>@<name>`` everywhere (CLI, results, reports) and prepared into its own file.
+    """
+
+    description: str
+    format_options: dict[str, Any] = {}
+    preparation: dict[str, Any] = {}
 
 
 class DatasetConfig(_Strict):
@@ -140,12 +157,15 @@ class DatasetConfig(_Strict):
     )
     paper_id: str | None = Field(None, description="The dataset's id in the paper's code (micro-sam), if different.")
     notes: str = ""
+    variants: dict[str, Variant] = Field({}, description="Named alternatives to the paper's split (`id@name`).")
+    variant: str | None = Field(None, description="Set on a variant's config: which variant it is.")
 
     @field_validator("id")
     @classmethod
     def _kebab(cls, value: str) -> str:
-        if not ID_PATTERN.match(value):
-            raise ValueError(f"dataset id '{value}' must be kebab-case (lower-case letters, digits, '-')")
+        if not all(ID_PATTERN.match(part) for part in value.split("@", 1)):
+            raise ValueError(f"dataset id '{value}' must be kebab-case (lower-case letters, digits, '-'), "
+                             "optionally followed by '@variant'")
         return value
 
     @model_validator(mode="after")
@@ -158,6 +178,44 @@ class DatasetConfig(_Strict):
     def volumetric(self) -> bool:
         """True for 3D test sets: samples are (Z, Y, X) volumes, segmented and scored in 3D."""
         return self.preparation.volume is not None
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for name in value:
+            if not ID_PATTERN.match(name):
+                raise ValueError(f"variant name '{name}' must be kebab-case")
+        return value
+
+    @model_validator(mode="after")
+    def _variants_build(self) -> DatasetConfig:
+        for name in self.variants:  # a broken variant fails when the YAML is loaded, not when it is first used
+            self.with_variant(name)
+        return self
+
+    @property
+    def base_id(self) -> str:
+        """The id without the ``@variant`` suffix (where the raw files are cached)."""
+        return self.id.split("@", 1)[0]
+
+    def with_variant(self, name: str) -> DatasetConfig:
+        """The config of variant ``name``: id ``<id>@<name>``, options overridden, no paper comparison.
+
+        Raises
+        ------
+        KeyError
+            If the dataset has no such variant (the message lists the ones it has).
+        """
+        if name not in self.variants:
+            known = ", ".join(sorted(self.variants)) or "none"
+            raise KeyError(f"Dataset '{self.id}' has no variant '{name}' (variants: {known}).")
+        variant = self.variants[name]
+        data = self.model_dump()
+        data["format"]["options"] = {**data["format"]["options"], **variant.format_options}
+        data["preparation"] = {**data["preparation"], **variant.preparation}
+        data.update(id=f"{self.id}@{name}", variant=name, variants={}, paper_id=None, n_images=None,
+                    name=f"{self.name} ({name})", description=variant.description)
+        return DatasetConfig.model_validate(data)
 
     @property
     def builtin(self) -> bool:

@@ -13,13 +13,25 @@ import importlib
 from importlib.metadata import entry_points
 
 from ..config import ID_PATTERN, unknown_id_message
-from .base import MethodUnavailableError, Segmenter, check_labels, missing_modules, paint_masks
+from .base import (
+    MethodUnavailableError,
+    ParameterError,
+    Segmenter,
+    check_labels,
+    check_params,
+    install_hint,
+    missing_modules,
+    missing_text,
+    paint_masks,
+)
 
 __all__ = [
     "MethodUnavailableError",
+    "ParameterError",
     "Segmenter",
     "available_methods",
     "check_labels",
+    "check_params",
     "get_method",
     "method_status",
     "missing_modules",
@@ -36,6 +48,8 @@ BUILTIN_MODULES = (
     "apgbench.methods.cellpose",
     "apgbench.methods.cellsam",
     "apgbench.methods.musam",
+    "apgbench.methods.instanseg",
+    "apgbench.methods.stardist",
 )
 
 _REGISTRY: dict[str, type[Segmenter]] = {}
@@ -85,7 +99,7 @@ def method_status(cls: type[Segmenter]) -> tuple[bool, str]:
     """Whether a method can run here and, if not, why (missing import names), without importing them."""
     missing = missing_modules(cls.requires)
     if missing:
-        return False, f'missing {", ".join(missing)}: pip install "apgbench[{cls.extra}]"'
+        return False, f"needs {missing_text(missing)}: {install_hint(cls)}"
     checker = getattr(cls, "weights_status", None)
     if checker is not None:
         return checker()

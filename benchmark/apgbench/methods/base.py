@@ -8,6 +8,7 @@ once in :meth:`Segmenter.prepare`, and implements :meth:`Segmenter._segment` for
 from __future__ import annotations
 
 import importlib.util
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -18,6 +19,83 @@ from ..config import DOMAINS
 
 class MethodUnavailableError(RuntimeError):
     """A method cannot run here: its library, extra or weights are missing."""
+
+
+class ParameterError(ValueError):
+    """A method parameter is unknown or has a value of the wrong type (a usage error: CLI exit code 2)."""
+
+
+#: Parameters every method accepts for volumes: ``stitch`` (None, or a rule of
+#: :data:`apgbench.methods.stitch.STITCH_RULES`) runs the method slice by slice and stitches (2D+stitch).
+VOLUME_PARAMS: dict[str, Any] = {"stitch": None}
+
+
+def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``params`` against a method's ``defaults`` and return them normalised.
+
+    Each value must have the type of its default: a bool for a bool, an int for an int, a finite number for
+    a float (an int or a numeric string such as ``"1e-3"``, which YAML reads as text, becomes a float, so
+    ``sigma=1`` and the default ``1.0`` select the same record), text or None for text, a list of the same
+    length for a list. A default of ``None`` accepts None, text or a finite number.
+
+    Raises
+    ------
+    ParameterError
+        Naming the method, the parameter, the value and the expected type.
+    """
+    defaults = {**VOLUME_PARAMS, **defaults}  # every method takes ``stitch`` (volumes, 2D+stitch)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ParameterError(
+            f"Method '{method}' has no parameter(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(defaults)) or 'none'}."
+        )
+    return {key: _check_value(method, key, defaults[key], value) for key, value in params.items()}
+
+
+def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
+    def fail(expected: str) -> ParameterError:
+        return ParameterError(f"Parameter '{key}' of '{method}' expects {expected}, got {value!r}.")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        return value
+    if isinstance(default, float):
+        number = _finite(value)
+        if number is None:
+            raise fail("a finite number")
+        return number
+    if isinstance(default, str):
+        if value is not None and not isinstance(value, str):  # None: unset, where a method allows it (sam3)
+            raise fail("text (quote numbers)")
+        return value
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise fail(f"a list of {len(default)} values like {list(default)}")
+        return [_check_value(method, f"{key}[{i}]", d, v) for i, (d, v) in enumerate(zip(default, value))]
+    if default is None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail("none, text or a finite number")
+        return value
+    return value  # a default of another type (dict...): the method checks it
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (bools, lists, non-numeric text, nan and overflow to inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
@@ -31,6 +109,23 @@ def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
         if not found:
             missing.append(name)
     return missing
+
+
+# Extras that pip cannot install next to the others: the command that sets up their own environment.
+INSTALL_COMMANDS = {"cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"}
+
+
+def install_hint(cls: type[Segmenter]) -> str:
+    """What to run to make a method's libraries available (``run pip install "apgbench[sam]"``)."""
+    if cls.extra in INSTALL_COMMANDS:
+        return f"run {INSTALL_COMMANDS[cls.extra]}"
+    return f'run pip install "apgbench[{cls.extra}]"' if cls.extra else "install them"
+
+
+def missing_text(missing: list[str]) -> str:
+    """``torch and segment_anything, which are not installed`` (grammar for one or many)."""
+    names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return f"{names}, which {'is' if len(missing) == 1 else 'are'} not installed"
 
 
 class Segmenter(ABC):
@@ -74,17 +169,9 @@ class Segmenter(ABC):
     default_params: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
     supports_3d: ClassVar[str] = "none"
-    #: Parameters every method accepts for volumes: ``stitch`` (None, or a rule of
-    #: :data:`apgbench.methods.stitch.STITCH_RULES`) runs the method slice by slice and stitches (2D+stitch).
-    volume_params: ClassVar[dict[str, Any]] = {"stitch": None}
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.default_params) - set(self.volume_params))
-        if unknown:
-            raise ValueError(
-                f"Method '{self.name}' has no parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self.default_params)) or 'none'}."
-            )
+        params = check_params(self.name, self.default_params, params)
         self.params: dict[str, Any] = {**self.default_params, **params}
         self.device = "cpu"
         self.domain: str | None = None
@@ -102,10 +189,8 @@ class Segmenter(ABC):
         """
         missing = missing_modules(self.requires)
         if missing:
-            hint = f'pip install "apgbench[{self.extra}]"' if self.extra else "install them"
-            raise MethodUnavailableError(
-                f"Method '{self.name}' needs {', '.join(missing)}, which is not installed: run {hint}."
-            )
+            raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
+                                         f"{install_hint(type(self))}.")
         if domain is not None and domain not in DOMAINS:
             raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
@@ -264,7 +349,10 @@ def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "meth
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
         raise ValueError(f"'{method}' returned labels of shape {labels.shape}, expected {tuple(shape)}.")
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+    if labels.dtype == bool:  # one mask, not instances: refused as `evaluate` and the metrics refuse it
+        raise TypeError(f"'{method}' returned a boolean mask; return an integer label image "
+                        "(one id per object, e.g. skimage.measure.label(mask)).")
+    if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"'{method}' returned labels of dtype {labels.dtype}; an integer dtype is required.")
     if labels.size and labels.min() < 0:
         raise ValueError(f"'{method}' returned negative labels.")

@@ -22,7 +22,7 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
     infos = {}
     for directory in iter_records(results_root):
         info = json.loads((directory / "run.json").read_text())
-        infos[(info["dataset"], record_label(info["method"], info["run_key"]))] = info
+        infos[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = info
     rows = []
     for (domain, dataset, label), group in scores.groupby(["domain", "dataset", "label"], sort=False):
         info = infos.get((dataset, label), {})

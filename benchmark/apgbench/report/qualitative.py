@@ -21,7 +21,7 @@ def record_dirs(results_root: str | os.PathLike) -> dict[tuple[str, str], Path]:
     found = {}
     for directory in iter_records(results_root):
         info = json.loads((directory / "run.json").read_text())
-        found[(info["dataset"], record_label(info["method"], info["run_key"]))] = directory
+        found[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = directory
     return found
 
 

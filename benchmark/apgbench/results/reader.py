@@ -28,9 +28,9 @@ def iter_records(results_root: str | os.PathLike) -> Iterable[Path]:
     return sorted(p.parent for p in root.glob("*/*/*/run.json") if not p.parts[-4].startswith("."))
 
 
-def record_label(method: str, key: str) -> str:
-    """How a record is named in tables: the method id, plus the run key for non-default parameters."""
-    return method if key == "default" else f"{method}[{key}]"
+def record_label(method: str, key: str, tag: str | None = None) -> str:
+    """How a record is named in tables: the method id, plus its tag or run key for non-default parameters."""
+    return method if key == "default" else f"{method}[{tag or key}]"
 
 
 def verify_record(directory: str | os.PathLike, *, predictions: bool = False) -> list[str]:
@@ -84,7 +84,7 @@ def load_scores(
         seen.setdefault(info["dataset"], {}).setdefault(fingerprint, []).append(directory)
         frame = read_scores(directory)
         frame["domain"] = info.get("domain")
-        frame["label"] = record_label(info["method"], info["run_key"])
+        frame["label"] = record_label(info["method"], info["run_key"], info.get("tag"))
         frames.append(frame)
     mixed = {d: f for d, f in seen.items() if len(f) > 1}
     if mixed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +41,14 @@ class Entry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 def natural_key(text: str) -> list:
-    """Sort key ordering ``img2`` before ``img10`` (as natsort does for the paper's file lists)."""
-    return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(str(text))]
+    """Sort key ordering ``img2`` before ``img10``, exactly as natsort's default ``natsorted`` orders the
+    paper's file lists (case-sensitive: ``B1`` before ``a1``)."""
+    text = unicodedata.normalize("NFD", str(text))  # natsort compares decomposed unicode
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(text)]
 
 
 def entry_id(relative: str | Path) -> str:
@@ -75,10 +78,13 @@ def _junk(path: Path) -> bool:
 
 def sorted_glob(base: Path, pattern: str, order: str = "natural") -> list[Path]:
     """Files matching ``pattern`` under ``base``, sorted by relative path: ``natural`` (natsort, as most
-    of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that)."""
+    of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that); ``name``
+    sorts by file name alone."""
     files = [p for p in base.glob(pattern) if p.is_file() and not _junk(p.relative_to(base))]
     if order == "lexicographic":
         return sorted(files, key=lambda p: p.relative_to(base).as_posix())
+    if order == "name":  # torch-em's sorted() over files it first gathered into one folder (PNAS)
+        return sorted(files, key=lambda p: (p.name, p.relative_to(base).as_posix()))
     return sorted(files, key=lambda p: natural_key(p.relative_to(base).as_posix()))
 
 
@@ -113,7 +119,9 @@ def read_array(path: Path, key: str | None = None) -> np.ndarray:
 def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
     """Convert a stored annotation into an instance label image.
 
-    Modes: ``instances`` (already instance ids; negative "ignore" ids become background), ``components`` (connected components of equal non-zero
+    Modes: ``instances`` (already instance ids; negative "ignore" ids become background),
+    ``negative-as-objects`` (each negative id becomes one more object, as the paper kept PlantSeg ovules' -1
+    "unannotated" region as a label value), ``components`` (connected components of equal non-zero
     values, full connectivity, as skimage's ``label`` in the paper's code; binary masks merge touching
     objects), ``channel0-components`` (components of the first channel), ``rgb-colours`` (each distinct colour
     is one object, black is background), ``sum-components`` (components of the sum over the channel axis).
@@ -126,13 +134,23 @@ def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
         if labels.dtype.kind not in "ub":
             labels = np.where(labels < 0, 0, labels).astype(np.uint32)  # negative ignore ids -> background
         return labels.astype(np.uint32) if labels.dtype.kind == "b" else labels
+    if mode == "negative-as-objects":  # PlantSeg ovules' -1 "unannotated" id stays an object, as in the paper
+        labels = np.rint(labels).astype(np.int64) if labels.dtype.kind == "f" else labels.astype(np.int64)
+        negative = np.unique(labels[labels < 0])
+        if negative.size:
+            top = max(int(labels.max()), 0)
+            lut = {int(v): top + 1 + i for i, v in enumerate(negative[::-1])}  # -1 -> max+1, -2 -> max+2, ...
+            for value, new in lut.items():
+                labels[labels == value] = new
+        return labels.astype(np.uint32 if labels.max(initial=0) <= np.iinfo(np.uint32).max else np.uint64)
     if mode == "components":
         return connected(labels).astype(np.uint32)
     if mode == "channel0-components":
         return connected(labels[..., 0] if labels.ndim == 3 else labels).astype(np.uint32)
     if mode == "sum-components":
         if labels.ndim == 3:  # channel axis first (H, W large) or last
-            labels = labels.sum(axis=0 if labels.shape[0] <= 4 else -1)
+            # in the stored dtype, as torch-em's ``larray[0] + larray[1]`` (SRSA-Net/IHC TMA)
+            labels = labels.sum(axis=0 if labels.shape[0] <= 4 else -1, dtype=labels.dtype)
         return connected(labels).astype(np.uint32)
     if mode == "rgb-colours":
         if labels.ndim == 2:

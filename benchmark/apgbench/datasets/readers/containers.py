@@ -26,7 +26,9 @@ def _keys(value: str | list[str]) -> list[str]:
 
 
 def _container_entries(root: Path, opener, files: str, raw: str | list[str], labels: str, base: str | None,
-                       label_mode: str, kind: str, order: str = "natural") -> list[Entry]:
+                       label_mode: str, kind: str, order: str = "natural",
+                       crop_slices: dict[str, list[int | None]] | None = None,
+                       background_ids: dict[str, int] | None = None) -> list[Entry]:
     folder = find_base(root, base)
     paths = [p for p in folder.glob(files) if "__MACOSX" not in p.parts]
     paths = sorted(paths, key=lambda p: p.relative_to(folder).as_posix() if order == "lexicographic"
@@ -47,6 +49,11 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
             except OSError as err:
                 raise ReaderError(f"Cannot read {relative}: {err}") from err
             image = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
+            if path.name in (crop_slices or {}):  # torch-em trims these volumes along z at download
+                window = slice(*crop_slices[path.name])
+                image, lab = image[window], lab[window]
+            if path.name in (background_ids or {}):  # an object id that is really background in this file
+                lab = np.where(lab == background_ids[path.name], 0, lab)
             lab = to_instances(lab, label_mode)
             check_pair(image, lab, relative)
             return image, lab
@@ -57,13 +64,19 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
 
 @register_reader("hdf5")
 def read_hdf5(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
-              label_mode: str = "instances", order: str = "natural") -> list[Entry]:
+              label_mode: str = "instances", order: str = "natural",
+              crop_slices: dict[str, list[int | None]] | None = None,
+              background_ids: dict[str, int] | None = None) -> list[Entry]:
     """One image or volume per HDF5 file: ``raw`` key (several keys are stacked as channels-last) and
-    ``labels`` key; files in ``natural`` or ``lexicographic`` order of their paths."""
+    ``labels`` key; files in ``natural`` or ``lexicographic`` order of their paths. ``crop_slices`` maps a
+    file name to ``[start, stop]`` along the first axis, applied to raw and labels (PlantSeg's
+    ``CROPPING_VOLUMES``, which torch-em applies when it unpacks the download). ``background_ids`` maps a
+    file name to a label id that becomes background (not a paper default: torch-em 0.10.9's later
+    ``ROOT_BACKGROUND_IDS`` correction of PlantSeg root, for a corrected variant)."""
     import h5py
 
     return _container_entries(root, lambda p: h5py.File(p, "r"), files, raw, labels, base, label_mode, "HDF5",
-                              order)
+                              order, crop_slices, background_ids)
 
 
 class _ZarrGroup:
@@ -168,9 +181,9 @@ def read_npy_stack(root: Path, *, images: str, labels: str, base: str | None = N
 
     def loader(i: int):
         def load():
+            # PanNuke stores uint8 values as float64; kept so, as in the paper's prepared TIFFs (a method that
+            # converts non-uint8 input by min-max, e.g. micro-sam's, sees what the authors' run saw)
             image = np.asarray(x[i])
-            if image.dtype.kind == "f" and image.max() <= 255:
-                image = image.astype(np.uint8)  # PanNuke stores uint8 values as float64
             lab = _pannuke_instances(np.asarray(y[i])) if label_mode == "pannuke" else to_instances(
                 np.asarray(y[i]), label_mode)
             return image, lab

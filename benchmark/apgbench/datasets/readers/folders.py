@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, *
         by sorted position (as the paper's code does with two natsorted lists). ``exclude``: regexes of
         image paths to skip. ``label_mode``: see :func:`to_instances`. ``missing_label``: ``error`` or
         ``skip``. ``group``: path component index, or regex whose last group names the image's group.
-        ``order``: ``natural`` or ``lexicographic``. ``check_readable``: drop image/label pairs that cannot be
+        ``order``: ``natural``, ``lexicographic`` or ``name``. ``top_order: listing``: images grouped by
+        their top folder, the folders in the filesystem's listing order (an unsorted glob, as torch-em's
+        NuInsSeg organ folders), each group in ``order``. ``check_readable``: drop image/label pairs that cannot be
         decoded, after pairing and before the split (the paper's CellBinDB code does). ``mat_key``: variable of ``.mat`` label files.
         ``flip_labels``: axis to reverse in the labels; ``clip_common``: crop image and labels to their common
         shape; ``drop_last_slice``: regexes of files whose last slice is dropped (GoNuclear fixes).
@@ -81,7 +84,7 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, *
 
 
 _KNOWN = {"base", "images", "label_sub", "labels", "exclude", "label_mode", "missing_label", "group", "order",
-          "check_readable", "mat_key", "flip_labels", "clip_common", "drop_last_slice"}
+          "check_readable", "mat_key", "flip_labels", "clip_common", "drop_last_slice", "top_order"}
 
 
 def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
@@ -97,6 +100,10 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
              if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)]
     if not found:
         raise ReaderError(f"No images match '{pattern}' under {folder}: wrong or incomplete data.")
+    if opts.get("top_order") == "listing":
+        listing = [Path(p).name for p in glob.glob(f"{glob.escape(str(folder))}/*")]
+        rank = {name: i for i, name in enumerate(listing)}
+        found.sort(key=lambda p: rank.get(p.relative_to(folder).parts[0], len(rank)))  # stable: keeps order
     if opts.get("labels"):
         label_files = sorted_glob(folder, opts["labels"], order)
         if len(label_files) != len(found):
