@@ -36,7 +36,8 @@ def test_every_volumetric_dataset_has_a_3d_set():
     for dataset_id in VOLUMETRIC_2D:
         flat, vol = get_dataset_config(dataset_id), get_dataset_config(f"{dataset_id}-3d")
         assert vol.volumetric and not flat.volumetric and vol.ndim == 3 and vol.domain == flat.domain
-        assert vol.source == flat.source and vol.format == flat.format  # same files, same reader
+        # same files, same reader: `python scripts/make_3d_configs.py` after changing the 2D config
+        assert vol.source == flat.source and vol.format == flat.format
         assert vol.split.rule == flat.split.rule and vol.split.options == flat.split.options
         assert vol.preparation.volume.depth == 32 and vol.preparation.crop == 512
         assert vol.preparation.background_label == flat.preparation.background_label
@@ -64,7 +65,7 @@ def test_window_and_depth_rules():
 
 @pytest.mark.network
 def test_plantseg_root_3d_keeps_the_2d_test_voxels(tmp_path, server):
-    src = tmp_path / "src" / "root_test"
+    src = tmp_path / "src"  # the .h5 files are at the archive top, as in the real zip
     src.mkdir(parents=True)
     for name, seed in (("Movie2_T00010.h5", 0), ("Movie10_T00020.h5", 5)):  # lexicographic: Movie10 first
         labels = _volume((4, 36, 36), 5, seed) + 1  # id 1 is background in PlantSeg root
@@ -76,7 +77,7 @@ def test_plantseg_root_3d_keeps_the_2d_test_voxels(tmp_path, server):
     vol = _with_split(published("plantseg-root-3d", server, {"root_test.zip": archive}), start=3)
     slices = fetch_and_prepare(flat, tmp_path / "d2")
     volumes = fetch_and_prepare(vol, tmp_path / "d3")
-    assert [s.image_id for s in volumes] == ["root_test_Movie10_T00020", "root_test_Movie2_T00010"]
+    assert [s.image_id for s in volumes] == ["Movie10_T00020", "Movie2_T00010"]
     assert [s.labels.shape for s in volumes] == [(1, 36, 36), (4, 36, 36)]
     assert volumes[0].meta["slices"] == [3, 4] and volumes[1].meta["slices"] == [0, 4]
     # exactly the voxels of the paper's 2D test slices, background id 1 -> 0
