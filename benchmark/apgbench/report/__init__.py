@@ -1,8 +1,10 @@
 """Reports built from the results store: the paper's Fig. 1b, 2, 3 (and more) as tables, plots and one HTML page.
 
 Everything is computed from the per-image scores of :func:`apgbench.results.load_scores`. Means follow the
-paper: an image's mSA, averaged over a dataset's images (failed images and images with empty ground truth
-excluded), then over a domain's datasets with each dataset weighing the same.
+paper: an image's mSA, averaged over all of a dataset's test images (images with empty ground truth
+excluded), then over a domain's datasets with each dataset weighing the same. An image that failed or was
+never run counts as 0 (the cell is marked ``*``, a footnote gives the count), so a shortfall never looks
+better than the work behind it; ``exclude_failed`` gives means over the scored images only.
 
 Files written to ``out`` (``formats`` chooses among md, csv, tex, png, svg, html):
 
@@ -61,11 +63,13 @@ from .tables import (
     format_html,
     format_latex,
     format_markdown,
+    FAILED_MARK,
+    counted_scores,
     long_summary,
     msa_table,
     ranks,
-    scorable,
     trained_marks,
+    zeroed_counts,
 )
 
 __all__ = ["ALL_FORMATS", "ReportResult", "build_report", "load_filtered_scores"]
@@ -86,14 +90,15 @@ class ReportResult:
 
 
 def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), datasets=(), methods=(),
-                         fingerprints: dict[str, str] | None = None) -> pd.DataFrame:
+                         fingerprints: dict[str, str] | None = None, problems: list | None = None) -> pd.DataFrame:
     """Per-image scores under ``results_root`` restricted to the given domains, datasets and methods.
 
     A method filter matches the method id (all its parameter variants) or one exact label (``apg[p-1a2b]``);
     ``fingerprints`` (dataset id -> fingerprint prefix) picks one version of a dataset's prepared data where
-    records were computed on several (see :func:`apgbench.results.load_scores`).
+    records were computed on several (see :func:`apgbench.results.load_scores`, which also explains
+    ``problems``).
     """
-    scores = load_scores(results_root, fingerprints=fingerprints)
+    scores = load_scores(results_root, fingerprints=fingerprints, problems=problems)
     for column, allowed in (("domain", domains), ("dataset", datasets)):
         if allowed:
             scores = scores[scores[column].isin(list(allowed))]
@@ -105,7 +110,7 @@ def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), dataset
 def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, domains=(), datasets=(), methods=(),
                  compare: tuple[str, str] | None = None, formats=ALL_FORMATS, images=None,
                  data_root: str | os.PathLike | None = None, seed: int = 0, n_boot: int = N_BOOT,
-                 fingerprints: dict[str, str] | None = None) -> ReportResult:
+                 fingerprints: dict[str, str] | None = None, exclude_failed: bool = False) -> ReportResult:
     """Write the report's tables, plots and HTML page to ``out`` from the stored results.
 
     Parameters
@@ -126,38 +131,42 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         Seed and number of bootstrap resamples for the confidence intervals.
     fingerprints : dict, optional
         Dataset id -> fingerprint prefix, for datasets whose records come from different prepared data.
+    exclude_failed : bool
+        Leave failed and missing images out of the means (by default they count as 0, marked ``*``).
 
     Returns
     -------
     ReportResult
-        A report on partial results says in ``notes`` what is missing instead of failing.
+        A report on partial results says in ``notes`` what is missing instead of failing; so does one on
+        a results root holding unreadable records (each named with the command that repairs it).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     unknown = set(formats) - set(ALL_FORMATS)
     if unknown:
         raise ValueError(f"Unknown report format(s) {sorted(unknown)}; choose from {', '.join(ALL_FORMATS)}.")
+    problems: list = []
     scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods,
-                                  fingerprints=fingerprints)
-    notes: list[str] = []
+                                  fingerprints=fingerprints, problems=problems)
+    notes: list[str] = [f"Unreadable record: {problem}" for problem in problems]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        valid = scorable(scores)
-        table = msa_table(scores)
-    notes.extend(str(w.message) for w in caught)
+        valid = counted_scores(scores, exclude_failed=exclude_failed)
+        table = msa_table(scores, exclude_failed=exclude_failed)
+    notes.extend(dict.fromkeys(str(w.message) for w in caught))
     if scores.empty:
         filtered = " for these filters" if domains or datasets or methods else ""
         notes.append(f"No results found under {results_root}{filtered}; run `apgbench run` first.")
     coverage = coverage_table(results_root, scores)
     requested = {"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}
-    notes.extend(missing_notes(table, coverage, scores=scores, requested=requested))
+    notes.extend(missing_notes(table, coverage, scores=scores, requested=requested, exclude_failed=exclude_failed))
 
     output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")],
                      "html" in formats)
     intervals = msa_intervals(valid, seed=seed, n_boot=n_boot)
     sections = [_fig2_section(output, table), _rank_section(output, table), _fig3_section(output, table),
                 _paper_section(output, table, intervals)]
-    summary = long_summary(scores) if not scores.empty else pd.DataFrame()
+    summary = long_summary(scores, valid) if not scores.empty else pd.DataFrame()
     if not summary.empty:
         ci = intervals.rename(columns={"method": "label"})[["dataset", "label", "ci_low", "ci_high"]]
         summary = summary.merge(ci, how="left", on=["dataset", "label"])
@@ -172,14 +181,15 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         sections.append(section)
         notes.extend(note)
     sections.append(_resources_section(output, scores, coverage))
-    section, note = _qualitative_section(output, results_root, valid, images, data_root)
+    section, note = _qualitative_section(output, results_root, valid[~valid["zeroed"].astype(bool)], images,
+                                         data_root)
     sections.append(section)
     notes.extend(note)
 
     html_path = None
     if "html" in formats:
         meta = (f"Results root <code>{escape(str(results_root))}</code> · {len(table)} dataset(s) · "
-                f"{len(table.columns)} method(s) · {len(valid)} scored image results · generated "
+                f"{len(table.columns)} method(s) · {int((~valid['zeroed'].astype(bool)).sum())} scored image results · generated "
                 f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
         html_path = out / "report.html"
         html_path.write_text(render_page("apgbench report", meta, notes, sections), encoding="utf-8")
@@ -345,6 +355,7 @@ def _terminal_table(table: pd.DataFrame) -> Table:
     if table.empty:
         return rich_table
     rank, trained = ranks(table), trained_marks(table)
+    zeroed, _ = zeroed_counts(table)
     for method in table.columns:
         rich_table.add_column(escape_markup(method), justify="right")  # labels like "apg[p-...]"
     for domain, dataset in table.index:
@@ -354,7 +365,8 @@ def _terminal_table(table: pd.DataFrame) -> Table:
             if pd.isna(value):
                 cells.append("–")
                 continue
-            text = f"{value:.3f}{MARKS.get(int(r), '')}{TRAINED if trained.loc[(domain, dataset), method] else ''}"
+            text = (f"{value:.3f}{FAILED_MARK if zeroed.loc[(domain, dataset), method] else ''}"
+                    f"{MARKS.get(int(r), '')}{TRAINED if trained.loc[(domain, dataset), method] else ''}")
             style = {1: "bold green", 2: "green", 3: "cyan"}.get(int(r))
             cells.append(f"[{style}]{text}[/]" if style else text)
         rich_table.add_row(DOMAIN_TITLES.get(domain, domain), dataset, *cells)
