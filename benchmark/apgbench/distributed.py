@@ -241,7 +241,7 @@ def load_submission(results_root: str | os.PathLike | None = None, submission: s
 
 
 def record_state(directory: str | os.PathLike) -> dict[str, Any]:
-    """What a record holds now: ``state`` (missing, running, done, partial, corrupt), counts, problems."""
+    """What a record holds now: ``state`` (missing, running, done, failed, partial, corrupt), counts, problems."""
     directory = Path(directory)
     out: dict[str, Any] = {"state": "missing", "n_done": 0, "n_images": None, "n_failed": 0, "n_parts": 0,
                            "problems": []}
@@ -260,6 +260,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
         out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed)
         complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
         out["state"] = "done" if complete else "partial"
+        if complete and info.n_failed and not info.n_scored:  # nothing scored: not "done"
+            out.update(state="failed", error=f"all {info.n_failed} images failed (errors in scores.csv)")
     elif out["n_parts"]:
         out["state"] = "partial"
     if out["problems"]:
@@ -288,6 +290,8 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
                "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
         if state["state"] == "corrupt":
             row["error"] = "; ".join(state["problems"])
+        elif state.get("error"):
+            row["error"] = state["error"]
         elif state["state"] not in ("running", "done"):
             if failed:
                 row.update(state="failed", error=failed[0]["error"])

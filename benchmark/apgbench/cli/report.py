@@ -30,6 +30,9 @@ def report(
     fingerprint: Annotated[list[str] | None, typer.Option(
         help="DATASET=PREFIX: use the records made on this version of the dataset's prepared data "
              "(where records of several versions exist). Repeatable.")] = None,
+    exclude_failed: Annotated[bool, typer.Option(
+        "--exclude-failed/--count-failed",
+        help="Leave failed and never-run images out of the means (default: they count as 0, marked *).")] = False,
 ) -> None:
     """Write Fig. 1b/2/3-style tables and plots, the paper comparison, statistics and an HTML page."""
     from ..config import results_root as resolve_root
@@ -52,7 +55,7 @@ def report(
     result = build_report(root, out or root / "report", domains=split_ids(domain), datasets=split_ids(dataset),
                           methods=split_ids(method), compare=pair, formats=split_ids(fmt),
                           images=split_ids(images), data_root=data_root, seed=seed,
-                          fingerprints=fingerprints or None)
+                          fingerprints=fingerprints or None, exclude_failed=exclude_failed)
     console.print(result.terminal_table)
     for note in result.notes:
         console.print(f"[yellow]{escape(note)}[/]", highlight=False)

@@ -48,6 +48,7 @@ from .qualitative import parse_selection, qualitative_figure
 from .stats import (
     N_BOOT,
     average_ranks,
+    coverage_notes,
     domain_means,
     msa_intervals,
     paired_test,
@@ -160,6 +161,7 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
     coverage = coverage_table(results_root, scores)
     requested = {"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}
     notes.extend(missing_notes(table, coverage, scores=scores, requested=requested, exclude_failed=exclude_failed))
+    notes.extend(coverage_notes(table))
 
     output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")],
                      "html" in formats)
@@ -248,6 +250,10 @@ def _rank_section(output: _Output, table: pd.DataFrame) -> Section:
                       "Rank of each method on each dataset (1 = best), averaged over the datasets of a domain; "
                       "beside it the mean mSA over those datasets.")
     avg, means = average_ranks(table), domain_means(table)
+    if not avg.empty and avg["overall"].isna().any():
+        section.intro += (" Ranks and means are over the datasets every ranked method has results on (overall: "
+                          f"{len(avg.attrs['overall_datasets'])}); a method lacking some is not ranked, "
+                          "n_datasets gives its coverage.")
     if not avg.empty:
         section.tables.append(output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain"))
         output.figure(section, "Mean mSA per domain; in brackets the average rank. Blue: the three best.",

@@ -69,8 +69,8 @@ def unwritable_message(err: OSError, folder: str | os.PathLike) -> str:
     )
     if getattr(errno, "EDQUOT", None) == err.errno:
         why = "the disk quota is exhausted"
-    return (f"Cannot write to {folder}: {why} ({err.strerror or err}); results stored before are unchanged. "
-            "Free some space or choose another --results-root.")
+    return (f"Cannot write to {folder}: {why} ({err.strerror or err}); files stored there before are unchanged. "
+            "Free some space, or write elsewhere (--results-root, --out).")
 
 
 def store_write_errors(folder: str | os.PathLike):
@@ -195,3 +195,17 @@ def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
     return frame
+
+
+def dataset_mean(scores: pd.DataFrame, n_images: int | None = None) -> float | None:
+    """A record's mean mSA as the report computes it: over all images with non-empty ground truth, an image
+    that failed (or, given ``n_images``, was never scored) counting as 0; None when there is none.
+
+    Images never scored whose ground truth is unknown count as non-empty, so a shortfall never helps.
+    """
+    n_true = pd.to_numeric(scores["n_true"], errors="coerce")
+    counted = scores[~(n_true == 0)]
+    total = len(counted) + max(0, (n_images or 0) - len(scores))
+    if not total:
+        return None
+    return float(counted.loc[counted["error"].isna(), "msa"].sum()) / total
