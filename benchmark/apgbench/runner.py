@@ -26,7 +26,7 @@ from .config import results_root as _results_root
 from .datasets import DatasetConfig, get_dataset_config, load_dataset
 from .methods import Segmenter, get_method
 from .metrics import score_image
-from .results import RecordWriter, RunInfo, git_revision, now, record_dir, run_key
+from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, record_dir, run_key
 
 
 @dataclass
@@ -180,12 +180,9 @@ def run_benchmark(
                 n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
                                        show_progress)
         info.finished = now()
-        scores = writer.finalize(info, last_only=shard is not None)
+        scores = writer.finalize(info, last_only=shard is not None, image_ids=data.image_ids)
 
-    mean = None
-    if scores is not None:
-        valid = scores[scores["error"].isna() & (scores["n_true"] > 0)]
-        mean = float(valid["msa"].mean()) if len(valid) else None
+    mean = None if scores is None else dataset_mean(scores)  # failed images count 0, as in the report
     return RunSummary(dataset, method, directory, len(image_ids), len(todo), len(image_ids) - len(todo),
                       n_failed, mean, repairs=list(writer.repairs), consolidated=scores is not None)
 

@@ -84,7 +84,8 @@ def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.
     if empty_ids:
         warnings.warn(f"{len(empty_ids)} image(s) with empty ground truth are excluded from the means.",
                       stacklevel=2)
-    keep = [key not in empty_ids for key in zip(scores["dataset"], scores["image_id"])]
+    keep = pd.Series([key not in empty_ids for key in zip(scores["dataset"], scores["image_id"])],
+                     index=scores.index, dtype=bool)
     rows = scores[keep].copy()
     if exclude_failed:
         return rows[rows["error"].isna()].assign(zeroed=False)
@@ -305,13 +306,13 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
 
 
 def long_summary(scores: pd.DataFrame, counted: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (domain, dataset, method label): mSA, images in the mean, failed and missing images,
-    seconds per image and peak memory. ``counted`` is :func:`counted_scores` of ``scores`` (computed if None)."""
+    """One row per (domain, dataset, method label): mSA, images scored (``n_images``), failed and missing
+    images (in the mean as 0), seconds per image and peak memory. ``counted`` is :func:`counted_scores` of ``scores`` (computed if None)."""
     counted = counted_scores(scores) if counted is None else counted
     keys = ["domain", "dataset", "label"]
     scored = counted[~counted["zeroed"].astype(bool)]
-    summary = counted.groupby(keys).agg(msa=("msa", "mean"), n_images=("msa", "size"))
-    summary = summary.join(scored.groupby(keys).agg(seconds_per_image=("seconds", "mean"),
+    summary = counted.groupby(keys).agg(msa=("msa", "mean"))
+    summary = summary.join(scored.groupby(keys).agg(n_images=("msa", "size"), seconds_per_image=("seconds", "mean"),
                                                     peak_mem_mb=("peak_mem_mb", "max")), how="left")
     failed = scores[scores["error"].notna()].groupby(keys).size().rename("n_failed")
     missing = counted[counted["error"].eq(MISSING_ERROR)].groupby(keys).size()
