@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -401,8 +402,11 @@ class RecordWriter:
         return scores
 
     def _write_predictions(self, tmp: Path, new: dict[str, np.ndarray], keep: set[str]) -> None:
+        """Build the HDF5 file in memory, then write it with plain file I/O: a full disk then raises a clean
+        ENOSPC (HDF5 itself reports write errors without an errno and complains again while closing)."""
         final = self.directory / "predictions.h5"
-        with h5py.File(tmp, "w") as out:
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as out:
             group = out.create_group("labels")
             if final.exists():
                 with h5py.File(final, "r") as old:
@@ -412,5 +416,4 @@ class RecordWriter:
             for key in sorted(new):
                 if key in keep:
                     group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        _write_synced(tmp, buffer.getbuffer())
