@@ -38,6 +38,7 @@ def report(
     from ..config import results_root as resolve_root
     from ..config import split_ids
     from ..report import build_report
+    from ..results.schema import store_write_errors
 
     pair = None
     if compare is not None:
@@ -52,10 +53,12 @@ def report(
             raise ValueError(f"--fingerprint expects DATASET=PREFIX, got '{item}'.")
         fingerprints[key.strip()] = value.strip()
     root = resolve_root(results_root)
-    result = build_report(root, out or root / "report", domains=split_ids(domain), datasets=split_ids(dataset),
-                          methods=split_ids(method), compare=pair, formats=split_ids(fmt),
-                          images=split_ids(images), data_root=data_root, seed=seed,
-                          fingerprints=fingerprints or None, exclude_failed=exclude_failed)
+    target = out or root / "report"
+    with store_write_errors(target):  # a full or read-only output folder: one sentence naming it
+        result = build_report(root, target, domains=split_ids(domain), datasets=split_ids(dataset),
+                              methods=split_ids(method), compare=pair, formats=split_ids(fmt),
+                              images=split_ids(images), data_root=data_root, seed=seed,
+                              fingerprints=fingerprints or None, exclude_failed=exclude_failed)
     console.print(result.terminal_table)
     for note in result.notes:
         console.print(f"[yellow]{escape(note)}[/]", highlight=False)

@@ -58,6 +58,7 @@ from .stats import (
 )
 from .tables import (
     DOMAIN_TITLES,
+    apg_minus_ais,
     MARKS,
     TRAINED,
     fig2_csv_table,
@@ -228,10 +229,15 @@ def _fig2_section(output: _Output, table: pd.DataFrame) -> Section:
     paper = paper_table(table.index, list(table.columns)) if not table.empty else None
     output.table(fig2_csv_table(table), "msa_table", "Mean segmentation accuracy (mSA)",
                  markdown=format_markdown(table), latex=format_latex(table))
+    intro = (f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
+             f"{TRAINED}: the method was trained on this dataset's training split; {FAILED_MARK}: failed or "
+             "missing images counted as 0 (footnote).")
+    if apg_minus_ais(table) is not None:  # say only what the table shows
+        intro += " Last column: APG − AIS."
+    if paper is not None and paper.notna().any().any():
+        intro += " Hover a value for the paper's."
     section = Section("fig2", "Fig. 2 — mSA per dataset and method",
-                      f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
-                      f"{TRAINED}: the method was trained on this dataset's training split; last column: APG − AIS. "
-                      "Hover a cell for the paper's value.", [format_html(table, paper=paper)],
+                      intro, [format_html(table, paper=paper)],
                       # two plots per row only while they are small; 9 datasets per domain need the full width
                       grid=not table.empty and table.groupby(level=0).size().max() <= 3)
     if table.empty:
@@ -252,12 +258,16 @@ def _rank_section(output: _Output, table: pd.DataFrame) -> Section:
     avg, means = average_ranks(table), domain_means(table)
     if not avg.empty and avg["overall"].isna().any():
         section.intro += (" Ranks and means are over the datasets every ranked method has results on (overall: "
-                          f"{len(avg.attrs['overall_datasets'])}); a method lacking some is not ranked, "
-                          "n_datasets gives its coverage.")
-    if not avg.empty:
-        section.tables.append(output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain"))
-        output.figure(section, "Mean mSA per domain; in brackets the average rank. Blue: the three best.",
-                      lambda: plots.fig1b_ranks(means, avg), "fig1b_ranks")
+                          f"{len(avg.attrs['overall_datasets'])} datasets); a method lacking some is not ranked there "
+                          "(–); the datasets column gives each method's coverage.")
+    if avg.empty:
+        section.tables.append(NO_DATA % "no results yet")
+        return section
+    output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain")
+    section.tables.append(frame_to_html(_compact_rank_table(avg, means)))  # fits the page: one cell per panel
+    output.figure(section, "Mean mSA per domain, methods ordered by average rank (beside each bar: mean mSA and "
+                  "average rank). Blue: the three best average ranks.", lambda: plots.fig1b_ranks(means, avg),
+                  "fig1b_ranks")
     return section
 
 
@@ -267,11 +277,12 @@ def _fig3_section(output: _Output, table: pd.DataFrame) -> Section:
                       "prompts from boundary-distance maxima.")
     relative = relative_difference(table)
     if relative.empty:
-        section.intro += " Needs results of ais and apg or apg-bd on the same datasets."
+        section.tables.append(NO_DATA % "needs results of ais and of apg or apg-bd on the same datasets")
         return section
-    section.tables.append(output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1))
-    output.figure(section, "Relative mSA difference to AIS (%), per domain.", lambda: plots.fig3_relative(relative),
-                  "fig3_relative")
+    long = output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1)
+    section.details.append(("Table of relative differences", long))
+    output.figure(section, "Relative mSA difference to AIS (%), per domain; the means over each domain's datasets "
+                  "in the panel titles.", lambda: plots.fig3_relative(relative), "fig3_relative")
     return section
 
 
@@ -291,7 +302,9 @@ def _interval_section(output: _Output, intervals: pd.DataFrame, seed: int, n_boo
     section = Section("intervals", "Bootstrap 95% intervals",
                       f"Percentile bootstrap over images ({n_boot} resamples, seed {seed}).",
                       details=[("Table of intervals", frame_to_html(intervals))] if not intervals.empty else [])
-    if not intervals.empty:
+    if intervals.empty:
+        section.tables.append(NO_DATA % "no results yet")
+    else:
         output.figure(section, "mSA with bootstrap 95% interval per dataset and method.",
                       lambda: plots.interval_plot(intervals), "msa_intervals")
     return section
@@ -302,6 +315,7 @@ def _threshold_section(output: _Output, valid: pd.DataFrame) -> Section:
                       "SA(t) at t = 0.50 … 0.95: dataset means, averaged over each domain's datasets.")
     curves = threshold_curves(valid)
     if curves.empty:
+        section.tables.append(NO_DATA % "no results yet")
         return section
     wide = curves.pivot_table(index=["domain", "method"], columns="threshold", values="sa", sort=False)
     wide.columns = [f"{t:.2f}" for t in wide.columns]
@@ -340,6 +354,21 @@ def _qualitative_section(output: _Output, results_root, valid, images, data_root
         output.figure(section, "Images with the ground truth's and each method's contours.", lambda: figure,
                       "qualitative", raster_only=True, dpi=130)
     return section, notes
+
+
+NO_DATA = '<p class="nodata">No data: %s.</p>'
+
+
+def _compact_rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+    """For the page: per panel one cell "average rank (mean mSA)", short headers, so it fits 1400 px."""
+    frame = pd.DataFrame(index=avg.index)
+    for panel in [c for c in avg.columns if c != "n_datasets"]:
+        title = "Overall" if panel == "overall" else DOMAIN_TITLES.get(panel, panel)
+        frame[f"{title}: rank (mSA)"] = [
+            "–" if pd.isna(r) else f"{r:.2f} ({m:.3f})" for r, m in zip(avg[panel], means[panel].reindex(avg.index))]
+    frame["datasets"] = avg["n_datasets"]
+    frame.index.name = "method"
+    return frame
 
 
 def _rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:

@@ -207,7 +207,8 @@ def _cells(table: pd.DataFrame, digits: int):
         for label in table.columns:
             value, r = table.loc[(domain, dataset), label], rank.loc[(domain, dataset), label]
             text = "–" if np.isnan(value) else f"{value:.{digits}f}"
-            cells.append((text, None if np.isnan(value) else int(r), bool(trained.loc[(domain, dataset), label]),
+            cells.append((text, None if np.isnan(value) else int(r),
+                          not np.isnan(value) and bool(trained.loc[(domain, dataset), label]),
                           not np.isnan(value) and bool(zeroed.loc[(domain, dataset), label])))
         d = None if diff is None or np.isnan(diff.loc[(domain, dataset)]) else float(diff.loc[(domain, dataset)])
         yield domain, dataset, cells, d
