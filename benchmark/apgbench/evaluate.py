@@ -18,7 +18,6 @@ from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, rec
 from .runner import RunSummary
 
 
-
 def find_prediction(folder: Path, image_id: str) -> Path | None:
     """The file in ``folder`` holding the prediction for ``image_id`` by :mod:`apgbench.label_files`'s rules,
     or None (ambiguity is checked by :func:`evaluate_predictions`, which sees the images)."""

@@ -9,9 +9,13 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Rectangle
 
-from apgbench.report import build_report, load_filtered_scores
-from apgbench.report import plots
-from apgbench.report.stats import average_ranks, domain_means, msa_intervals, relative_difference, threshold_curves
+from apgbench.report import build_report, load_filtered_scores, plots
+from apgbench.report.stats import (
+    average_ranks,
+    domain_means,
+    msa_intervals,
+    threshold_curves,
+)
 from apgbench.report.tables import counted_scores, msa_table
 
 from .conftest import write_record

@@ -70,7 +70,6 @@ def test_evaluate_with_half_the_files_does_not_say_perfect(roots, tmp_path):
 
     from apgbench.datasets import load_dataset
 
-    results, _ = roots
     folder = tmp_path / "half"
     folder.mkdir()
     samples = list(load_dataset("synthetic-cells"))

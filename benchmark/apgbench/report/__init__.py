@@ -58,15 +58,15 @@ from .stats import (
 )
 from .tables import (
     DOMAIN_TITLES,
-    apg_minus_ais,
+    FAILED_MARK,
     MARKS,
     TRAINED,
+    apg_minus_ais,
+    counted_scores,
     fig2_csv_table,
     format_html,
     format_latex,
     format_markdown,
-    FAILED_MARK,
-    counted_scores,
     long_summary,
     msa_table,
     ranks,

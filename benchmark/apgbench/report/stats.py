@@ -149,8 +149,9 @@ def coverage_notes(table: pd.DataFrame) -> list[str]:
         return []
     counts = table.notna().sum(axis=0)
     named = ", ".join(f"{m} ({counts[m]} of {len(table)} datasets)" for m in left)
-    return [f"Not ranked overall for lack of results: {named}; the overall rank is over the {len(rows)} "
-            "dataset(s) every ranked method has."]
+    note = (f"Not ranked overall for lack of results: {named}; the overall rank is over the {len(rows)} "
+            "dataset(s) every ranked method has.")
+    return [note]
 
 
 def relative_difference(table: pd.DataFrame, *, variants=("apg", "apg-bd"), reference: str = "ais") -> pd.DataFrame:

@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pandas as pd
 from filelock import FileLock
-
 from pydantic import ValidationError
 
 from .schema import (

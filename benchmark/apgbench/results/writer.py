@@ -32,11 +32,11 @@ from .schema import (
     RecordRepairedWarning,
     RunInfo,
     _atomic_write_bytes,
-    store_write_errors,
     _json_default,
     _write_synced,
     file_digest,
     read_scores,
+    store_write_errors,
 )
 
 
