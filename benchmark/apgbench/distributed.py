@@ -30,7 +30,17 @@ from .config import data_root as _data_root
 from .config import results_root as _results_root
 from .datasets import get_dataset_config, load_dataset
 from .methods import get_method
-from .results import JOURNAL, PARTS, RunInfo, check_record, held_claims, record_dir, recover, run_key
+from .results import (
+    JOURNAL,
+    PARTS,
+    CorruptRecordError,
+    RunInfo,
+    check_record,
+    held_claims,
+    record_dir,
+    recover,
+    run_key,
+)
 from .runner import resolve_params, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
@@ -254,6 +264,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
             out["problems"] = check_record(directory)
     except Timeout:
         running = True  # a worker is consolidating it right now
+    except CorruptRecordError as err:  # an unreadable journal: the next run repairs it
+        running, out["problems"] = False, [str(err)]
     out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
     if (directory / "run.json").exists() and not out["problems"]:
         info = RunInfo.model_validate_json((directory / "run.json").read_text())

@@ -132,6 +132,9 @@ def test_status_shows_an_all_failed_record_as_failed(tmp_path):
     assert record_state(directory)["state"] == "failed"
     ok = write_record(root, "dsb", "ais", "nuclei-fluo", {"a": 0.5}, errors={"b": "y"})
     assert record_state(ok)["state"] == "done"
+    (ok / ".commit.json").write_text("{")  # an unreadable journal: named, not a crash
+    state = record_state(ok)
+    assert state["state"] == "corrupt" and ".commit.json" in state["problems"][0]
 
 
 def test_identical_scores_get_identical_intervals(tmp_path, config_dir):
