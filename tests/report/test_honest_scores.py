@@ -7,6 +7,7 @@ report, identical per-image scores get identical intervals, and ranks say over w
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -88,20 +89,23 @@ def _two_records(root):
     return write_record(root, "dsb", "apg", "nuclei-fluo", {"a": 0.7, "b": 0.8})
 
 
-@pytest.mark.parametrize("damage", ["scores.csv", "run.json", "journal", "altered"])
+@pytest.mark.parametrize("damage", ["scores.csv", "run.json", "journal", "altered", "garbled run.json"])
 def test_damaged_record_is_named_with_its_repair_and_the_report_goes_on(tmp_path, config_dir, damage):
     root = tmp_path / "results"
     directory = _two_records(root)
     if damage == "journal":
         (directory / ".commit.json").write_text('{"replace": [["x", ')
         named = directory / ".commit.json"
+    elif damage == "garbled run.json":
+        (directory / "run.json").write_bytes(b"\xff\xfe{ not json")
+        named = directory / "run.json"
     elif damage == "altered":
         (directory / "scores.csv").write_text((directory / "scores.csv").read_text().replace("0.7", "0.9"))
         named = directory / "scores.csv"
     else:
         (directory / damage).unlink()
         named = directory / damage
-    with pytest.raises(CorruptRecordError, match=str(named).replace(".", r"\.") if damage != "altered" else "scores"):
+    with pytest.raises(CorruptRecordError, match=re.escape(str(named)) if damage != "altered" else "scores"):
         load_scores(root)
     runner = CliRunner()
     out = tmp_path / "report"

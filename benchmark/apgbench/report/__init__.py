@@ -384,7 +384,8 @@ def _rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
 
 
 def _terminal_table(table: pd.DataFrame) -> Table:
-    rich_table = Table(title="Mean segmentation accuracy (mSA); ¹²³ = top three per dataset, † = trained on it")
+    rich_table = Table(title="Mean segmentation accuracy (mSA); ¹²³ = top three per dataset, † = trained on it, "
+                             f"{FAILED_MARK} = failed or missing images counted as 0")
     rich_table.add_column("domain")
     rich_table.add_column("dataset")
     if table.empty:

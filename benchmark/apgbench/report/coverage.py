@@ -23,7 +23,7 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
     for directory in iter_records(results_root):
         try:
             info = json.loads((directory / "run.json").read_text())
-            key = (info["dataset"], record_label(info["method"], info["run_key"]))
+            key = (info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # unreadable: load_scores names it with its repair
         infos[key] = info

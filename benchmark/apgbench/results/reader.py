@@ -100,8 +100,8 @@ def record_problem(directory: str | os.PathLike) -> RecordProblem | None:
         message = f"{directory / 'run.json'} is missing"
     elif not (directory / "scores.csv").exists():
         message = f"{directory / 'scores.csv'} is missing"
-    elif problems:
-        message = f"{directory}: {'; '.join(problems)}"
+    elif problems:  # each problem starts with the file's name: give its full path
+        message = "; ".join(f"{directory}{os.sep}{problem}" for problem in problems)
     else:
         try:
             RunInfo.model_validate(info)
@@ -111,9 +111,9 @@ def record_problem(directory: str | os.PathLike) -> RecordProblem | None:
     return RecordProblem(directory, message, repair_command(directory, info if isinstance(info, dict) else None))
 
 
-def record_label(method: str, key: str) -> str:
-    """How a record is named in tables: the method id, plus the run key for non-default parameters."""
-    return method if key == "default" else f"{method}[{key}]"
+def record_label(method: str, key: str, tag: str | None = None) -> str:
+    """How a record is named in tables: the method id, plus its tag or run key for non-default parameters."""
+    return method if key == "default" else f"{method}[{tag or key}]"
 
 
 def verify_record(directory: str | os.PathLike, *, predictions: bool = False) -> list[str]:
@@ -181,7 +181,7 @@ def load_scores(
             continue
         seen.setdefault(info["dataset"], {}).setdefault(fingerprint, []).append(directory)
         frame["domain"] = info.get("domain")
-        frame["label"] = record_label(info["method"], info["run_key"])
+        frame["label"] = record_label(info["method"], info["run_key"], info.get("tag"))
         frame["n_expected"] = int(info.get("n_images") or len(frame))
         frames.append(frame)
     mixed = {d: f for d, f in seen.items() if len(f) > 1}
