@@ -52,6 +52,7 @@ def test_missing_images_count_and_take_ids_from_other_records(tmp_path, config_d
     assert sorted(apg["image_id"]) == ["a", "b", "c", "d"] and apg["zeroed"].sum() == 3
     other = counted[counted["dataset"] == "tissuenet"]
     assert len(other) == 3 and other["msa"].sum() == pytest.approx(0.8)
+    assert set(other["image_id"]) == {"x", "<missing-apg-1>", "<missing-apg-2>"}
     table = msa_table(load_filtered_scores(root))
     assert table.loc[("nuclei-fluo", "dsb"), "apg"] == pytest.approx(0.25)
 

@@ -75,7 +75,7 @@ def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.
     them). An image that failed, or that the record never scored (``n_expected`` from ``run.json`` minus the
     rows stored), scores 0 at every threshold, like an empty prediction, and has ``zeroed`` True. A missing
     image takes its id from another record of the dataset where one has it (so paired comparisons line up),
-    else a placeholder ``<missing-k>``; a missing image whose ground truth no record saw counts even if it
+    else a placeholder ``<missing-<label>-k>``; a missing image whose ground truth no record saw counts even if it
     was empty, so a shortfall never makes a score look better.
 
     With ``exclude_failed`` the failed and missing images are left out instead (means over the images scored).
@@ -103,7 +103,8 @@ def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.
             continue
         others = [i for i in known[dataset] if i not in present][:n_missing]
         ids = [i for i in others if (dataset, i) not in empty_ids]
-        ids += [f"<missing-{k}>" for k in range(1, n_missing - len(others) + 1)]
+        # placeholders name their record: two records' unknown images must never pair up in a paired test
+        ids += [f"<missing-{label}-{k}>" for k in range(1, n_missing - len(others) + 1)]
         first = group.iloc[0]
         for image_id in ids:
             extra.append({"dataset": dataset, "method": first["method"], "run_key": first["run_key"],
