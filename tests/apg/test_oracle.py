@@ -48,7 +48,7 @@ def _apg_explained(labels, maps, min_size=25):
     seeded = set(labels[points[:, 0], points[:, 1]].tolist()) if len(points) else set()
     small = set(ids[areas <= min_size].tolist())
     no_seed = set(ids.tolist()) - seeded - small
-    pieces = {i for i in ids.tolist() if ski.measure.label(labels == i, connectivity=1).max() > 1}
+    pieces = {i for i in ids.tolist() if ski.measure.label(labels == i, connectivity=2).max() > 1}
     return small, no_seed, pieces - small - no_seed
 
 

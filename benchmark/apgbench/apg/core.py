@@ -22,9 +22,10 @@ APG_DEFAULTS = {
     "ranking": "iou*stability",
     "paint_order": "area",
     "split_components": True,
-    "connectivity": 1,
+    "connectivity": 2,
     "batch_size": 32,
-    "min_distance": 3,
+    "min_distance": 5,
+    "threshold_abs": 0.25,
 }
 
 AIS_DEFAULTS = {
@@ -90,11 +91,12 @@ def automatic_prompt_generation(
             Split painted masks into connected pieces before the final size filter (micro-sam, default);
             False paints each mask as one object, as the paper describes.
         connectivity : int
-            Connectivity of the prompt components and of the final split into pieces (1, micro-sam's).
+            Connectivity of the prompt components and of the final split into pieces: 2 (8-neighbourhood,
+            the paper's code, default) or 1 (micro-sam >= 1.6.3).
         batch_size : int
             Prompts per model call (32).
-        min_distance : int
-            Minimal distance between ``boundary-maxima`` prompts.
+        min_distance, threshold_abs : int, float
+            ``boundary-maxima`` only: ``peak_local_max``'s minimal peak distance (5) and height (0.25).
 
     Returns
     -------
@@ -114,6 +116,7 @@ def automatic_prompt_generation(
         boundary_distance_threshold=p["boundary_distance_threshold"],
         connectivity=p["connectivity"],
         min_distance=p["min_distance"],
+        threshold_abs=p["threshold_abs"],
     )
     t1 = time.perf_counter()
     batch = max(int(p["batch_size"]), 1)
@@ -146,7 +149,7 @@ def masks_to_labels(
     ranking: str = "iou*stability",
     paint_order: str = "area",
     split_components: bool = True,
-    connectivity: int = 1,
+    connectivity: int = 2,
 ) -> np.ndarray:
     """Size filter, greedy mask NMS and painting (APG steps 6-7); see :func:`automatic_prompt_generation`."""
     keep = np.flatnonzero(masks.areas > min_size)  # micro-sam keeps area > min_size
