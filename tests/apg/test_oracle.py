@@ -17,8 +17,8 @@ import skimage as ski
 from scipy import ndimage as ndi
 
 from apgbench.apg import automatic_instance_segmentation, automatic_prompt_generation, derive_prompts
-from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
 from apgbench.apg.core import vigra_gaussian
+from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
 from apgbench.datasets import load_dataset
 
 from ..conftest import iter_shared_samples, shared_data_dir
@@ -98,9 +98,7 @@ def test_ais_on_real_labels(source, stem, msa):
     fg, dc, db = decoder_maps_from_labels(labels)
     prediction = automatic_instance_segmentation(fg, dc, db)
     seeds = (
-        (vigra_gaussian(fg, 1.0) > 0.5)
-        & (vigra_gaussian(dc, 1.6) < 0.5)
-        & (vigra_gaussian(db, 1.6) < 0.5)
+        (vigra_gaussian(fg, 1.0) > 0.5) & (vigra_gaussian(dc, 1.6) < 0.5) & (vigra_gaussian(db, 1.6) < 0.5)
     )
     markers = ski.measure.label(seeds, connectivity=2)
     ids = np.unique(labels[labels > 0])

@@ -94,6 +94,9 @@ def test_boundary_maxima_is_micro_sams_boundary_distances_rule():
     fg[30, 40] = 0.4  # background: set to 0
     points = derive_prompts(fg, dc, db, mode="boundary-maxima")
     assert points.tolist() == [[0, 50], [30, 10], [10, 10]]
-    assert derive_prompts(fg, dc, db, mode="boundary-maxima", threshold_abs=0.5).tolist() == [[0, 50], [30, 10]]
+    assert derive_prompts(fg, dc, db, mode="boundary-maxima", threshold_abs=0.5).tolist() == [
+        [0, 50],
+        [30, 10],
+    ]
     spread = derive_prompts(fg, dc, db, mode="boundary-maxima", min_distance=2)
     assert [30, 13] in spread.tolist()

@@ -25,7 +25,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 def _vigra_available() -> bool:
     if not SYSTEM_PYTHON.is_file():
         return False
-    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import vigra"], capture_output=True)
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import vigra"], check=False, capture_output=True)
     return probe.returncode == 0
 
 
