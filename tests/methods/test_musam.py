@@ -128,7 +128,7 @@ def random_sam():
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("stem", ["stardist_tests_img2d", "patch1"])
-def test_apg_matches_micro_sam(random_sam, stem, msa_pair):
+def test_apg_matches_micro_sam(random_sam, stem):
     from micro_sam import util
     from micro_sam.instance_segmentation import AutomaticPromptGenerator
 
@@ -150,8 +150,6 @@ def test_apg_matches_micro_sam(random_sam, stem, msa_pair):
     sample = SamPointModel(predictor, embeddings, labels.shape).predict_points(derive_prompts(*maps)[:8])
     assert len(np.unique(ranking_scores(sample))) == 8  # the ranking is exercised, not a tie-break
     np.testing.assert_array_equal(ours, expected)
-    paper = automatic_prompt_generation(*maps, model)  # the paper's 8-connectivity: close, not identical
-    assert msa_pair(paper, expected) >= 0.9
 
 
 @pytest.fixture(scope="module")
