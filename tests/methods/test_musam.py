@@ -152,16 +152,8 @@ def test_apg_matches_micro_sam(random_sam, stem):
     np.testing.assert_array_equal(ours, expected)
 
 
-@pytest.fixture(scope="module")
-def msa_pair():
-    """mSA of segmentation ``b`` taking ``a`` as the reference."""
-    from apgbench.metrics import mean_segmentation_accuracy
-
-    return lambda a, b: float(mean_segmentation_accuracy(a, b))
-
-
 @pytest.mark.heavy
-def test_methods_run_from_a_weight_file(random_sam, tmp_path, monkeypatch, msa_pair):
+def test_methods_run_from_a_weight_file(random_sam, tmp_path, monkeypatch):
     """ais, apg and apg-ref through Segmenter.segment, with the model loaded from a (random) checkpoint file."""
     import torch
     from micro_sam import util
@@ -183,7 +175,7 @@ def test_methods_run_from_a_weight_file(random_sam, tmp_path, monkeypatch, msa_p
     )
     # Random decoder maps hover around 0.5: slightly stricter distance thresholds keep the prompts few.
     strict = {"center_distance_threshold": 0.46, "boundary_distance_threshold": 0.46}
-    first = MicroSamAPG(checkpoint=str(checkpoint), **strict)
+    first = MicroSamAPG(checkpoint=str(checkpoint), connectivity=1, **strict)  # micro-sam 1.8's connectivity
     first.prepare("cpu", "nuclei-histo")  # the real loading path: get_predictor_and_decoder(checkpoint)
     assert first.info()["model"] == "vit_b_histopathology"
     results = {}
@@ -194,7 +186,7 @@ def test_methods_run_from_a_weight_file(random_sam, tmp_path, monkeypatch, msa_p
     for labels in results.values():
         assert labels.shape == image.shape and labels.dtype == np.uint32
     assert results["ais"].max() > 0 and results["apg"].max() > 0
-    assert msa_pair(results["apg"], results["apg-ref"]) >= 0.99
+    np.testing.assert_array_equal(results["apg"], results["apg-ref"])
 
 
 @pytest.mark.heavy
