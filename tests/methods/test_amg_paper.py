@@ -59,7 +59,9 @@ def test_generators_agree_and_conversion_is_the_papers():
     rgb = to_rgb_uint8(real_crop(256))  # uint16 nuclei: the paper's conversion
     thresholds = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.5, "box_nms_thresh": 0.7}
 
-    ours = SamAutomaticMaskGenerator(predictor, points_per_side=8, output_mode="binary_mask", **thresholds)
+    ours = SamAutomaticMaskGenerator(
+        predictor.model, points_per_side=8, output_mode="binary_mask", **thresholds
+    )
     records = ours.generate(rgb)
     paper = AutomaticMaskGenerator(predictor, points_per_side=8, points_per_batch=64)
     with paper_input():  # the paper's micro-sam left this uint8 image as it is
