@@ -82,14 +82,15 @@ def run_ours(clock, model, maps):
     """apgbench.apg.automatic_prompt_generation, step by step (the same three calls it makes)."""
     from apgbench.apg import PromptMasks, derive_prompts, masks_to_labels
 
-    points = clock("ours", "prompts", derive_prompts, *maps)
+    # micro-sam 1.8 labels 4-connected components: compare like with like (connectivity=1).
+    points = clock("ours", "prompts", derive_prompts, *maps, connectivity=1)
 
     def decode():
         parts = [model.predict_points(points[i : i + 32]) for i in range(0, len(points), 32)]
         return PromptMasks.concatenate(parts, maps[0].shape)
 
     masks = clock("ours", "decode", decode)
-    return clock("ours", "nms_paint", masks_to_labels, masks), len(points)
+    return clock("ours", "nms_paint", masks_to_labels, masks, connectivity=1), len(points)
 
 
 def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, shared: Path) -> tuple[Path, Path]:
@@ -126,7 +127,8 @@ def main() -> None:
 
     from apgbench.apg import automatic_prompt_generation
     from apgbench.apg.testing import decoder_maps_from_labels
-    from apgbench.methods.musam import SamPointModel
+    from apgbench.methods.musam import SamPointModel, paper_input
+    from apgbench.methods.preprocess import to_rgb_uint8
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,7 +143,8 @@ def main() -> None:
         layer.weight.mul_(100)
         layer.bias.mul_(100)
     t = time.perf_counter()
-    embeddings = util.precompute_image_embeddings(predictor, image, ndim=2, verbose=False)
+    with paper_input():  # the image as the paper's code gave it to the encoder
+        embeddings = util.precompute_image_embeddings(predictor, to_rgb_uint8(image), ndim=2, verbose=False)
     util.set_precomputed(predictor, embeddings)
     print(
         f"image {image_path.name} {image.shape}, {labels.max()} objects, torch threads "
@@ -153,7 +156,7 @@ def main() -> None:
     for _ in range(args.repeats):
         ref, n_ref = run_reference(clock, predictor, maps)
         ours, n_ours = run_ours(clock, model, maps)
-    check = automatic_prompt_generation(*maps, model)  # the public entry point gives the same result
+    check = automatic_prompt_generation(*maps, model, connectivity=1)  # the entry point gives the same result
     print(
         f"\nprompts: micro-sam {n_ref}, ours {n_ours}; objects: micro-sam {ref.max()}, ours {ours.max()}; "
         f"mSA(ours vs micro-sam) {_msa(ref, ours):.4f}, mSA(micro-sam vs ours) {_msa(ours, ref):.4f}; "

@@ -30,7 +30,17 @@ from .config import data_root as _data_root
 from .config import results_root as _results_root
 from .datasets import get_dataset_config, load_dataset
 from .methods import get_method
-from .results import JOURNAL, PARTS, RunInfo, check_record, held_claims, record_dir, recover, run_key
+from .results import (
+    JOURNAL,
+    PARTS,
+    CorruptRecordError,
+    RunInfo,
+    check_record,
+    held_claims,
+    record_dir,
+    recover,
+    run_key,
+)
 from .runner import resolve_params, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
@@ -261,7 +271,7 @@ def load_submission(results_root: str | os.PathLike | None = None, submission: s
 
 
 def record_state(directory: str | os.PathLike) -> dict[str, Any]:
-    """What a record holds now: ``state`` (missing, running, done, partial, corrupt), counts, problems."""
+    """What a record holds now: ``state`` (missing, running, done, failed, partial, corrupt), counts, problems."""
     directory = Path(directory)
     out: dict[str, Any] = {"state": "missing", "n_done": 0, "n_images": None, "n_failed": 0, "n_parts": 0,
                            "problems": []}
@@ -274,6 +284,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
             out["problems"] = check_record(directory)
     except Timeout:
         running = True  # a worker is consolidating it right now
+    except CorruptRecordError as err:  # an unreadable journal: the next run repairs it
+        running, out["problems"] = False, [str(err)]
     out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
     if (directory / "run.json").exists() and not out["problems"]:
         info = RunInfo.model_validate_json((directory / "run.json").read_text())
@@ -281,6 +293,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
                    tag=getattr(info, "tag", None))
         complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
         out["state"] = "done" if complete else "partial"
+        if complete and info.n_failed and not info.n_scored:  # nothing scored: not "done"
+            out.update(state="failed", error=f"all {info.n_failed} images failed (errors in scores.csv)")
     elif out["n_parts"]:
         out["state"] = "partial"
     if out["problems"]:
@@ -310,6 +324,8 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
                "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
         if state["state"] == "corrupt":
             row["error"] = "; ".join(state["problems"])
+        elif state.get("error"):
+            row["error"] = state["error"]
         elif state["state"] not in ("running", "done"):
             if failed:
                 row.update(state="failed", error=failed[0]["error"])

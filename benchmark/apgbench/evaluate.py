@@ -5,48 +5,59 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
-import tifffile
 
 from . import __version__
 from .config import ID_PATTERN
 from .config import results_root as _results_root
 from .datasets import get_dataset_config, load_dataset
+from .label_files import Candidates, candidates, read_label_file
 from .methods.base import check_labels
 from .metrics import score_image
-from .results import RecordWriter, RunInfo, git_revision, now, record_dir
+from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, record_dir
 from .runner import RunSummary
-
-SUFFIXES = (".tif", ".tiff", ".png", ".npy")
-# Names that other tools append to the image name of a mask file (Cellpose, StarDist, Fiji exports).
-STEM_TAILS = ("", "_label", "_labels", "_mask", "_masks", "_cp_masks", "_seg", "_pred", "_prediction")
 
 
 def find_prediction(folder: Path, image_id: str) -> Path | None:
-    """The file in ``folder`` holding the prediction for ``image_id``, or None."""
-    for tail in STEM_TAILS:
-        for suffix in SUFFIXES:
-            candidate = folder / f"{image_id}{tail}{suffix}"
-            if candidate.is_file():
-                return candidate
-    return None
+    """The file in ``folder`` holding the prediction for ``image_id`` by :mod:`apgbench.label_files`'s rules,
+    or None (ambiguity is checked by :func:`evaluate_predictions`, which sees the images)."""
+    files = candidates(folder, [image_id])[image_id].files
+    return files[0] if files else None
+
+
+def _pick(image_id: str, found: Candidates, image: np.ndarray,
+          ndim: int = 2) -> tuple[Path | None, np.ndarray | None, str | None]:
+    """(file, labels, why none) for one image: the dataset's own input image is never taken as a prediction.
+
+    Raises
+    ------
+    ValueError
+        If several files match and hold different label images (names them).
+    """
+    read: list[tuple[Path, np.ndarray]] = []
+    why = None
+    for path in found.files:
+        try:
+            labels = read_label_file(path, ndim)
+        except (OSError, ValueError) as err:
+            why = str(err)
+            continue
+        if labels.shape == np.squeeze(image).shape and np.array_equal(labels, np.squeeze(image)):
+            why = f"{path.name} is the dataset's input image, not a prediction"
+            continue
+        read.append((path, labels))
+    if len(read) > 1 and any(not np.array_equal(read[0][1], labels) for _, labels in read[1:]):
+        names = ", ".join(path.name for path, _ in read)
+        raise ValueError(f"Several files match image '{image_id}' and differ: {names}; keep one of them "
+                         "(naming rules: apgbench.label_files).")
+    if read:
+        return read[0][0], read[0][1], None
+    return None, None, why or f"no prediction file for '{image_id}'"
 
 
 def read_label_image(path: Path, ndim: int = 2) -> np.ndarray:
     """Read a label image from TIFF, PNG or NPY; it must have ``ndim`` axes (3: a volume) and integer type."""
-    if path.suffix == ".npy":
-        labels = np.load(path, allow_pickle=False)
-    elif path.suffix in (".tif", ".tiff"):
-        labels = tifffile.imread(path)
-    else:
-        labels = iio.imread(path)
-    labels = np.squeeze(labels) if labels.ndim > ndim else labels
-    if labels.ndim != ndim:
-        raise ValueError(f"{path.name} is not a {ndim}D label image (shape {labels.shape}).")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path.name} has dtype {labels.dtype}; label images must be integer.")
-    return labels
+    return read_label_file(path, ndim)
 
 
 def evaluate_predictions(
@@ -60,32 +71,49 @@ def evaluate_predictions(
 ) -> RunSummary:
     """Score a folder of label images against a dataset's ground truth and store them as method ``name``.
 
-    Files are matched to images by name: ``<image_id>.tif`` (also ``.tiff``, ``.png``, ``.npy``, and the
-    usual mask suffixes such as ``_masks``). An image without a readable prediction of the right shape is
-    recorded as failed, so missing outputs stay visible in the report.
+    Files are matched to image ids by the naming rules of :mod:`apgbench.label_files` (Cellpose's
+    ``_cp_masks`` and ``_seg.npy``, ``_masks``, ``_label(s)``, ..., or the plain ``<image_id>.tif``); a file
+    that is the dataset's own input image is never scored. An image without a readable prediction of the
+    right shape is recorded as failed and counts as 0 in the mean, so missing outputs stay visible.
 
     Raises
     ------
     FileNotFoundError
         If the folder does not exist.
     ValueError
-        If ``name`` is not a valid method id, or no file in the folder matches any image id.
+        If ``name`` is not a valid id or is a registered method's id, if a record of that name was made by
+        ``apgbench run`` (never replaced, ``force`` or not) or from another folder (unless ``force``), if
+        several differing files match one image, or if no file in the folder matches any image id.
     """
+    from .methods import available_methods
+
     folder = Path(predictions)
     if not folder.is_dir():
         raise FileNotFoundError(f"Predictions folder {folder} does not exist.")
     if not ID_PATTERN.match(name):
         raise ValueError(f"Method name '{name}' must be kebab-case (lower-case letters, digits, '-').")
+    if name in available_methods():
+        raise ValueError(f"'{name}' is the id of a registered method; store these predictions under another "
+                         f"--name (e.g. '{name}-external').")
     config = get_dataset_config(dataset)
     data = load_dataset(config, data_root)
-    found = {image_id: find_prediction(folder, image_id) for image_id in data.image_ids}
-    if not any(found.values()):
-        raise ValueError(f"No file in {folder} matches an image id of '{dataset}' (e.g. '{data.image_ids[0]}.tif').")
+    found = candidates(folder, data.image_ids)
+    if not any(c.files for c in found.values()):
+        raise ValueError(f"No file in {folder} matches an image id of '{dataset}' (e.g. '{data.image_ids[0]}.tif'; "
+                         "naming rules: apgbench.label_files).")
+    picked = {sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image, sample.labels.ndim)
+              for sample in data}  # ndim 3: label volumes for 3D test sets
+    if not any(path is not None for path, _, _ in picked.values()):
+        reasons = sorted({why for _, _, why in picked.values() if why})
+        raise ValueError(f"No usable prediction in {folder} for '{dataset}': {reasons[0]}.")
 
     directory = record_dir(_results_root(results_root), name, dataset, "default")
     n_failed = 0
     with RecordWriter(directory) as writer:
         previous = writer.previous_info()
+        if previous and not (previous.get("method_info") or {}).get("external"):
+            raise ValueError(f"{directory} holds results of `apgbench run` for method '{name}'; evaluate never "
+                             "replaces them. Choose another --name.")
         if previous and previous.get("params", {}).get("predictions") != str(folder.resolve()) and not force:
             raise ValueError(f"Results named '{name}' on '{dataset}' come from another folder; use --force to replace them.")
         writer.clear()
@@ -96,11 +124,11 @@ def evaluate_predictions(
         for sample in data:
             row = {"dataset": dataset, "method": name, "run_key": "default", "image_id": sample.image_id,
                    "seconds": None, "peak_mem_mb": None, "error": None}
-            path = found[sample.image_id]
+            path, labels, why = picked[sample.image_id]
             try:
                 if path is None:
-                    raise FileNotFoundError(f"no prediction file for '{sample.image_id}'")
-                labels = check_labels(read_label_image(path, sample.labels.ndim), sample.labels.shape, name)
+                    raise FileNotFoundError(why)
+                labels = check_labels(labels, sample.labels.shape, name)
             except (OSError, ValueError, TypeError) as err:
                 n_failed += 1
                 row.update(error=str(err), n_true=int(np.count_nonzero(np.unique(sample.labels))), n_pred=0)
@@ -109,7 +137,5 @@ def evaluate_predictions(
             row.update(score_image(sample.labels, labels))
             writer.add(sample.image_id, labels, row)
         info.finished, info.complete = now(), True
-        scores = writer.finalize(info)
-    valid = scores[scores["error"].isna() & (scores["n_true"] > 0)]
-    return RunSummary(dataset, name, directory, len(data), len(data), 0, n_failed,
-                      float(valid["msa"].mean()) if len(valid) else None)
+        scores = writer.finalize(info, image_ids=data.image_ids)
+    return RunSummary(dataset, name, directory, len(data), len(data), 0, n_failed, dataset_mean(scores))

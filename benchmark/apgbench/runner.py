@@ -30,7 +30,7 @@ from .config import results_root as _results_root
 from .datasets import DatasetConfig, get_dataset_config, load_dataset
 from .methods import Segmenter, check_params, get_method
 from .metrics import score_image
-from .results import RecordWriter, RunInfo, git_revision, now, record_dir, run_key
+from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, record_dir, run_key
 
 
 @dataclass
@@ -267,13 +267,12 @@ def run_benchmark(
                 n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
                                        show_progress, image_timeout, volume_kwargs)
         info.finished = now()
-        scores = writer.finalize(info, last_only=shard is not None)
+        scores = writer.finalize(info, last_only=shard is not None, image_ids=data.image_ids)
 
     mean, totals, first_error = None, (0, 0), None
     if scores is not None:
         failed = scores["error"].notna()
-        valid = scores[~failed & (scores["n_true"] > 0)]
-        mean = float(valid["msa"].mean()) if len(valid) else None
+        mean = dataset_mean(scores)  # failed images count 0, as in the report
         totals = (int((~failed).sum()), int(failed.sum()))
         first_error = str(scores.loc[failed, "error"].iloc[0]) if failed.any() else None
     return RunSummary(dataset, method, directory, len(image_ids), len(todo), len(image_ids) - len(todo),

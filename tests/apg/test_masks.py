@@ -85,3 +85,14 @@ def test_masks_to_labels_size_filter_is_strict():
     labels = masks_to_labels(PromptMasks.from_masks([a, b], [1.0, 1.0]), min_size=25)
     assert labels.max() == 1 and labels[12, 12] == 1 and labels[0, 0] == 0
     assert masks_to_labels(PromptMasks.empty((5, 5))).shape == (5, 5)
+
+
+def test_split_is_8_connected_by_default_like_the_paper():
+    """Paper (util.py:1561 at 4f6d45e2): skimage's label, i.e. connectivity 2; 1 is micro-sam >= 1.6.3."""
+    mask = np.zeros((30, 30), bool)
+    mask[2:10, 2:10] = True
+    mask[10:18, 10:18] = True  # touches the first square at one corner only
+    masks = PromptMasks.from_masks([mask], [1.0])
+    assert paint_masks(masks, np.array([0]), min_size=0).max() == 1
+    assert paint_masks(masks, np.array([0]), min_size=0, connectivity=1).max() == 2
+    assert masks_to_labels(masks, min_size=0).max() == 1

@@ -17,6 +17,7 @@ import skimage as ski
 from scipy import ndimage as ndi
 
 from apgbench.apg import automatic_instance_segmentation, automatic_prompt_generation, derive_prompts
+from apgbench.apg.core import vigra_gaussian
 from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
 from apgbench.datasets import load_dataset
 
@@ -53,7 +54,7 @@ def _apg_explained(labels, maps, min_size=25):
     seeded = set(labels[points[:, 0], points[:, 1]].tolist()) if len(points) else set()
     small = set(ids[areas <= min_size].tolist())
     no_seed = set(ids.tolist()) - seeded - small
-    pieces = {i for i in ids.tolist() if ski.measure.label(labels == i, connectivity=1).max() > 1}
+    pieces = {i for i in ids.tolist() if ski.measure.label(labels == i, connectivity=2).max() > 1}
     return small, no_seed, pieces - small - no_seed
 
 
@@ -102,9 +103,7 @@ def test_ais_on_real_labels(source, stem, msa):
     fg, dc, db = decoder_maps_from_labels(labels)
     prediction = automatic_instance_segmentation(fg, dc, db)
     seeds = (
-        (ndi.gaussian_filter(fg, 1.0) > 0.5)
-        & (ndi.gaussian_filter(dc, 1.6) < 0.5)
-        & (ndi.gaussian_filter(db, 1.6) < 0.5)
+        (vigra_gaussian(fg, 1.0) > 0.5) & (vigra_gaussian(dc, 1.6) < 0.5) & (vigra_gaussian(db, 1.6) < 0.5)
     )
     markers = ski.measure.label(seeds, connectivity=2)
     ids = np.unique(labels[labels > 0])

@@ -66,3 +66,37 @@ def test_decoder_maps_follow_training_targets():
     expected = np.hypot(*np.indices((11, 11)) - 5)
     np.testing.assert_allclose(dc[5:16, 5:16], expected / expected.max(), atol=1e-5)
     assert ndi.label(fg)[1] == 1
+
+
+def test_component_prompts_are_8_connected_by_default_like_the_paper():
+    """Paper (instance_segmentation.py:1369 at 4f6d45e2): skimage's label, connectivity 2."""
+    fg = np.ones((20, 20), np.float32)
+    dist = np.ones((20, 20), np.float32)
+    dist[3:6, 3:6] = dist[6:9, 6:9] = 0.1  # two seed squares touching at a corner
+    assert len(derive_prompts(fg, dist, dist)) == 1
+    assert len(derive_prompts(fg, dist, dist, connectivity=1)) == 2
+
+
+def test_boundary_maxima_is_micro_sams_boundary_distances_rule():
+    """peak_local_max(1 - bd, min_distance=5, threshold_abs=0.25) over the image, background (fg < t_fg) at 0.
+
+    t_b plays no part (a peak with bd 0.6 counts), peaks below 0.25 do not, peaks closer than 5 px merge,
+    peaks on the image border count, and the output is ordered by peak height.
+    """
+    fg = np.ones((40, 60), np.float32)
+    db = np.ones((40, 60), np.float32)
+    dc = np.ones((40, 60), np.float32)
+    db[10, 10] = 0.6  # 1 - bd = 0.4 >= 0.25 although bd > t_b
+    db[10, 30] = 0.8  # 0.2 < threshold_abs: no prompt
+    db[30, 10], db[30, 13] = 0.2, 0.3  # 3 px apart: only the higher peak
+    db[0, 50] = 0.1  # on the border
+    db[30, 40] = 0.05
+    fg[30, 40] = 0.4  # background: set to 0
+    points = derive_prompts(fg, dc, db, mode="boundary-maxima")
+    assert points.tolist() == [[0, 50], [30, 10], [10, 10]]
+    assert derive_prompts(fg, dc, db, mode="boundary-maxima", threshold_abs=0.5).tolist() == [
+        [0, 50],
+        [30, 10],
+    ]
+    spread = derive_prompts(fg, dc, db, mode="boundary-maxima", min_distance=2)
+    assert [30, 13] in spread.tolist()

@@ -22,9 +22,14 @@ from apgbench.methods.preprocess import (
 )
 
 
-def test_minmax_uint8_scales_globally_and_keeps_uint8():
+def test_minmax_uint8_scales_globally_truncates_and_keeps_uint8():
+    """The paper's util.py:605-613 (4f6d45e2): global min/max, float32, ``astype`` truncation (not rounding)."""
     image = np.array([[100, 200], [300, 1100]], dtype=np.uint16)
-    assert minmax_uint8(image).tolist() == [[0, 26], [51, 255]]
+    assert minmax_uint8(image).tolist() == [[0, 25], [51, 255]]  # 25.5 -> 25
+    assert minmax_uint8(np.array([0, 1, 2], dtype=np.uint16)).tolist() == [0, 127, 255]  # 127.5 -> 127
+    rgb = np.zeros((2, 2, 3), np.float32)
+    rgb[..., 0], rgb[0, 0, 2] = 1.0, 2.0  # one scale for all channels: channel 0 maps to 127, not 255
+    assert minmax_uint8(rgb)[..., 0].tolist() == [[127, 127], [127, 127]]
     as_uint8 = np.array([[3, 7]], dtype=np.uint8)
     assert minmax_uint8(as_uint8) is as_uint8
     assert not minmax_uint8(np.full((3, 3), 5.0)).any()

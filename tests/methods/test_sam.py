@@ -51,8 +51,34 @@ def test_background_mask_dropped_and_empty_output():
     labels = amg_records_to_labels([_record(background), _record(obj)], (10, 10))
     assert labels[0, 0] == 1 and labels.sum() == 1
     assert not amg_records_to_labels([], (10, 10)).any()
-    kept = amg_records_to_labels([_record(background)], (10, 10), max_area_fraction=1.0)
+    kept = amg_records_to_labels([_record(background)], (10, 10), drop_largest=False)
     assert kept.max() == 1
+
+
+def test_paper_conversion_drops_the_largest_segment_and_splits_8_connected():
+    """micro-sam 4f6d45e2 mask_data_to_segmentation(with_background=True), instance_segmentation.py:50-117."""
+    big = np.zeros((20, 20), bool)
+    big[0:9] = True  # 45% of the image, below the old 50% rule, but larger than the background: removed
+    band = np.zeros((20, 20), bool)
+    band[9:13] = True
+    small = np.zeros((20, 20), bool)
+    small[14:17, 12:15] = True
+    diagonal = np.zeros((20, 20), bool)
+    diagonal[16:18, 0:2] = diagonal[18:20, 2:4] = True  # squares touching at a corner: one 8-connected piece
+    apart = np.zeros((20, 20), bool)
+    apart[14:16, 17:19] = apart[18:20, 17:19] = True  # two separate pieces: two objects
+    records = [_record(m) for m in (small, big, band, diagonal, apart)]
+    labels = amg_records_to_labels(records, (20, 20))
+    assert labels[5, 5] == 0 and labels[10, 10] != 0 and labels.max() == 5
+    assert labels[16, 0] == labels[19, 3] != 0 and labels[14, 17] != labels[18, 17]
+    old = amg_records_to_labels(
+        records, (20, 20), split_pieces=False, drop_largest=False, max_area_fraction=0.5
+    )
+    assert old[5, 5] != 0 and old.max() == 5
+    # When the background is the largest segment, nothing else is removed.
+    full = np.ones((20, 20), bool)
+    full[:12] = False  # 160 px < the 240 px of background
+    assert amg_records_to_labels([_record(full)], (20, 20)).max() == 1
 
 
 def test_mask_of_wrong_shape_is_an_error():

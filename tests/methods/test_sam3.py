@@ -8,7 +8,7 @@ import pytest
 from apgbench.methods import get_method
 from apgbench.methods import sam3 as sam3_module
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.sam3 import Sam3, find_bpe, paint_by_score
+from apgbench.methods.sam3 import Sam3, find_bpe, paint_by_score, paint_objects
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, pixel_masks
 
@@ -37,6 +37,19 @@ def test_paint_by_ascending_score():
     assert not paint_by_score([], [], (4, 4)).any()
     with pytest.raises(ValueError, match="2 masks but 1 scores"):
         paint_by_score([a, b], [0.5], (10, 10))
+
+
+def test_paint_in_query_order_by_default_like_the_paper():
+    """prepare_baselines.py:50-52 (4f6d45e2): ``final_mask[mask] = i`` in the processor's order."""
+    a = np.zeros((10, 10), bool)
+    a[0:6, 0:6] = True
+    b = np.zeros((10, 10), bool)
+    b[4:10, 4:10] = True
+    labels = paint_objects([a, b], [0.9, 0.4], (10, 10))
+    assert labels[5, 5] == labels[9, 9] != labels[0, 0]  # the later mask wins, whatever its score
+    assert Sam3().params["paint_order"] == "query" and Sam3().params["retile"] is False
+    with pytest.raises(ValueError, match="paint_order"):
+        paint_objects([a], [0.1], (10, 10), order="area")
 
 
 def test_paint_more_than_65535_objects():
@@ -90,7 +103,7 @@ def _same_partition(a, b):
 def test_dense_image_is_tiled_and_every_object_kept_once():
     truth = _grid_objects()
     image = (truth > 0).astype(np.uint16) * 1000
-    method = _FakeSam3(truth)
+    method = _FakeSam3(truth, retile=True)
     labels = method.segment(image)
     assert_valid_labels(labels, truth.shape)
     assert labels.max() == truth.max() == 441
@@ -103,8 +116,10 @@ def test_no_tiling_when_budget_not_reached_or_disabled():
     method = _FakeSam3(truth)
     assert method.segment(truth.astype(np.float32)).max() == 100 and method.calls == 1
     dense = _grid_objects()
-    capped = _FakeSam3(dense, min_tile=512)  # 512 is too small to split: keep the budget-capped result
+    capped = _FakeSam3(dense, retile=True, min_tile=512)  # 512 is too small to split: keep the capped result
     assert capped.segment(dense.astype(np.float32)).max() == 200 and capped.calls == 1
+    paper = _FakeSam3(dense)  # the paper's procedure: one call per image, however dense
+    assert paper.segment(dense.astype(np.float32)).max() == 200 and paper.calls == 1
 
 
 def test_cpu_refused_with_one_sentence():

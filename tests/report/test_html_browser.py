@@ -16,7 +16,7 @@ from apgbench.report import build_report
 from apgbench.report.plots import method_colour
 from apgbench.runner import run_benchmark
 
-from .conftest import write_crafted
+from .conftest import write_crafted, write_record
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)")
@@ -62,3 +62,25 @@ def test_page_renders_with_tables_and_plots(tmp_path, page):
     assert count("#1f77b4") > 200  # the table's shaded best cells (CSS)
     # the opaque bar of cellpose-sam, best on dsb in the Fig. 2 plot: only there if the inline PNG was decoded
     assert count(method_colour("cellpose-sam")) > 500
+
+
+def test_no_table_overflows_at_1400_px(tmp_path, config_dir):
+    """Four domains, eleven methods and a variant with a long label: every table fits a 1400 px window."""
+    root = tmp_path / "results"
+    domains = {"synthetic-nuclei": "nuclei-fluo", "synthetic-cells": "cells-fluo",
+               "synthetic-labelfree": "cells-labelfree", "synthetic-histo": "nuclei-histo"}
+    methods = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam", "ais", "apg-ref", "apg-bd", "apg",
+               "classic")
+    for k, (dataset, domain) in enumerate(domains.items()):
+        for j, method in enumerate(methods):
+            write_record(root, dataset, method, domain, {"a": 0.3 + 0.05 * j, "b": 0.35 + 0.02 * k})
+        write_record(root, dataset, "apg", domain, {"a": 0.5, "b": 0.5}, run_key="p-0123456789")
+    page = build_report(root, tmp_path / "report", formats=("html",), n_boot=20).html
+    probe = tmp_path / "probe.html"
+    script = ("<script>document.body.setAttribute('data-overflow', [...document.querySelectorAll('.scroll')]"
+              ".filter(d => d.scrollWidth > d.clientWidth + 1).map(d => d.closest('section').id).join(','));"
+              "</script></body>")
+    probe.write_text(page.read_text().replace("</body>", script))
+    dom = chromium(tmp_path, "--window-size=1400,3000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-overflow=""' in dom.stdout, dom.stdout[dom.stdout.index("<body"):][:300]

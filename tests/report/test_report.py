@@ -42,20 +42,25 @@ def report(results, tmp_path_factory):
 
 def test_numbers_end_to_end(results, report):
     scores = load_scores(results)
-    expected = scores[scores["error"].isna()].groupby(["dataset", "label"])["msa"].mean()
+    # classic ran on 2 of the 6 images of each dataset: the 4 it never ran count as 0 (issue 12, item 1)
+    expected = scores[scores["error"].isna()].groupby(["dataset", "label"])["msa"].sum() / 6
     table = pd.read_csv(report.out / "msa_table.csv", index_col=[0, 1])
     assert list(table.columns) == ["classic", "oracle"]
     for (domain, dataset), row in table.iterrows():
         assert row["classic"] == pytest.approx(expected[(dataset, "classic")], abs=1e-4)
+    markdown = (report.out / "msa_table.md").read_text()
+    assert f"{table.iloc[0]['classic']:.3f}\\*" in markdown and "classic on synthetic-nuclei: 4 of 6" in markdown
     assert table["oracle"].dropna().to_numpy() == pytest.approx(1.0)  # the upper bound
     assert table["oracle"].isna().sum() == 2
     summary = pd.read_csv(report.out / "summary.csv")
     assert (summary["ci_low"] <= summary["msa"] + 1e-9).all() and (summary["msa"] <= summary["ci_high"] + 1e-9).all()
     assert summary.set_index(["dataset", "label"]).loc[("synthetic-nuclei", "oracle"), "n_images"] == 6
     ranks = pd.read_csv(report.out / "ranks.csv", index_col=0)
-    assert ranks.loc["oracle", "rank overall"] == 1 and ranks.loc["classic", "rank overall"] == 1.5
+    # oracle ran on 2 of the 4 datasets: not ranked overall (issue 12, item 15); ranked where both ran
+    assert np.isnan(ranks.loc["oracle", "rank overall"]) and ranks.loc["classic", "rank overall"] == 1
+    assert ranks.loc["oracle", "rank nuclei-fluo"] == 1 and ranks.loc["oracle", "n_datasets"] == 2
     paired = pd.read_csv(report.out / "paired_oracle_vs_classic.csv").set_index("dataset")
-    assert paired.loc["all", "n_images"] == 4 and paired.loc["all", "mean_difference"] > 0
+    assert paired.loc["all", "n_images"] == 12 and paired.loc["all", "mean_difference"] > 0
     resources = pd.read_csv(report.out / "resources.csv", index_col=0)
     assert resources.loc["classic", "n_scored"] == 8 and resources.loc["classic", "seconds_per_image"] > 0
 
@@ -96,8 +101,11 @@ def test_filters_formats_and_crafted_figures(tmp_path, config_dir):
     table = pd.read_csv(out / "msa_table.csv", index_col=[0, 1])
     assert list(table.columns) == ["ais", "apg-bd", "apg", "apg[p-0123456789]", "APG − AIS"]
     assert list(table.index.get_level_values(1)) == ["dsb", "u20s"]
-    assert table.loc[("nuclei-fluo", "dsb"), "apg[p-0123456789]"] == pytest.approx(0.1)
-    assert any("1 image(s) failed" in note for note in result.notes)
+    # one image at 0.1, one failed: the failure counts as 0 (issue 12, item 1)
+    assert table.loc[("nuclei-fluo", "dsb"), "apg[p-0123456789]"] == pytest.approx(0.05)
+    assert any("1 image(s) failed (counted as 0" in note for note in result.notes)
+    old_view = build_report(root, tmp_path / "old", methods=["apg"], formats=("csv",), n_boot=10, exclude_failed=True)
+    assert old_view.table.loc[("nuclei-fluo", "dsb"), "apg[p-0123456789]"] == pytest.approx(0.1)
     assert (out / "fig3_relative.png").exists() and not (out / "fig3_relative.svg").exists()
     assert not list(out.glob("*.md")) and result.html is None
     fig3 = pd.read_csv(out / "fig3_relative.csv", index_col=[0, 1])

@@ -22,9 +22,10 @@ APG_DEFAULTS = {
     "ranking": "iou*stability",
     "paint_order": "area",
     "split_components": True,
-    "connectivity": 1,
+    "connectivity": 2,
     "batch_size": 32,
-    "min_distance": 3,
+    "min_distance": 5,
+    "threshold_abs": 0.25,
 }
 
 AIS_DEFAULTS = {
@@ -90,11 +91,12 @@ def automatic_prompt_generation(
             Split painted masks into connected pieces before the final size filter (micro-sam, default);
             False paints each mask as one object, as the paper describes.
         connectivity : int
-            Connectivity of the prompt components and of the final split into pieces (1, micro-sam's).
+            Connectivity of the prompt components and of the final split into pieces: 2 (8-neighbourhood,
+            the paper's code, default) or 1 (micro-sam >= 1.6.3).
         batch_size : int
             Prompts per model call (32).
-        min_distance : int
-            Minimal distance between ``boundary-maxima`` prompts.
+        min_distance, threshold_abs : int, float
+            ``boundary-maxima`` only: ``peak_local_max``'s minimal peak distance (5) and height (0.25).
 
     Returns
     -------
@@ -114,6 +116,7 @@ def automatic_prompt_generation(
         boundary_distance_threshold=p["boundary_distance_threshold"],
         connectivity=p["connectivity"],
         min_distance=p["min_distance"],
+        threshold_abs=p["threshold_abs"],
     )
     t1 = time.perf_counter()
     batch = max(int(p["batch_size"]), 1)
@@ -146,7 +149,7 @@ def masks_to_labels(
     ranking: str = "iou*stability",
     paint_order: str = "area",
     split_components: bool = True,
-    connectivity: int = 1,
+    connectivity: int = 2,
 ) -> np.ndarray:
     """Size filter, greedy mask NMS and painting (APG steps 6-7); see :func:`automatic_prompt_generation`."""
     keep = np.flatnonzero(masks.areas > min_size)  # micro-sam keeps area > min_size
@@ -164,10 +167,20 @@ def masks_to_labels(
     )
 
 
+def vigra_gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing as vigra's ``gaussianSmoothing``, which the paper's AIS used.
+
+    vigra's kernel has radius ``int(3 * sigma + 0.5)`` and mirrors borders without repeating the edge pixel:
+    scipy's ``mode="mirror"`` with ``truncate=3.0`` (same radius) gives the same values.
+    """
+    return ndi.gaussian_filter(image, sigma, mode="mirror", truncate=3.0)
+
+
 def automatic_instance_segmentation(foreground, center_distances, boundary_distances, **params) -> np.ndarray:
     """Automatic instance segmentation (µSAM's AIS): a seeded watershed on the decoder maps.
 
-    The foreground is smoothed (sigma 1.0) and the distances too (sigma 1.6); seeds are the connected
+    The foreground is smoothed (sigma 1.0) and the distances too (sigma 1.6), as vigra does
+    (:func:`vigra_gaussian`); seeds are the connected
     components (8-neighbourhood) of ``dc < t_c & db < t_b & fg > t_fg``; the watershed floods the smoothed
     boundary distance inside ``fg > t_fg``.
 
@@ -189,10 +202,10 @@ def automatic_instance_segmentation(foreground, center_distances, boundary_dista
     p = {**AIS_DEFAULTS, **params}
     fg, dc, db = _check_maps(foreground, center_distances, boundary_distances)
     if p["foreground_smoothing"] > 0:
-        fg = ndi.gaussian_filter(fg, p["foreground_smoothing"])
+        fg = vigra_gaussian(fg, p["foreground_smoothing"])
     if p["distance_smoothing"] > 0:
-        dc = ndi.gaussian_filter(dc, p["distance_smoothing"])
-        db = ndi.gaussian_filter(db, p["distance_smoothing"])
+        dc = vigra_gaussian(dc, p["distance_smoothing"])
+        db = vigra_gaussian(db, p["distance_smoothing"])
     fg_mask = fg > p["foreground_threshold"]
     seeds = fg_mask & (dc < p["center_distance_threshold"]) & (db < p["boundary_distance_threshold"])
     markers = ski.measure.label(seeds, connectivity=2)

@@ -71,8 +71,9 @@ def derive_prompts(
     foreground_threshold: float = 0.5,
     center_distance_threshold: float = 0.5,
     boundary_distance_threshold: float = 0.5,
-    connectivity: int = 1,
-    min_distance: int = 3,
+    connectivity: int = 2,
+    min_distance: int = 5,
+    threshold_abs: float = 0.25,
 ) -> np.ndarray:
     """Derive positive point prompts from the decoder maps.
 
@@ -83,14 +84,18 @@ def derive_prompts(
     mode : {"components", "boundary-maxima"}
         ``components`` (the paper's APG, steps 2-4): threshold the three maps, take the connected
         components of the intersection, one point per component at the maximum of its distance transform.
-        ``boundary-maxima`` (the paper's Fig. 3 variant): local maxima of the distance to the boundary
-        (minima of ``boundary_distances``) inside the foreground, below the boundary threshold.
+        ``boundary-maxima`` (the paper's Fig. 3 variant, micro-sam's ``prompt_selection="boundary_distances"``):
+        local maxima of ``1 - boundary_distances`` over the whole image, with the background
+        (foreground < t_fg) set to 0 (``skimage.feature.peak_local_max``, borders included).
     foreground_threshold, center_distance_threshold, boundary_distance_threshold : float
         The paper's t_fg, t_c, t_b (0.5 each).
     connectivity : int
-        Connectivity of the components (1 = 4-neighbourhood, micro-sam's).
+        Connectivity of the components: 2 (8-neighbourhood, the paper's code: skimage's default) or 1
+        (4-neighbourhood, micro-sam >= 1.6.3).
     min_distance : int
-        ``boundary-maxima`` only: minimal distance between two maxima (pixels).
+        ``boundary-maxima`` only: minimal distance between two maxima (pixels, 5).
+    threshold_abs : float
+        ``boundary-maxima`` only: minimal peak height of ``1 - boundary_distances`` (0.25).
 
     Returns
     -------
@@ -111,17 +116,12 @@ def derive_prompts(
         components = ski.measure.label(seeds, connectivity=connectivity)
         return component_centers(components)
     if mode == "boundary-maxima":
-        inside = (foreground >= foreground_threshold) & (boundary_distances < boundary_distance_threshold)
-        if not inside.any():
-            return np.zeros((0, 2), dtype=np.int64)
-        closeness = np.where(inside, 1.0 - boundary_distances, 0.0)
-        # Plateaus count once: peak_local_max keeps one peak per flat maximum within min_distance.
+        # micro-sam's prompt_selection="boundary_distances" (4f6d45e2, instance_segmentation.py:1356-1360):
+        # peaks of 1 - bd over the whole image, background (fg < t_fg) set to 0; t_c and t_b play no part.
+        closeness = 1.0 - boundary_distances
+        closeness[foreground < foreground_threshold] = 0
         points = ski.feature.peak_local_max(
-            closeness,
-            min_distance=max(int(min_distance), 1),
-            labels=ski.measure.label(inside, connectivity=connectivity),
-            exclude_border=False,
+            closeness, min_distance=int(min_distance), threshold_abs=threshold_abs, exclude_border=False
         )
-        points = points[np.lexsort((points[:, 1], points[:, 0]))] if len(points) else points
-        return points.astype(np.int64).reshape(-1, 2)
+        return points.astype(np.int64).reshape(-1, 2)  # peak_local_max's order: highest peak first
     raise ValueError(f"Unknown prompt mode '{mode}'; expected one of {', '.join(PROMPT_MODES)}.")

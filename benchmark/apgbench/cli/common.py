@@ -32,6 +32,7 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..methods.base import MethodUnavailableError
+        from ..results.schema import UNWRITABLE_ERRNOS, unwritable_message
 
         try:
             return func(*args, **kwargs)
@@ -41,6 +42,11 @@ def handle_errors(func: F) -> F:
             message = err.args[0] if err.args else str(err)
         except (MethodUnavailableError, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
             message = str(err)
+        except OSError as err:
+            if err.errno not in UNWRITABLE_ERRNOS:
+                raise
+            # disk full or read-only anywhere (results, report, data cache): one sentence naming the path
+            message = unwritable_message(err, err.filename or "the output folder")
         err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 

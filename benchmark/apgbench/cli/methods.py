@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -22,3 +24,58 @@ def list_methods() -> None:
         ok, why = method_status(cls)
         table.add_row(name, escape(cls.description), cls.extra or "-", f"[{'green' if ok else 'yellow'}]{escape(why)}[/]")
     console.print(table)
+
+
+def _models_per_domain(method) -> dict[str, str]:
+    """The model a method loads for each domain (µSAM: per domain; others: one model, or none)."""
+    from ..config import DOMAINS
+
+    if hasattr(method, "model_name"):
+        models = {}
+        for domain in DOMAINS:
+            method.domain = domain
+            models[domain] = method.model_name()
+        method.domain = None
+        return models
+    params = method.params
+    model = next((params[k] for k in ("model", "pretrained_model", "model_type") if params.get(k)), None)
+    return dict.fromkeys(DOMAINS, str(model) if model is not None else "-")
+
+
+@app.command("show")
+@handle_errors
+def show_method(
+    method_id: Annotated[str, typer.Argument(metavar="ID", help="Method id (see `apgbench methods list`).")],
+    as_json: Annotated[
+        bool, typer.Option("--json/--no-json", help="Print one JSON object (with a `params` key).")
+    ] = False,
+) -> None:
+    """A method's description, extra, model per domain and full default parameters (torch is not imported)."""
+    import json
+
+    from rich.markup import escape
+
+    from ..methods import get_method
+
+    cls = get_method(method_id)
+    method = cls()
+    info = {
+        "id": cls.name,
+        "description": cls.description,
+        "extra": cls.extra,
+        "models": _models_per_domain(method),
+        "params": dict(method.params),
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    console.print(f"[bold]{escape(cls.name)}[/]: {escape(cls.description)}")
+    console.print(f"extra: {escape(cls.extra or '-')}", highlight=False)
+    models = Table("domain", "model")
+    for domain, model in info["models"].items():
+        models.add_row(domain, escape(model))
+    console.print(models)
+    params = Table("parameter", "default")
+    for key, value in info["params"].items():
+        params.add_row(key, escape(json.dumps(value, default=str)))
+    console.print(params)

@@ -31,11 +31,15 @@ def report(
     fingerprint: Annotated[list[str] | None, typer.Option(
         help="DATASET=PREFIX: use the records made on this version of the dataset's prepared data "
              "(where records of several versions exist). Repeatable.")] = None,
+    exclude_failed: Annotated[bool, typer.Option(
+        "--exclude-failed/--count-failed",
+        help="Leave failed and never-run images out of the means (default: they count as 0, marked *).")] = False,
 ) -> None:
     """Write Fig. 1b/2/3-style tables and plots, the paper comparison, statistics and an HTML page."""
     from ..config import results_root as resolve_root
     from ..config import split_ids
     from ..report import build_report
+    from ..results.schema import store_write_errors
 
     pair = None
     if compare is not None:
@@ -51,10 +55,12 @@ def report(
         fingerprints[key.strip()] = value.strip()
     root = resolve_root(results_root)
     check_report_selection(root, split_ids(domain), split_ids(dataset), split_ids(method))
-    result = build_report(root, out or root / "report", domains=split_ids(domain), datasets=split_ids(dataset),
-                          methods=split_ids(method), compare=pair, formats=split_ids(fmt),
-                          images=split_ids(images), data_root=data_root, seed=seed,
-                          fingerprints=fingerprints or None)
+    target = out or root / "report"
+    with store_write_errors(target):  # a full or read-only output folder: one sentence naming it
+        result = build_report(root, target, domains=split_ids(domain), datasets=split_ids(dataset),
+                              methods=split_ids(method), compare=pair, formats=split_ids(fmt),
+                              images=split_ids(images), data_root=data_root, seed=seed,
+                              fingerprints=fingerprints or None, exclude_failed=exclude_failed)
     console.print(result.terminal_table)
     for note in result.notes:
         console.print(f"[yellow]{escape(note)}[/]", highlight=False)

@@ -9,14 +9,21 @@ pass per image. They differ only in what follows the decoder maps:
   ``boundary-maxima`` prompts, the SAM mask decoder answering them through :class:`SamPointModel`;
 - ``apg-ref``: ``micro_sam.instance_segmentation.AutomaticPromptGenerator.generate``.
 
-Images larger than ``max_untiled`` pixels on a side are tiled (``tile_shape`` + ``halo``) as micro-sam
-does: tiled embeddings, stitched decoder maps, each prompt answered in the tile whose core holds it.
+As in the paper's runs (``prepare_baselines.py:22-27`` at micro-sam 4f6d45e2) images are not tiled by
+default. With ``tile_shape`` and ``halo`` set, images larger than ``max_untiled`` pixels on a side (0: all)
+are tiled as micro-sam does: tiled embeddings, stitched decoder maps, each prompt answered in the tile
+whose core holds it.
+
+The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.preprocess.
+to_rgb_uint8`, micro-sam 4f6d45e2's ``_to_image``). micro-sam >= 1.7 rescales every channel of every image
+(uint8 included) once more; :func:`paper_input` switches that off while micro-sam runs.
 Only numpy, the standard library and apgbench are imported at module level.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +39,7 @@ from ..apg import (
 )
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
+from .preprocess import to_rgb_uint8
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
 DEFAULT_MODEL = "vit_b_lm"
@@ -42,7 +50,7 @@ KNOWN_URLS = {
     "vit_b_histopathology": "https://owncloud.gwdg.de/index.php/s/sBB4H8CTmIoBZsQ/download",
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
-_COMMON = {"model": None, "checkpoint": None, "tile_shape": [384, 384], "halo": [64, 64], "max_untiled": 512}
+_COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
 
 
 def microsam_model_dir() -> Path:
@@ -53,6 +61,34 @@ def microsam_model_dir() -> Path:
 
         root = pooch.os_cache("micro_sam")
     return Path(root).expanduser() / "models"
+
+
+@contextmanager
+def paper_input():
+    """While active, micro-sam takes the image as given: its ``util._to_image`` only checks it.
+
+    micro-sam 1.8's ``_to_image`` min-max scales each channel to 0-255 with a ``+1e-7`` and truncation, so
+    even a full-range uint8 image changes; the paper's version left uint8 untouched. The caller passes
+    :func:`~apgbench.methods.preprocess.to_rgb_uint8`'s output, which is already what the paper's encoder
+    received. Restored on exit.
+    """
+    from micro_sam import util
+
+    original = util._to_image
+
+    def passthrough(image):
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                f"micro-sam expected a converted (H, W, 3) uint8 image, got {image.dtype} {image.shape}."
+            )
+        return np.array(image)
+
+    util._to_image = passthrough
+    try:
+        yield
+    finally:
+        util._to_image = original
 
 
 def decode_single_masks(model, features, sparse, dense):
@@ -211,12 +247,15 @@ class _MicroSam(Segmenter):
         }
 
     def _tiling(self, shape) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-        if max(shape) <= int(self.params["max_untiled"]):
+        tile_shape, halo = self.params["tile_shape"], self.params["halo"]
+        if tile_shape is None or max(shape) <= int(self.params["max_untiled"]):
             return None, None
-        return tuple(self.params["tile_shape"]), tuple(self.params["halo"])
+        if halo is None:
+            raise ValueError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
+        return tuple(tile_shape), tuple(halo)
 
     def _maps(self, image: np.ndarray):
-        """Embeddings and the three decoder maps, as micro-sam computes them."""
+        """Embeddings and the three decoder maps, as micro-sam computes them from the paper's input."""
         from micro_sam import util
         from micro_sam.instance_segmentation import (
             InstanceSegmentationWithDecoder,
@@ -224,15 +263,17 @@ class _MicroSam(Segmenter):
         )
 
         tile_shape, halo = self._tiling(image.shape[:2])
-        embeddings = util.precompute_image_embeddings(
-            self.predictor, image, ndim=2, tile_shape=tile_shape, halo=halo, verbose=False
-        )
-        if tile_shape is None:
-            segmenter = InstanceSegmentationWithDecoder(self.predictor, self.decoder)
-            segmenter.initialize(image, image_embeddings=embeddings)
-        else:
-            segmenter = TiledInstanceSegmentationWithDecoder(self.predictor, self.decoder)
-            segmenter.initialize(image, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
+        image = to_rgb_uint8(image)
+        with paper_input():
+            embeddings = util.precompute_image_embeddings(
+                self.predictor, image, ndim=2, tile_shape=tile_shape, halo=halo, verbose=False
+            )
+            if tile_shape is None:
+                segmenter = InstanceSegmentationWithDecoder(self.predictor, self.decoder)
+                segmenter.initialize(image, image_embeddings=embeddings)
+            else:
+                segmenter = TiledInstanceSegmentationWithDecoder(self.predictor, self.decoder)
+                segmenter.initialize(image, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
         state = (
             segmenter.get_state()
             if tile_shape is None
@@ -352,7 +393,10 @@ class MicroSamAPGReference(_MicroSam):
         if tile_shape is None:
             segmenter.set_state(dict(zip(("foreground", "center_distances", "boundary_distances"), maps)))
         else:  # the tiled generator keeps the embeddings in its state, so initialise it fully
-            segmenter.initialize(image, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
+            with paper_input():
+                segmenter.initialize(
+                    to_rgb_uint8(image), image_embeddings=embeddings, tile_shape=tile_shape, halo=halo
+                )
         keys = (
             "min_size",
             "center_distance_threshold",

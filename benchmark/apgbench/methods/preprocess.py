@@ -37,26 +37,30 @@ def to_grey(image: np.ndarray) -> np.ndarray:
 
 
 def minmax_uint8(image: np.ndarray) -> np.ndarray:
-    """Scale an image to uint8 by its global min and max; uint8 input is returned unchanged.
+    """Scale an image to uint8 as the paper's code did; uint8 input is returned unchanged.
 
-    This is micro-sam's ``_to_image`` rule, which the paper's SAM baselines went through: min-max over the
-    whole image (all channels together), then ``* 255``. A constant image becomes zeros.
+    micro-sam's ``_to_image`` at the paper's commit 4f6d45e2 (util.py:605-613), which every µSAM, AMG and
+    SAM3 baseline of the paper went through: uint8 stays as it is; anything else becomes float32, the
+    global minimum (all channels together) is subtracted, the result divided by its maximum, multiplied by
+    255 and truncated to uint8 (``astype``, not rounding). The same numpy expressions are used here, so the
+    result is bit for bit the paper's. A constant image (0 / 0 in the paper's code) becomes zeros.
     """
     image = np.asarray(image)
     if image.dtype == np.uint8:
         return image
-    image = image.astype(np.float64)
-    low, high = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
-    if high <= low:
+    if image.size == 0 or image.min() == image.max():
         return np.zeros(image.shape, dtype=np.uint8)
-    return np.clip(np.round((image - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+    scaled = image.astype("float32") - image.min()
+    scaled = scaled / scaled.max()
+    return (scaled * 255).astype("uint8")
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 for SAM-family models.
+    """``(H, W, 3)`` uint8 for SAM-family models: the paper's ``_to_image`` (micro-sam 4f6d45e2).
 
-    Grey is repeated into three channels; two channels (whole-cell, nucleus) become R and G with B = 0;
-    non-uint8 data are min-max scaled over the whole image first (:func:`minmax_uint8`).
+    Non-uint8 data are scaled over the whole image first (:func:`minmax_uint8`), then grey is repeated into
+    three channels and RGB is kept. Beyond the paper (whose code raised an error there): two channels
+    (whole-cell, nucleus) become R and G with B = 0, and of more than three channels the first three are kept.
     """
     image = minmax_uint8(image)
     if image.ndim == 2:

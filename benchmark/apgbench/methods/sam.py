@@ -36,9 +36,20 @@ SAM_CHECKPOINTS = {
 
 
 def amg_records_to_labels(
-    records: list[dict[str, Any]], shape: tuple[int, int], *, max_area_fraction: float = 0.5
+    records: list[dict[str, Any]],
+    shape: tuple[int, int],
+    *,
+    split_pieces: bool = True,
+    drop_largest: bool = True,
+    max_area_fraction: float | None = None,
 ) -> np.ndarray:
-    """Paint automatic-mask-generator records into a label image.
+    """Paint automatic-mask-generator records into a label image, as the paper's code did.
+
+    The default is micro-sam's ``mask_data_to_segmentation(masks, with_background=True)`` at 4f6d45e2
+    (instance_segmentation.py:50-117, called at automatic_segmentation.py:255): masks are painted largest
+    first, a later (smaller) mask overwriting an earlier one; the painted labels are split into their
+    8-connected pieces (``skimage.measure.label``); the single largest segment, background included, is
+    removed (so nothing is removed when the background is largest); ids are made consecutive.
 
     Parameters
     ----------
@@ -47,16 +58,23 @@ def amg_records_to_labels(
         array of ``shape``) and usually ``area`` and ``bbox`` (XYWH, as SAM and SAM 2 write it).
     shape : tuple of int
         ``(H, W)`` of the image.
-    max_area_fraction : float
-        Masks covering more than this fraction of the image are background, not objects, and are dropped.
+    split_pieces : bool
+        Split painted labels into 8-connected pieces (the paper's code).
+    drop_largest : bool
+        Remove the largest segment, background included (the paper's ``with_background=True``).
+    max_area_fraction : float or None
+        Not the paper's: drop masks covering more than this fraction of the image before painting (apgbench's
+        earlier background rule, 0.5; use with ``split_pieces=False, drop_largest=False`` to restore it).
 
     Returns
     -------
     labels : ndarray of uint32
-        Masks painted largest first, so smaller masks win overlaps; ids 1..N (hidden masks leave no id).
+        Ids 1..N in raster order of the pieces (hidden masks leave no id).
     """
+    import skimage as ski
+
     shape = (int(shape[0]), int(shape[1]))
-    limit = max_area_fraction * shape[0] * shape[1]
+    limit = np.inf if max_area_fraction is None else max_area_fraction * shape[0] * shape[1]
     kept = []
     for record in records:
         mask = record["segmentation"]
@@ -64,15 +82,27 @@ def amg_records_to_labels(
             raise ValueError(f"A mask of shape {np.shape(mask)} does not match the image shape {shape}.")
         area = record.get("area")
         area = int(np.count_nonzero(mask)) if area is None else int(area)
-        if 0 < area <= limit:
+        if area <= limit:
             kept.append((area, record))
-    kept.sort(key=lambda item: -item[0])  # stable: equal areas keep the generator's order
+    kept.sort(key=lambda item: -item[0])  # stable: equal areas keep the generator's order (as sorted())
     labels = np.zeros(shape, dtype=np.uint32)
     for index, (_, record) in enumerate(kept, start=1):
         window = _bbox_window(record.get("bbox"), shape)
         mask = np.asarray(record["segmentation"], dtype=bool)[window]
         labels[window][mask] = index
+    if split_pieces:
+        labels = ski.measure.label(labels, connectivity=2).astype(np.uint32)
+    if drop_largest and kept:
+        ids, sizes = np.unique(labels, return_counts=True)
+        largest = ids[np.argmax(sizes)]  # ties: the lowest id, as np.argmax
+        if largest != 0:
+            labels[labels == largest] = 0
     return relabel_sequential(labels)
+
+
+def label_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`amg_records_to_labels` keywords among a method's parameters."""
+    return {k: params[k] for k in ("split_pieces", "drop_largest", "max_area_fraction")}
 
 
 def _bbox_window(bbox: Any, shape: tuple[int, int]) -> tuple[slice, slice]:
@@ -97,8 +127,8 @@ class SamAMG(Segmenter):
     points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh,
     min_mask_region_area
         Passed to the generator (library defaults).
-    max_area_fraction : float
-        Masks larger than this fraction of the image are dropped as background.
+    split_pieces, drop_largest, max_area_fraction
+        The label conversion (:func:`amg_records_to_labels`); the defaults are the paper's.
     random_weights : bool
         **Testing only**: build the real architecture with random weights (no checkpoint), seeded, so the
         whole library path runs on machines without weights. Results are meaningless.
@@ -117,7 +147,9 @@ class SamAMG(Segmenter):
         "stability_score_thresh": 0.95,
         "box_nms_thresh": 0.7,
         "min_mask_region_area": 0,
-        "max_area_fraction": 0.5,
+        "split_pieces": True,
+        "drop_largest": True,
+        "max_area_fraction": None,
         "random_weights": False,
     }
 
@@ -170,9 +202,7 @@ class SamAMG(Segmenter):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         records = self._generator.generate(to_rgb_uint8(image))
-        return amg_records_to_labels(
-            records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"]
-        )
+        return amg_records_to_labels(records, image.shape[:2], **label_params(self.params))
 
     def info(self) -> dict[str, Any]:
         """Library distribution actually on disk, model, weights file and hash, precision."""
@@ -190,4 +220,4 @@ class SamAMG(Segmenter):
         self._generator = None
 
 
-__all__ = ["SAM_CHECKPOINTS", "SamAMG", "amg_records_to_labels"]
+__all__ = ["SAM_CHECKPOINTS", "SamAMG", "amg_records_to_labels", "label_params"]

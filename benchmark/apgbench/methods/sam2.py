@@ -21,7 +21,7 @@ import numpy as np
 from . import register_method
 from .base import Segmenter
 from .preprocess import dist_version, resolve_checkpoint, to_rgb_uint8, weights_root, weights_sha256
-from .sam import amg_records_to_labels
+from .sam import amg_records_to_labels, label_params
 
 _URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # model name -> (Hydra config inside the sam2 package, official SAM 2.1 checkpoint file)
@@ -77,8 +77,8 @@ class Sam2AMG(Segmenter):
         Weights file; default ``$APGBENCH_WEIGHTS_DIR/sam2/<official name>``, downloaded when absent.
     points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh
         Passed to ``SAM2AutomaticMaskGenerator`` (library defaults).
-    max_area_fraction : float
-        Masks larger than this fraction of the image are dropped as background.
+    split_pieces, drop_largest, max_area_fraction
+        The label conversion, the same as ``amg``'s (:func:`apgbench.methods.sam.amg_records_to_labels`).
     random_weights : bool
         **Testing only**: the real architecture with random weights (no checkpoint), seeded.
     """
@@ -95,7 +95,9 @@ class Sam2AMG(Segmenter):
         "pred_iou_thresh": 0.8,
         "stability_score_thresh": 0.95,
         "box_nms_thresh": 0.7,
-        "max_area_fraction": 0.5,
+        "split_pieces": True,
+        "drop_largest": True,
+        "max_area_fraction": None,
         "random_weights": False,
     }
 
@@ -149,9 +151,7 @@ class Sam2AMG(Segmenter):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         records = self._generator.generate(to_rgb_uint8(image))
-        return amg_records_to_labels(
-            records, image.shape[:2], max_area_fraction=self.params["max_area_fraction"]
-        )
+        return amg_records_to_labels(records, image.shape[:2], **label_params(self.params))
 
     def info(self) -> dict[str, Any]:
         """Install (official or PyPI), model, weights file and hash, precision."""

@@ -4,11 +4,16 @@ Facts about the library this wrapper handles:
 
 - **Prompt.** The paper used ``"cell"`` everywhere; the ``prompt`` parameter is set per dataset (the runner
   passes ``DatasetConfig.prompt``) and by ``--prompt``.
-- **Object budget.** The detector has 200 queries, so a dense image saturates. When a tile returns at least
-  ``dense_fraction * max_objects`` objects it is split into 2x2 overlapping tiles (recursively, down to
-  ``min_tile``); each object is kept by the tile whose core holds its centroid (:mod:`.preprocess`).
+- **The paper's procedure** (micro-sam 4f6d45e2, ``scripts/apg_experiments/prepare_baselines.py:34-53``):
+  one processor call per image on ``_to_image(image)`` as a PIL image, masks painted in the processor's
+  order, a later mask overwriting an earlier one. That is the default.
+- **Object budget.** The detector has 200 queries, so a dense image saturates. With ``retile=True`` a tile
+  returning at least ``dense_fraction * max_objects`` objects is split into 2x2 overlapping tiles
+  (recursively, down to ``min_tile``); each object is kept by the tile whose core holds its centroid
+  (:mod:`.preprocess`). Not the paper's procedure, so off by default.
 - **Input.** The processor takes a PIL image: numpy input makes it read (W, C) as the image size.
-- **Painting.** Objects are painted by ascending score, so the most confident object wins overlaps.
+- **Painting.** ``paint_order="query"`` (default, the paper's) or ``"score"`` (ascending score, so the most
+  confident object wins overlaps).
 - **Weights** are gated on Hugging Face (``facebook/sam3``): a missing access gives one clear sentence.
 - **CUDA only.** The package hard-codes ``device="cuda"`` while building (e.g. its position encoding), so
   :meth:`Sam3._prepare` refuses a CPU device with one sentence.
@@ -50,7 +55,18 @@ GATED = (
 def paint_by_score(
     masks: list[np.ndarray], scores: list[float] | np.ndarray, shape: tuple[int, int], windows=None
 ) -> np.ndarray:
-    """Paint masks in ascending score order (the highest score is painted last and wins overlaps).
+    """Paint masks in ascending score order (the highest score is painted last and wins overlaps)."""
+    return paint_objects(masks, scores, shape, windows, order="score")
+
+
+def paint_objects(
+    masks: list[np.ndarray],
+    scores: list[float] | np.ndarray,
+    shape: tuple[int, int],
+    windows=None,
+    order: str = "query",
+) -> np.ndarray:
+    """Paint masks one after the other; a later mask overwrites an earlier one.
 
     Parameters
     ----------
@@ -62,18 +78,24 @@ def paint_by_score(
         Output ``(H, W)``.
     windows : list of (slice, slice), optional
         Where each mask lies in the image.
+    order : {"query", "score"}
+        ``query``: in the given order (the processor's; the paper's ``prepare_baselines.py:50-52``);
+        ``score``: by ascending score, so the most confident object wins overlaps.
 
     Returns
     -------
     labels : ndarray of uint32
-        Ids 1..N in painting order (objects fully hidden by better ones leave no id).
+        Ids 1..N in painting order (objects fully hidden by later ones leave no id).
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(masks) != scores.size:
         raise ValueError(f"{len(masks)} masks but {scores.size} scores.")
+    if order not in ("query", "score"):
+        raise ValueError(f"Unknown paint_order '{order}'; expected 'query' or 'score'.")
     windows = [(slice(None), slice(None))] * len(masks) if windows is None else windows
     labels = np.zeros(shape, dtype=np.uint32)
-    for index, k in enumerate(np.argsort(scores, kind="stable"), start=1):
+    sequence = np.arange(len(masks)) if order == "query" else np.argsort(scores, kind="stable")
+    for index, k in enumerate(sequence, start=1):
         labels[windows[k]][np.asarray(masks[k], dtype=bool)] = index
     return relabel_sequential(labels)
 
@@ -124,10 +146,15 @@ class Sam3(Segmenter):
         Tokenizer vocabulary; found automatically when None (see :func:`find_bpe`).
     confidence_threshold : float
         Objects scoring below are dropped (``Sam3Processor``'s default 0.5).
+    paint_order : {"query", "score"}
+        Painting order of the objects (see :func:`paint_objects`); ``query`` is the paper's.
+    retile : bool
+        Split dense images into 2x2 tiles (recursively) when the object budget saturates; False (the
+        paper's procedure): one call per image.
     max_objects : int
         The detector's number of queries (200).
     dense_fraction : float
-        A tile returning ``>= dense_fraction * max_objects`` objects is split into 2x2 tiles.
+        With ``retile``: a tile returning ``>= dense_fraction * max_objects`` objects is split into 2x2 tiles.
     tile_overlap : int
         Pixels by which a tile extends past its core.
     min_tile : int
@@ -143,6 +170,8 @@ class Sam3(Segmenter):
         "checkpoint": None,
         "bpe_path": None,
         "confidence_threshold": 0.5,
+        "paint_order": "query",
+        "retile": False,
         "max_objects": 200,
         "dense_fraction": 0.9,
         "tile_overlap": 64,
@@ -224,7 +253,7 @@ class Sam3(Segmenter):
         rgb = to_rgb_uint8(image)  # normalise once for the whole image, so tiles share one intensity scale
         masks, scores, windows = [], [], []
         self._collect(rgb, whole_image(rgb.shape), masks, scores, windows)
-        return paint_by_score(masks, scores, rgb.shape[:2], windows)
+        return paint_objects(masks, scores, rgb.shape[:2], windows, order=self.params["paint_order"])
 
     def _collect(self, rgb: np.ndarray, region: Region, masks: list, scores: list, windows: list) -> None:
         """Detect in ``region``; split it when the object budget saturates; keep objects owned by its core."""
@@ -232,7 +261,8 @@ class Sam3(Segmenter):
         found, found_scores = self._detect(rgb[region.slices])
         r0, r1, c0, c1 = region.core
         if (
-            len(found) >= p["dense_fraction"] * p["max_objects"]
+            p["retile"]
+            and len(found) >= p["dense_fraction"] * p["max_objects"]
             and min(r1 - r0, c1 - c0) >= 2 * p["min_tile"]
         ):
             for child in split_region(region, rgb.shape, int(p["tile_overlap"])):

@@ -1,8 +1,10 @@
 """Reports built from the results store: the paper's Fig. 1b, 2, 3 (and more) as tables, plots and one HTML page.
 
 Everything is computed from the per-image scores of :func:`apgbench.results.load_scores`. Means follow the
-paper: an image's mSA, averaged over a dataset's images (failed images and images with empty ground truth
-excluded), then over a domain's datasets with each dataset weighing the same.
+paper: an image's mSA, averaged over all of a dataset's test images (images with empty ground truth
+excluded), then over a domain's datasets with each dataset weighing the same. An image that failed or was
+never run counts as 0 (the cell is marked ``*``, a footnote gives the count), so a shortfall never looks
+better than the work behind it; ``exclude_failed`` gives means over the scored images only.
 
 Files written to ``out`` (``formats`` chooses among md, csv, tex, png, svg, html):
 
@@ -46,6 +48,7 @@ from .qualitative import parse_selection, qualitative_figure
 from .stats import (
     N_BOOT,
     average_ranks,
+    coverage_notes,
     domain_means,
     msa_intervals,
     paired_test,
@@ -55,8 +58,11 @@ from .stats import (
 )
 from .tables import (
     DOMAIN_TITLES,
+    FAILED_MARK,
     MARKS,
     TRAINED,
+    apg_minus_ais,
+    counted_scores,
     fig2_csv_table,
     format_html,
     format_latex,
@@ -64,8 +70,8 @@ from .tables import (
     long_summary,
     msa_table,
     ranks,
-    scorable,
     trained_marks,
+    zeroed_counts,
 )
 
 __all__ = ["ALL_FORMATS", "ReportResult", "build_report", "load_filtered_scores"]
@@ -86,14 +92,15 @@ class ReportResult:
 
 
 def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), datasets=(), methods=(),
-                         fingerprints: dict[str, str] | None = None) -> pd.DataFrame:
+                         fingerprints: dict[str, str] | None = None, problems: list | None = None) -> pd.DataFrame:
     """Per-image scores under ``results_root`` restricted to the given domains, datasets and methods.
 
     A method filter matches the method id (all its parameter variants) or one exact label (``apg[p-1a2b]``);
     ``fingerprints`` (dataset id -> fingerprint prefix) picks one version of a dataset's prepared data where
-    records were computed on several (see :func:`apgbench.results.load_scores`).
+    records were computed on several (see :func:`apgbench.results.load_scores`, which also explains
+    ``problems``).
     """
-    scores = load_scores(results_root, fingerprints=fingerprints)
+    scores = load_scores(results_root, fingerprints=fingerprints, problems=problems)
     for column, allowed in (("domain", domains), ("dataset", datasets)):
         if allowed:
             scores = scores[scores[column].isin(list(allowed))]
@@ -105,7 +112,7 @@ def load_filtered_scores(results_root: str | os.PathLike, *, domains=(), dataset
 def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, domains=(), datasets=(), methods=(),
                  compare: tuple[str, str] | None = None, formats=ALL_FORMATS, images=None,
                  data_root: str | os.PathLike | None = None, seed: int = 0, n_boot: int = N_BOOT,
-                 fingerprints: dict[str, str] | None = None) -> ReportResult:
+                 fingerprints: dict[str, str] | None = None, exclude_failed: bool = False) -> ReportResult:
     """Write the report's tables, plots and HTML page to ``out`` from the stored results.
 
     Parameters
@@ -126,38 +133,43 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         Seed and number of bootstrap resamples for the confidence intervals.
     fingerprints : dict, optional
         Dataset id -> fingerprint prefix, for datasets whose records come from different prepared data.
+    exclude_failed : bool
+        Leave failed and missing images out of the means (by default they count as 0, marked ``*``).
 
     Returns
     -------
     ReportResult
-        A report on partial results says in ``notes`` what is missing instead of failing.
+        A report on partial results says in ``notes`` what is missing instead of failing; so does one on
+        a results root holding unreadable records (each named with the command that repairs it).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     unknown = set(formats) - set(ALL_FORMATS)
     if unknown:
         raise ValueError(f"Unknown report format(s) {sorted(unknown)}; choose from {', '.join(ALL_FORMATS)}.")
+    problems: list = []
     scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods,
-                                  fingerprints=fingerprints)
-    notes: list[str] = []
+                                  fingerprints=fingerprints, problems=problems)
+    notes: list[str] = [f"Unreadable record: {problem}" for problem in problems]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        valid = scorable(scores)
-        table = msa_table(scores)
-    notes.extend(str(w.message) for w in caught)
+        valid = counted_scores(scores, exclude_failed=exclude_failed)
+        table = msa_table(scores, exclude_failed=exclude_failed)
+    notes.extend(dict.fromkeys(str(w.message) for w in caught))
     if scores.empty:
         filtered = " for these filters" if domains or datasets or methods else ""
         notes.append(f"No results found under {results_root}{filtered}; run `apgbench run` first.")
     coverage = coverage_table(results_root, scores)
     requested = {"domain": tuple(domains), "dataset": tuple(datasets), "method": tuple(methods)}
-    notes.extend(missing_notes(table, coverage, scores=scores, requested=requested))
+    notes.extend(missing_notes(table, coverage, scores=scores, requested=requested, exclude_failed=exclude_failed))
+    notes.extend(coverage_notes(table))
 
     output = _Output(out, [f for f in formats if f in TABLE_FORMATS], [f for f in formats if f in ("png", "svg")],
                      "html" in formats)
     intervals = msa_intervals(valid, seed=seed, n_boot=n_boot)
     sections = [_fig2_section(output, table), _rank_section(output, table), _fig3_section(output, table),
                 _paper_section(output, table, intervals)]
-    summary = long_summary(scores) if not scores.empty else pd.DataFrame()
+    summary = long_summary(scores, valid) if not scores.empty else pd.DataFrame()
     if not summary.empty:
         ci = intervals.rename(columns={"method": "label"})[["dataset", "label", "ci_low", "ci_high"]]
         summary = summary.merge(ci, how="left", on=["dataset", "label"])
@@ -172,14 +184,15 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         sections.append(section)
         notes.extend(note)
     sections.append(_resources_section(output, scores, coverage))
-    section, note = _qualitative_section(output, results_root, valid, images, data_root)
+    section, note = _qualitative_section(output, results_root, valid[~valid["zeroed"].astype(bool)], images,
+                                         data_root)
     sections.append(section)
     notes.extend(note)
 
     html_path = None
     if "html" in formats:
         meta = (f"Results root <code>{escape(str(results_root))}</code> · {len(table)} dataset(s) · "
-                f"{len(table.columns)} method(s) · {len(valid)} scored image results · generated "
+                f"{len(table.columns)} method(s) · {int((~valid['zeroed'].astype(bool)).sum())} scored image results · generated "
                 f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
         html_path = out / "report.html"
         html_path.write_text(render_page("apgbench report", meta, notes, sections), encoding="utf-8")
@@ -216,10 +229,15 @@ def _fig2_section(output: _Output, table: pd.DataFrame) -> Section:
     paper = paper_table(table.index, list(table.columns)) if not table.empty else None
     output.table(fig2_csv_table(table), "msa_table", "Mean segmentation accuracy (mSA)",
                  markdown=format_markdown(table), latex=format_latex(table))
+    intro = (f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
+             f"{TRAINED}: the method was trained on this dataset's training split; {FAILED_MARK}: failed or "
+             "missing images counted as 0 (footnote).")
+    if apg_minus_ais(table) is not None:  # say only what the table shows
+        intro += " Last column: APG − AIS."
+    if paper is not None and paper.notna().any().any():
+        intro += " Hover a value for the paper's."
     section = Section("fig2", "Fig. 2 — mSA per dataset and method",
-                      f"Mean over each dataset's images. Shaded: top three per dataset ({''.join(MARKS.values())}); "
-                      f"{TRAINED}: the method was trained on this dataset's training split; last column: APG − AIS. "
-                      "Hover a cell for the paper's value.", [format_html(table, paper=paper)],
+                      intro, [format_html(table, paper=paper)],
                       # two plots per row only while they are small; 9 datasets per domain need the full width
                       grid=not table.empty and table.groupby(level=0).size().max() <= 3)
     if table.empty:
@@ -238,10 +256,18 @@ def _rank_section(output: _Output, table: pd.DataFrame) -> Section:
                       "Rank of each method on each dataset (1 = best), averaged over the datasets of a domain; "
                       "beside it the mean mSA over those datasets.")
     avg, means = average_ranks(table), domain_means(table)
-    if not avg.empty:
-        section.tables.append(output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain"))
-        output.figure(section, "Mean mSA per domain; in brackets the average rank. Blue: the three best.",
-                      lambda: plots.fig1b_ranks(means, avg), "fig1b_ranks")
+    if not avg.empty and avg["overall"].isna().any():
+        section.intro += (" Ranks and means are over the datasets every ranked method has results on (overall: "
+                          f"{len(avg.attrs['overall_datasets'])} datasets); a method lacking some is not ranked there "
+                          "(–); the datasets column gives each method's coverage.")
+    if avg.empty:
+        section.tables.append(NO_DATA % "no results yet")
+        return section
+    output.table(_rank_table(avg, means), "ranks", "Average rank (mean mSA) per domain")
+    section.tables.append(frame_to_html(_compact_rank_table(avg, means)))  # fits the page: one cell per panel
+    output.figure(section, "Mean mSA per domain, methods ordered by average rank (beside each bar: mean mSA and "
+                  "average rank). Blue: the three best average ranks.", lambda: plots.fig1b_ranks(means, avg),
+                  "fig1b_ranks")
     return section
 
 
@@ -251,11 +277,12 @@ def _fig3_section(output: _Output, table: pd.DataFrame) -> Section:
                       "prompts from boundary-distance maxima.")
     relative = relative_difference(table)
     if relative.empty:
-        section.intro += " Needs results of ais and apg or apg-bd on the same datasets."
+        section.tables.append(NO_DATA % "needs results of ais and of apg or apg-bd on the same datasets")
         return section
-    section.tables.append(output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1))
-    output.figure(section, "Relative mSA difference to AIS (%), per domain.", lambda: plots.fig3_relative(relative),
-                  "fig3_relative")
+    long = output.table(relative, "fig3_relative", "Relative mSA difference to AIS (%)", digits=1)
+    section.details.append(("Table of relative differences", long))
+    output.figure(section, "Relative mSA difference to AIS (%), per domain; the means over each domain's datasets "
+                  "in the panel titles.", lambda: plots.fig3_relative(relative), "fig3_relative")
     return section
 
 
@@ -275,7 +302,9 @@ def _interval_section(output: _Output, intervals: pd.DataFrame, seed: int, n_boo
     section = Section("intervals", "Bootstrap 95% intervals",
                       f"Percentile bootstrap over images ({n_boot} resamples, seed {seed}).",
                       details=[("Table of intervals", frame_to_html(intervals))] if not intervals.empty else [])
-    if not intervals.empty:
+    if intervals.empty:
+        section.tables.append(NO_DATA % "no results yet")
+    else:
         output.figure(section, "mSA with bootstrap 95% interval per dataset and method.",
                       lambda: plots.interval_plot(intervals), "msa_intervals")
     return section
@@ -286,6 +315,7 @@ def _threshold_section(output: _Output, valid: pd.DataFrame) -> Section:
                       "SA(t) at t = 0.50 … 0.95: dataset means, averaged over each domain's datasets.")
     curves = threshold_curves(valid)
     if curves.empty:
+        section.tables.append(NO_DATA % "no results yet")
         return section
     wide = curves.pivot_table(index=["domain", "method"], columns="threshold", values="sa", sort=False)
     wide.columns = [f"{t:.2f}" for t in wide.columns]
@@ -326,6 +356,21 @@ def _qualitative_section(output: _Output, results_root, valid, images, data_root
     return section, notes
 
 
+NO_DATA = '<p class="nodata">No data: %s.</p>'
+
+
+def _compact_rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+    """For the page: per panel one cell "average rank (mean mSA)", short headers, so it fits 1400 px."""
+    frame = pd.DataFrame(index=avg.index)
+    for panel in [c for c in avg.columns if c != "n_datasets"]:
+        title = "Overall" if panel == "overall" else DOMAIN_TITLES.get(panel, panel)
+        frame[f"{title}: rank (mSA)"] = [
+            "–" if pd.isna(r) else f"{r:.2f} ({m:.3f})" for r, m in zip(avg[panel], means[panel].reindex(avg.index))]
+    frame["datasets"] = avg["n_datasets"]
+    frame.index.name = "method"
+    return frame
+
+
 def _rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
     """Average rank and mean mSA side by side, one row per method, best overall rank first."""
     panels = [c for c in avg.columns if c != "n_datasets"]
@@ -339,12 +384,14 @@ def _rank_table(avg: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
 
 
 def _terminal_table(table: pd.DataFrame) -> Table:
-    rich_table = Table(title="Mean segmentation accuracy (mSA); ¹²³ = top three per dataset, † = trained on it")
+    rich_table = Table(title="Mean segmentation accuracy (mSA); ¹²³ = top three per dataset, † = trained on it, "
+                             f"{FAILED_MARK} = failed or missing images counted as 0")
     rich_table.add_column("domain")
     rich_table.add_column("dataset")
     if table.empty:
         return rich_table
     rank, trained = ranks(table), trained_marks(table)
+    zeroed, _ = zeroed_counts(table)
     for method in table.columns:
         rich_table.add_column(escape_markup(method), justify="right")  # labels like "apg[p-...]"
     for domain, dataset in table.index:
@@ -354,7 +401,8 @@ def _terminal_table(table: pd.DataFrame) -> Table:
             if pd.isna(value):
                 cells.append("–")
                 continue
-            text = f"{value:.3f}{MARKS.get(int(r), '')}{TRAINED if trained.loc[(domain, dataset), method] else ''}"
+            text = (f"{value:.3f}{FAILED_MARK if zeroed.loc[(domain, dataset), method] else ''}"
+                    f"{MARKS.get(int(r), '')}{TRAINED if trained.loc[(domain, dataset), method] else ''}")
             style = {1: "bold green", 2: "green", 3: "cyan"}.get(int(r))
             cells.append(f"[{style}]{text}[/]" if style else text)
         rich_table.add_row(DOMAIN_TITLES.get(domain, domain), dataset, *cells)

@@ -21,8 +21,12 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
         return pd.DataFrame(columns=columns)
     infos = {}
     for directory in iter_records(results_root):
-        info = json.loads((directory / "run.json").read_text())
-        infos[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = info
+        try:
+            info = json.loads((directory / "run.json").read_text())
+            key = (info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: load_scores names it with its repair
+        infos[key] = info
     rows = []
     for (domain, dataset, label), group in scores.groupby(["domain", "dataset", "label"], sort=False):
         info = infos.get((dataset, label), {})
@@ -40,7 +44,7 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
 
 
 def missing_notes(table: pd.DataFrame, coverage: pd.DataFrame, *, requested: dict[str, tuple] | None = None,
-                  scores: pd.DataFrame | None = None) -> list[str]:
+                  scores: pd.DataFrame | None = None, exclude_failed: bool = False) -> list[str]:
     """Sentences naming what is missing, for the terminal and the page.
 
     Parameters
@@ -54,7 +58,10 @@ def missing_notes(table: pd.DataFrame, coverage: pd.DataFrame, *, requested: dic
         result are named.
     scores : DataFrame, optional
         The filtered scores, to check the requested ids against.
+    exclude_failed : bool
+        Whether the means leave failed and missing images out (else they count as 0).
     """
+    effect = "excluded from the mean" if exclude_failed else "counted as 0 in the mean"
     notes = []
     if requested and scores is not None:
         for column, wanted in requested.items():
@@ -72,12 +79,13 @@ def missing_notes(table: pd.DataFrame, coverage: pd.DataFrame, *, requested: dic
         partial = coverage[~coverage["complete"]]
         for row in partial.head(8).itertuples():
             done = row.n_scored + row.n_failed + row.n_empty_gt
-            notes.append(f"{row.method} on {row.dataset} is incomplete: {done} of {row.n_expected} images done.")
+            notes.append(f"{row.method} on {row.dataset} is incomplete: {done} of {row.n_expected} images done "
+                         f"(the others are {effect}).")
         if len(partial) > 8:
             notes.append(f"... and {len(partial) - 8} more incomplete records (see coverage.csv).")
         failed = coverage[coverage["n_failed"] > 0]
         for row in failed.head(8).itertuples():
-            notes.append(f"{row.method} on {row.dataset}: {row.n_failed} image(s) failed (excluded from the mean).")
+            notes.append(f"{row.method} on {row.dataset}: {row.n_failed} image(s) failed ({effect}).")
         if len(failed) > 8:
             notes.append(f"... and {len(failed) - 8} more records with failed images (see coverage.csv).")
     return notes

@@ -17,7 +17,10 @@ nav ol { columns: 2; font-size: 0.9em; }
 .notes li { margin: 2px 0; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 8px 0 16px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-space: nowrap; }
-th { background: #f3f4f6; } td:first-child, th:first-child { text-align: left; }
+th { background: #f3f4f6; white-space: normal; vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; }
+.footnote, .nodata { color: #555; font-size: 0.85em; max-width: 1100px; }
+.nodata { font-style: italic; background: #f6f6f6; padding: 6px 10px; border-left: 3px solid #bbb; }
 tr.domain th { background: #e8eef7; text-align: left; font-style: italic; }
 td.top1 { background: #1f77b4; color: white; font-weight: bold; } td.top2 { background: #6baed6; }
 td.top3 { background: #c6dbef; }

@@ -8,6 +8,7 @@ for the HTML page.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import math
 from pathlib import Path
@@ -16,6 +17,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .tables import DOMAIN_TITLES, METHOD_ORDER, apg_minus_ais, base_method, domain_key, order_methods, ranks
@@ -30,11 +32,28 @@ RC = {"font.size": 8, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsiz
       "svg.hashsalt": "apgbench"}
 
 
+# Parameter variants (``apg[lowthresh]``) get colours of their own, never their method's.
+# Far from every PALETTE colour; markers and line styles (method_marker) tell variants apart as well.
+VARIANT_PALETTE = ("#111111", "#D81B60", "#00897B", "#827717", "#6A1B9A")
+
+
+def _stable_index(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
 def method_colour(label: str) -> str:
-    """A fixed colour per method id, so a method looks the same in every plot."""
+    """A fixed colour per table label, so a method looks the same in every plot; a parameter variant
+    (``apg[p-1a2b]``) has its own colour from :data:`VARIANT_PALETTE` and :func:`method_marker` sets it apart."""
     base = base_method(label)
-    index = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) + sum(map(ord, base))
+    if label != base:
+        return VARIANT_PALETTE[_stable_index(label) % len(VARIANT_PALETTE)]
+    index = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) + _stable_index(base)
     return PALETTE[index % len(PALETTE)]
+
+
+def method_marker(label: str) -> tuple[str, str]:
+    """(marker, line style) of a label in point and line plots: variants are squares on dashed lines."""
+    return ("s", "--") if label != base_method(label) else ("o", "-")
 
 
 def _styled(func):
@@ -90,7 +109,7 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
     diff = apg_minus_ais(table)
     width_total = 0.82
     bar = width_total / max(1, len(methods))
-    fig = _figure(max(6.0, 0.17 * len(methods) * len(datasets) + 2.5), 3.6)
+    fig = _figure(min(14.0, max(6.0, 0.17 * len(methods) * len(datasets) + 2.5)), 3.6)  # 14 in: legible on the page
     ax = fig.add_subplot()
     for i, dataset in enumerate(datasets):
         present = [m for m in methods if not np.isnan(sub.loc[dataset, m])]
@@ -108,11 +127,11 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
         if diff is not None and not np.isnan(diff.loc[(domain, dataset)]):
             d = float(diff.loc[(domain, dataset)])
             top = np.nanmax(sub.loc[dataset].to_numpy(float))
-            ax.text(i, min(top + 0.07, 1.04), f"APG−AIS {d:+.3f}".replace("-", "−"), ha="center", va="bottom",
+            ax.text(i, top + 0.07, f"APG−AIS {d:+.3f}".replace("-", "−"), ha="center", va="bottom",
                     fontsize=7, color="#1a7f37" if d >= 0 else "#b42318", fontweight="bold")
     ax.set_xticks(np.arange(len(datasets)))
     _tick_labels(ax, datasets)
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.17)  # rank numbers and the APG - AIS line stay clear of bars at 1.0
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("Mean segmentation accuracy (mSA)")
     ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
@@ -127,33 +146,41 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
 
 @_styled
 def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
-    """Fig. 1b: per domain and overall, mean mSA per method as bars annotated with the average rank; the
-    three best average ranks in the paper's blues, the others grey."""
-    panels = [c for c in means.columns]
+    """Fig. 1b: per domain and overall, one horizontal bar per ranked method (best average rank on top), its
+    length the mean mSA, the numbers beside it; the three best average ranks in the paper's blues (legend)."""
+    panels = list(means.columns)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = _figure(3.6 * ncols, 3.2 * nrows)
+    most = max(int(means[p].notna().sum()) for p in panels)
+    fig = _figure(4.4 * ncols, (0.24 * most + 0.9) * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
         values = means[panel].dropna()
-        methods = [m for m in means.index if m in values.index]
-        rank = avg_ranks.loc[methods, panel]
-        order = rank.sort_values(kind="stable").index.tolist()
-        colours = [TOP_COLOURS[order.index(m)] if order.index(m) < 3 else REST_COLOUR for m in methods]
-        xs = np.arange(len(methods))
-        ax.bar(xs, values.loc[methods], color=colours, edgecolor="black", linewidth=0.4, zorder=2)
-        for x, m in zip(xs, methods):
-            ax.text(x, min(values[m] + 0.01, 0.9), f"{values[m]:.3f}\n({rank[m]:.2f})", ha="center", va="bottom",
+        rank = avg_ranks.loc[values.index, panel].sort_values(kind="stable")
+        order = list(rank.index)
+        colours = [TOP_COLOURS[i] if i < 3 else REST_COLOUR for i in range(len(order))]
+        ys = np.arange(len(order))
+        ax.barh(ys, values.loc[order], color=colours, edgecolor="black", linewidth=0.4, height=0.75, zorder=2)
+        for y, m in zip(ys, order):  # beside the bar, never on it
+            ax.text(values[m] + 0.015, y, f"{values[m]:.3f}  (rank {rank[m]:.2f})", va="center", ha="left",
                     fontsize=7, fontweight="bold" if base_method(m) == "apg" else "normal")
-        ax.set_xticks(xs)
-        _tick_labels(ax, methods, always=True)
-        ax.set_ylim(0, 1)
+        ax.set_yticks(ys)
+        ax.set_yticklabels(order)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.45)  # room for the numbers
+        ax.set_xticks(np.linspace(0, 1, 6))
+        ax.spines["bottom"].set_bounds(0, 1)
+        ax.set_xlabel("mean mSA")
+        ax.grid(axis="x", alpha=0.3, zorder=0)
         ax.set_title("Overall" if panel == "overall" else DOMAIN_TITLES.get(panel, panel), fontweight="bold")
         _clean(ax)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    axes[0].set_ylabel("mSA (average rank)")
-    fig.suptitle("Mean mSA per domain; in brackets the average rank over datasets (1 = best)", fontsize=9)
+    handles = [Patch(facecolor=c, edgecolor="black", label=name)
+               for c, name in zip(TOP_COLOURS, ("best average rank", "second", "third"))]
+    handles.append(Patch(facecolor=REST_COLOUR, edgecolor="black", label="the others"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.suptitle("Mean mSA per domain, methods ordered by average rank over datasets (1 = best)", fontsize=9)
     return fig
 
 
@@ -171,8 +198,8 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
         sub = relative.xs(domain, level=0)
         values = sub.to_numpy(float)
         finite = values[np.isfinite(values)]
-        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-        limit = max(5.0, 1.35 * max(abs(low), abs(high)))  # room for the mean's text
+        low, high = (min(0.0, finite.min()), max(0.0, finite.max())) if finite.size else (0.0, 0.0)
+        pad = max(4.0, 0.3 * (high - low))  # room for the labels at the bar ends
         if low < 0:
             ax.axhspan(low, 0, color="#fee0d2", alpha=0.8, zorder=0)
         if high > 0:
@@ -184,16 +211,16 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
             colour = VARIANT_COLOURS.get(variant, method_colour(variant))
             ax.bar(pos, np.nan_to_num(heights), width * 0.95, color=colour, edgecolor="black", linewidth=0.5, zorder=2)
             for x, h in zip(pos, heights):
-                if np.isfinite(h):
-                    ax.text(x, -0.04 * limit if h > 0 else 0.04 * limit, f"{h:+.1f}%", rotation=90, fontsize=6,
-                            ha="center", va="top" if h > 0 else "bottom", zorder=3)
-        means = ", ".join(f"{VARIANT_NAMES.get(v, v)} {sub[v].mean():+.1f}%" for v in variants if sub[v].notna().any())
-        ax.text(0.01, 0.98, f"mean: {means}", transform=ax.transAxes, fontsize=7, va="top")
+                if np.isfinite(h):  # at the bar's end, reading upwards, on the bar's side of the axis
+                    ax.text(x, h + (0.02 if h >= 0 else -0.02) * (high - low + pad), f"{h:+.1f}%".replace("-", "−"),
+                            rotation=90, fontsize=6, ha="center", va="bottom" if h >= 0 else "top", zorder=3)
+        means = ", ".join(f"{VARIANT_NAMES.get(v, v)} {sub[v].mean():+.1f}%".replace("-", "−") for v in variants
+                          if sub[v].notna().any())
         ax.axhline(0, color="black", linewidth=0.8, zorder=2)
-        ax.set_ylim(-limit, limit)
+        ax.set_ylim(low - (pad if low < 0 else 0.1 * pad), high + pad)
         ax.set_xticks(xs)
         _tick_labels(ax, list(sub.index))
-        ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
+        ax.set_title(f"{DOMAIN_TITLES.get(domain, domain)}\nmean: {means}", fontsize=9)
         _clean(ax)
     for ax in axes[len(domains):]:
         ax.set_visible(False)
@@ -217,21 +244,22 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
         sub = curves[curves["domain"] == domain]
         for method in order_methods(sub["method"].unique()):
             line = sub[sub["method"] == method]
-            ax.plot(line["threshold"], line["sa"], marker="o", markersize=3, linewidth=1.2,
-                    color=method_colour(method), label=method)
+            marker, style = method_marker(method)
+            ax.plot(line["threshold"], line["sa"], marker=marker, markersize=3, linewidth=1.2, linestyle=style,
+                    color=method_colour(method), label=method, clip_on=False, zorder=3)
             labels.append(method)
         ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
         ax.set_xlabel("IoU threshold")
         ax.set_xticks([0.5, 0.6, 0.7, 0.8, 0.9])
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.04)  # a curve at 1.0 stays whole
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(alpha=0.3)
         _clean(ax)
     for ax in axes[len(domains):]:
         ax.set_visible(False)
     axes[0].set_ylabel("Segmentation accuracy SA(t)")
     seen = list(dict.fromkeys(labels))
-    handles = [Patch(facecolor=method_colour(m), label=m) for m in seen]
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    fig.legend(handles=[_legend_line(m) for m in seen], loc="outside right upper", frameon=False)
     return fig
 
 
@@ -254,18 +282,28 @@ def interval_plot(intervals: pd.DataFrame) -> Figure:
             if rows.empty:
                 continue
             xs = [datasets.index(d) + (j - (len(methods) - 1) / 2) * step for d in rows["dataset"]]
-            ax.errorbar(xs, rows["msa"], yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
-                        fmt="o", markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method),
-                        label=method)
+            marker, _ = method_marker(method)
+            bars = ax.errorbar(xs, rows["msa"], yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
+                               fmt=marker, markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method),
+                               label=method, zorder=3)
+            for artist in bars.get_children():
+                artist.set_clip_on(False)  # a point at 1.0 stays whole
         ax.set_xticks(np.arange(len(datasets)))
         _tick_labels(ax, datasets)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.04)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
         ax.grid(axis="y", alpha=0.3)
         _clean(ax)
     for ax in axes[len(domains):]:
         ax.set_visible(False)
     axes[0].set_ylabel("mSA, bootstrap 95% interval")
-    fig.legend(handles=[Patch(facecolor=method_colour(m), label=m) for m in methods], loc="outside right upper",
-               frameon=False)
+    fig.legend(handles=[_legend_line(m, line=False) for m in methods], loc="outside right upper", frameon=False)
     return fig
+
+
+def _legend_line(label: str, *, line: bool = True) -> Line2D:
+    """A legend entry with the label's colour, marker and (for line plots) line style."""
+    marker, style = method_marker(label)
+    return Line2D([], [], color=method_colour(label), marker=marker, markersize=4, label=label,
+                  linestyle=style if line else "none", linewidth=1.2)

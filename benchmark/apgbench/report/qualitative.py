@@ -20,8 +20,11 @@ def record_dirs(results_root: str | os.PathLike) -> dict[tuple[str, str], Path]:
     """(dataset, method label) -> record folder, for every record under the root."""
     found = {}
     for directory in iter_records(results_root):
-        info = json.loads((directory / "run.json").read_text())
-        found[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = directory
+        try:
+            info = json.loads((directory / "run.json").read_text())
+            found[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = directory
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: load_scores names it with its repair
     return found
 
 

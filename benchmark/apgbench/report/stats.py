@@ -60,21 +60,55 @@ def bootstrap_ci(values: np.ndarray, *, n_boot: int = N_BOOT, level: float = 0.9
 
 
 def msa_intervals(valid: pd.DataFrame, *, seed: int = 0, n_boot: int = N_BOOT) -> pd.DataFrame:
-    """Per (domain, dataset, method label): mSA, bootstrap 95% interval over images, images scored."""
+    """Per (domain, dataset, method label): mSA, bootstrap 95% interval over images, images in the mean."""
     rows = []
     for (domain, dataset, label), group in valid.groupby(["domain", "dataset", "label"], sort=False):
-        values = group["msa"].to_numpy(float)
-        low, high = bootstrap_ci(values, n_boot=n_boot, rng=_rng(seed, dataset, label))
+        # sorted values and a seed that depends only on their number: identical per-image scores get identical
+        # intervals, whatever the method, dataset or storage order (the mean does not depend on the order)
+        values = np.sort(group["msa"].to_numpy(float))
+        low, high = bootstrap_ci(values, n_boot=n_boot, rng=_rng(seed, "msa", str(values.size)))
         rows.append({"domain": domain, "dataset": dataset, "method": label, "msa": values.mean(),
                      "ci_low": low, "ci_high": high, "n_images": values.size})
     return pd.DataFrame(rows, columns=["domain", "dataset", "method", "msa", "ci_low", "ci_high", "n_images"])
 
 
+def ranked_block(table: pd.DataFrame) -> tuple[list, list[str]]:
+    """The datasets (index keys) and methods over which an average rank is fair: every such method has a
+    result on every such dataset.
+
+    The datasets are those that all methods with the most results have; the methods, all that have results
+    on each of those datasets. A method missing one of them is not ranked (its coverage is reported instead),
+    so a method run only on easy datasets can never top a ranking of methods run on all of them.
+    """
+    if table.empty:
+        return [], []
+    present = table.notna()
+    coverage = present.sum(axis=0)
+    widest = coverage.index[coverage == coverage.max()]
+    rows = [key for key in table.index if present.loc[key, widest].all()]
+    methods = [m for m in table.columns if rows and present.loc[rows, m].all()]
+    return rows, methods
+
+
+def _block_ranks(table: pd.DataFrame) -> tuple[pd.Series, pd.Series, list]:
+    """Average rank and mean mSA over :func:`ranked_block` of ``table`` (NaN for methods outside it)."""
+    rows, methods = ranked_block(table)
+    avg = pd.Series(np.nan, index=table.columns)
+    mean = pd.Series(np.nan, index=table.columns)
+    if methods:
+        block = table.loc[rows, methods]
+        avg[methods] = ranks(block).mean(axis=0)
+        mean[methods] = block.mean(axis=0)
+    return avg, mean, rows
+
+
 def average_ranks(table: pd.DataFrame) -> pd.DataFrame:
     """Paper Fig. 1b: mean over datasets of each method's rank, per domain and overall.
 
-    A method is ranked on a dataset among the methods that have results there (1 = best, ties share the
-    best rank), and averaged over the datasets where it has a result.
+    Ranks are taken only where every ranked method has a result (:func:`ranked_block`, per domain and
+    overall): a method is ranked on a dataset among the ranked methods (1 = best, ties share the best rank),
+    and averaged over the block's datasets. Methods outside the block get NaN; ``n_datasets`` gives each
+    method's coverage and ``result.attrs["overall_datasets"]`` the datasets of the overall rank.
 
     Returns
     -------
@@ -83,22 +117,41 @@ def average_ranks(table: pd.DataFrame) -> pd.DataFrame:
     """
     if table.empty:
         return pd.DataFrame()
-    rank = ranks(table)
-    domains = [d for d in DOMAIN_ORDER if d in rank.index.get_level_values(0)]
-    domains += [d for d in dict.fromkeys(rank.index.get_level_values(0)) if d not in domains]
-    result = pd.DataFrame({d: rank.xs(d, level=0).mean(axis=0) for d in domains})
-    result["overall"] = rank.mean(axis=0)
-    result["n_datasets"] = rank.notna().sum(axis=0).astype(int)
-    return result.sort_values("overall")
+    domains = [d for d in DOMAIN_ORDER if d in table.index.get_level_values(0)]
+    domains += [d for d in dict.fromkeys(table.index.get_level_values(0)) if d not in domains]
+    result = pd.DataFrame({d: _block_ranks(table.xs(d, level=0, drop_level=False))[0] for d in domains})
+    overall, _, rows = _block_ranks(table)
+    result["overall"] = overall
+    result["n_datasets"] = table.notna().sum(axis=0).astype(int)
+    result = result.sort_values(["overall", "n_datasets"], ascending=[True, False], na_position="last")
+    result.attrs["overall_datasets"] = sorted(dataset for _, dataset in rows)
+    return result
 
 
 def domain_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the dataset mSAs per domain and overall (each dataset weighs the same, as in the paper)."""
+    """Mean of the dataset mSAs per domain and overall (each dataset weighs the same, as in the paper), over
+    the same datasets as :func:`average_ranks` (NaN for methods it does not rank)."""
     if table.empty:
         return pd.DataFrame()
-    result = table.groupby(level=0, sort=False).mean().T
-    result["overall"] = table.mean(axis=0)
+    result = pd.DataFrame({d: _block_ranks(table.xs(d, level=0, drop_level=False))[1]
+                           for d in dict.fromkeys(table.index.get_level_values(0))})
+    result["overall"] = _block_ranks(table)[1]
     return result
+
+
+def coverage_notes(table: pd.DataFrame) -> list[str]:
+    """Sentences naming the methods left out of the overall rank for lack of results, with their coverage."""
+    if table.empty:
+        return []
+    rows, methods = ranked_block(table)
+    left = [m for m in table.columns if m not in methods]
+    if not left:
+        return []
+    counts = table.notna().sum(axis=0)
+    named = ", ".join(f"{m} ({counts[m]} of {len(table)} datasets)" for m in left)
+    note = (f"Not ranked overall for lack of results: {named}; the overall rank is over the {len(rows)} "
+            "dataset(s) every ranked method has.")
+    return [note]
 
 
 def relative_difference(table: pd.DataFrame, *, variants=("apg", "apg-bd"), reference: str = "ais") -> pd.DataFrame:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..results import THRESHOLD_COLUMNS
 from .formats import latex_escape
 
 DOMAIN_ORDER = ("nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo")
@@ -28,6 +29,8 @@ METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam
 MARKS = {1: "¹", 2: "²", 3: "³"}
 TRAINED = "†"
 DIFF_COLUMN = "APG − AIS"
+FAILED_MARK = "*"  # a mean that counts failed or missing images as 0
+MISSING_ERROR = "not scored (missing from the record)"
 
 
 def base_method(label: str) -> str:
@@ -49,8 +52,15 @@ def domain_key(domain: str) -> int:
     return DOMAIN_ORDER.index(domain) if domain in DOMAIN_ORDER else len(DOMAIN_ORDER)
 
 
+def _empty_ground_truth(scores: pd.DataFrame) -> set[tuple[str, str]]:
+    """(dataset, image id) of the images whose ground truth is empty, as any record of the dataset saw it."""
+    n_true = pd.to_numeric(scores["n_true"], errors="coerce")
+    empty = scores[n_true == 0]
+    return set(zip(empty["dataset"], empty["image_id"]))
+
+
 def scorable(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows that enter a dataset mean: no error and non-empty ground truth (the paper drops empty images)."""
+    """Rows that a method scored: no error and non-empty ground truth (the ``--exclude-failed`` view)."""
     empty = scores["error"].isna() & (scores["n_true"] == 0)
     if empty.any():
         warnings.warn(f"{int(empty.sum())} image(s) with empty ground truth are excluded from the means.",
@@ -58,16 +68,96 @@ def scorable(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores["error"].isna() & (scores["n_true"] > 0)]
 
 
-def msa_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean mSA per (domain, dataset) x method label, rows ordered by domain then dataset."""
-    valid = scorable(scores)
+def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.DataFrame:
+    """The rows that enter the dataset means, one per (record, test image), with a ``zeroed`` column.
+
+    A dataset's mean is over all its test images, except those with empty ground truth (the paper drops
+    them). An image that failed, or that the record never scored (``n_expected`` from ``run.json`` minus the
+    rows stored), scores 0 at every threshold, like an empty prediction, and has ``zeroed`` True. A missing
+    image takes its id from another record of the dataset where one has it (so paired comparisons line up),
+    else a placeholder ``<missing-<label>-k>``; a missing image whose ground truth no record saw counts even if it
+    was empty, so a shortfall never makes a score look better.
+
+    With ``exclude_failed`` the failed and missing images are left out instead (means over the images scored).
+    """
+    empty_ids = _empty_ground_truth(scores)
+    if empty_ids:
+        warnings.warn(f"{len(empty_ids)} image(s) with empty ground truth are excluded from the means.",
+                      stacklevel=2)
+    keep = pd.Series([key not in empty_ids for key in zip(scores["dataset"], scores["image_id"])],
+                     index=scores.index, dtype=bool)
+    rows = scores[keep].copy()
+    if exclude_failed:
+        return rows[rows["error"].isna()].assign(zeroed=False)
+    failed = rows["error"].notna()
+    rows.loc[failed, ["msa", *THRESHOLD_COLUMNS]] = 0.0
+    rows["zeroed"] = failed
+    if rows.empty or "n_expected" not in scores.columns:
+        return rows
+    known = scores.groupby("dataset")["image_id"].agg(lambda ids: sorted(set(ids)))
+    extra = []
+    for (dataset, label), group in scores.groupby(["dataset", "label"], sort=False):
+        present = set(group["image_id"])
+        n_missing = int(group["n_expected"].iloc[0]) - len(present)
+        if n_missing <= 0:
+            continue
+        others = [i for i in known[dataset] if i not in present][:n_missing]
+        ids = [i for i in others if (dataset, i) not in empty_ids]
+        # placeholders name their record: two records' unknown images must never pair up in a paired test
+        ids += [f"<missing-{label}-{k}>" for k in range(1, n_missing - len(others) + 1)]
+        first = group.iloc[0]
+        for image_id in ids:
+            extra.append({"dataset": dataset, "method": first["method"], "run_key": first["run_key"],
+                          "image_id": image_id, "msa": 0.0, **dict.fromkeys(THRESHOLD_COLUMNS, 0.0),
+                          "n_pred": 0, "error": MISSING_ERROR, "domain": first["domain"],
+                          "label": label, "n_expected": first["n_expected"], "zeroed": True})
+    if extra:
+        rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
+    return rows
+
+
+def msa_table(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.DataFrame:
+    """Mean mSA per (domain, dataset) x method label, rows ordered by domain then dataset.
+
+    Means follow :func:`counted_scores` (failed and missing images count 0 unless ``exclude_failed``).
+    ``table.attrs["zeroed"]`` holds, per cell, how many images were counted as 0 and ``table.attrs["n_images"]``
+    over how many images the mean was taken (see :func:`zeroed_counts`).
+    """
+    valid = counted_scores(scores, exclude_failed=exclude_failed)
     if valid.empty:
         return pd.DataFrame()
-    table = valid.pivot_table(index=["domain", "dataset"], columns="label", values="msa", aggfunc="mean")
+    index = ["domain", "dataset"]
+    table = valid.pivot_table(index=index, columns="label", values="msa", aggfunc="mean")
     order = sorted(table.index, key=lambda k: (domain_key(k[0]), k[0], k[1]))
-    table = table.loc[order, order_methods(table.columns)]
+    columns = order_methods(table.columns)
+    counts = {name: valid.pivot_table(index=index, columns="label", values="zeroed", aggfunc=func)
+              .reindex(index=order, columns=columns) for name, func in (("zeroed", "sum"), ("n_images", "size"))}
+    table = table.loc[order, columns]
     table.columns.name = None
+    for name, frame in counts.items():
+        frame.columns.name = None
+        table.attrs[name] = frame.fillna(0).astype(int)
     return table
+
+
+def zeroed_counts(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cell of an mSA table: images counted as 0 (failed or missing) and images in the mean."""
+    zero = pd.DataFrame(0, index=table.index, columns=table.columns)
+    zeroed = table.attrs.get("zeroed", zero).reindex(index=table.index, columns=table.columns).fillna(0)
+    n_images = table.attrs.get("n_images", zero).reindex(index=table.index, columns=table.columns).fillna(0)
+    return zeroed.astype(int), n_images.astype(int)
+
+
+def zeroed_footnote(table: pd.DataFrame) -> str | None:
+    """The footnote explaining the ``*`` marks of a table, naming each marked cell's count; None if none."""
+    zeroed, n_images = zeroed_counts(table)
+    cells = [f"{label} on {dataset}: {zeroed.loc[(domain, dataset), label]} of "
+             f"{n_images.loc[(domain, dataset), label]}"
+             for domain, dataset in table.index for label in table.columns if zeroed.loc[(domain, dataset), label]]
+    if not cells:
+        return None
+    return (f"{FAILED_MARK} includes images that failed or were not run, each counted as 0 "
+            f"(`apgbench report --exclude-failed` leaves them out): {'; '.join(cells)}.")
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
@@ -110,14 +200,17 @@ def fig2_csv_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(table: pd.DataFrame, digits: int):
-    """Per row: (domain, dataset, [(text, rank, trained)], difference) for the renderers."""
+    """Per row: (domain, dataset, [(text, rank, trained, zeroed)], difference) for the renderers."""
     rank, trained, diff = ranks(table), trained_marks(table), apg_minus_ais(table)
+    zeroed, _ = zeroed_counts(table)
     for domain, dataset in table.index:
         cells = []
         for label in table.columns:
             value, r = table.loc[(domain, dataset), label], rank.loc[(domain, dataset), label]
             text = "–" if np.isnan(value) else f"{value:.{digits}f}"
-            cells.append((text, None if np.isnan(value) else int(r), bool(trained.loc[(domain, dataset), label])))
+            cells.append((text, None if np.isnan(value) else int(r),
+                          not np.isnan(value) and bool(trained.loc[(domain, dataset), label]),
+                          not np.isnan(value) and bool(zeroed.loc[(domain, dataset), label])))
         d = None if diff is None or np.isnan(diff.loc[(domain, dataset)]) else float(diff.loc[(domain, dataset)])
         yield domain, dataset, cells, d
 
@@ -136,14 +229,17 @@ def format_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for domain, dataset, cells, d in _cells(table, digits):
         texts = []
-        for text, r, trained in cells:
-            text = text + MARKS.get(r, "") + (TRAINED if trained else "")
+        for text, r, trained, zero in cells:
+            text = text + ("\\" + FAILED_MARK if zero else "") + MARKS.get(r, "") + (TRAINED if trained else "")
             texts.append(f"**{text}**" if r == 1 else text)
         if diff_header:
             texts.append(_signed(d, digits))
         lines.append(f"| {DOMAIN_TITLES.get(domain, domain)} | {dataset} | " + " | ".join(texts) + " |")
     legend = (f"\n¹ ² ³: top three per dataset (best in bold). {TRAINED}: the method was trained on this "
               "dataset's training split. –: no result.\n")
+    footnote = zeroed_footnote(table)
+    if footnote:
+        legend += "\n" + footnote.replace(FAILED_MARK, "\\" + FAILED_MARK, 1) + "\n"
     return "\n".join(lines) + "\n" + legend
 
 
@@ -164,15 +260,18 @@ def format_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
             lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\emph{{{title}}}}} \\"]
             current = domain
         texts = []
-        for text, r, trained in cells:
-            text = (style[r] % text if r in style else text.replace("–", "--")) + (r"$^\dagger$" if trained else "")
-            texts.append(text)
+        for text, r, trained, zero in cells:
+            text = (style[r] % text if r in style else text.replace("–", "--")) + (r"$^{*}$" if zero else "")
+            texts.append(text + (r"$^\dagger$" if trained else ""))
         if diff_header:
             texts.append("--" if d is None else f"${d:+.{digits}f}$")
         lines.append(latex_escape(dataset) + " & " + " & ".join(texts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     caption = (r"Mean segmentation accuracy (mSA). Best per dataset in bold, second underlined, third in italics; "
                r"$^\dagger$: trained on this dataset's training split.")
+    footnote = zeroed_footnote(table)
+    if footnote:
+        caption += " " + latex_escape(footnote).replace(FAILED_MARK, r"$^{*}$", 1)
     head = "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\small\n"
     return head + "\n".join(lines) + f"\n\\caption{{{caption}}}\n\\end{{table}}\n"
 
@@ -191,8 +290,9 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
             rows.append(f'<tr class="domain"><th colspan="{width}">{title}</th></tr>')
             current = domain
         tds = []
-        for label, (text, r, trained) in zip(table.columns, cells):
+        for label, (text, r, trained, zero) in zip(table.columns, cells):
             mark = MARKS.get(r, "") + (TRAINED if trained else "")
+            text += FAILED_MARK if zero else ""
             css = f' class="top{r}"' if r in MARKS else ""
             tip = ""
             if paper is not None and label in paper.columns and not np.isnan(paper.loc[(domain, dataset), label]):
@@ -202,17 +302,24 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
             css = "" if d is None else (' class="pos"' if d > 0 else ' class="neg"' if d < 0 else "")
             tds.append(f"<td{css}>{_signed(d, digits)}</td>")
         rows.append(f"<tr><td>{html.escape(dataset)}</td>{''.join(tds)}</tr>")
-    return f'<table class="fig2"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    footnote = zeroed_footnote(table)
+    note = f'<p class="footnote">{html.escape(footnote)}</p>' if footnote else ""
+    return f'<table class="fig2"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>{note}'
 
 
-def long_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (domain, dataset, method label): mSA, images scored, failures, seconds per image."""
-    valid = scorable(scores)
-    grouped = valid.groupby(["domain", "dataset", "label"])
-    summary = grouped.agg(msa=("msa", "mean"), n_images=("msa", "size"), seconds_per_image=("seconds", "mean"),
-                          peak_mem_mb=("peak_mem_mb", "max"))
-    failed = scores[scores["error"].notna()].groupby(["domain", "dataset", "label"]).size().rename("n_failed")
-    summary = summary.join(failed, how="outer").fillna({"n_failed": 0, "n_images": 0})
-    summary["n_failed"] = summary["n_failed"].astype(int)
-    summary["n_images"] = summary["n_images"].astype(int)
+def long_summary(scores: pd.DataFrame, counted: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (domain, dataset, method label): mSA, images scored (``n_images``), failed and missing
+    images (in the mean as 0), seconds per image and peak memory. ``counted`` is :func:`counted_scores` of ``scores`` (computed if None)."""
+    counted = counted_scores(scores) if counted is None else counted
+    keys = ["domain", "dataset", "label"]
+    scored = counted[~counted["zeroed"].astype(bool)]
+    summary = counted.groupby(keys).agg(msa=("msa", "mean"))
+    summary = summary.join(scored.groupby(keys).agg(n_images=("msa", "size"), seconds_per_image=("seconds", "mean"),
+                                                    peak_mem_mb=("peak_mem_mb", "max")), how="left")
+    failed = scores[scores["error"].notna()].groupby(keys).size().rename("n_failed")
+    missing = counted[counted["error"].eq(MISSING_ERROR)].groupby(keys).size()
+    summary = summary.join(failed, how="outer").join(missing.rename("n_missing"), how="left")
+    summary = summary.fillna({"n_failed": 0, "n_images": 0, "n_missing": 0})
+    for column in ("n_failed", "n_images", "n_missing"):
+        summary[column] = summary[column].astype(int)
     return summary.reset_index()

@@ -25,7 +25,17 @@ every part and in ``run.json``; a run never adds images computed under a differe
 
 from __future__ import annotations
 
-from .reader import iter_records, load_scores, read_prediction, record_label, verify_record
+from .reader import (
+    EXTRA_COLUMNS,
+    RecordProblem,
+    iter_records,
+    load_scores,
+    read_prediction,
+    record_label,
+    record_problem,
+    repair_command,
+    verify_record,
+)
 from .schema import (
     JOURNAL,
     LOCKS,
@@ -39,6 +49,8 @@ from .schema import (
     RecordMismatchError,
     RecordRepairedWarning,
     RunInfo,
+    StoreWriteError,
+    dataset_mean,
     file_digest,
     git_revision,
     now,
@@ -49,6 +61,12 @@ from .schema import (
 from .writer import RecordWriter, check_record, held_claims, recover
 
 __all__ = [
+    "EXTRA_COLUMNS",
+    "RecordProblem",
+    "StoreWriteError",
+    "dataset_mean",
+    "record_problem",
+    "repair_command",
     "JOURNAL",
     "LOCKS",
     "PARTS",

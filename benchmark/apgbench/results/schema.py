@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -49,6 +50,45 @@ class CorruptRecordError(ValueError):
 
 class RecordRepairedWarning(UserWarning):
     """A corrupted file was found and deleted; its images are recomputed."""
+
+
+class StoreWriteError(RuntimeError):
+    """The results store cannot be written (disk full, read-only, no permission); nothing stored was changed."""
+
+
+#: errno values that mean "this folder cannot take more data", not a bug: reported as one sentence.
+UNWRITABLE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)
+)
+
+
+def unwritable_message(err: OSError, folder: str | os.PathLike) -> str:
+    """One sentence saying why ``folder`` cannot be written and what to do."""
+    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is on a read-only file system"}.get(
+        err.errno, "it is not writable" if err.errno in (errno.EACCES, errno.EPERM) else (err.strerror or str(err))
+    )
+    if getattr(errno, "EDQUOT", None) == err.errno:
+        why = "the disk quota is exhausted"
+    return (f"Cannot write to {folder}: {why} ({err.strerror or err}); files stored there before are unchanged. "
+            "Free some space, or write elsewhere (--results-root, --out).")
+
+
+def store_write_errors(folder: str | os.PathLike):
+    """Context manager turning disk-full and read-only errors raised inside into :class:`StoreWriteError`."""
+    return _StoreWriteErrors(folder)
+
+
+class _StoreWriteErrors:
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = folder
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, tb) -> bool:
+        if isinstance(err, OSError) and err.errno in UNWRITABLE_ERRNOS:
+            raise StoreWriteError(unwritable_message(err, self.folder)) from err
+        return False
 
 
 class RunInfo(BaseModel):
@@ -155,3 +195,17 @@ def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
     return frame
+
+
+def dataset_mean(scores: pd.DataFrame, n_images: int | None = None) -> float | None:
+    """A record's mean mSA as the report computes it: over all images with non-empty ground truth, an image
+    that failed (or, given ``n_images``, was never scored) counting as 0; None when there is none.
+
+    Images never scored whose ground truth is unknown count as non-empty, so a shortfall never helps.
+    """
+    n_true = pd.to_numeric(scores["n_true"], errors="coerce")
+    counted = scores[~(n_true == 0)]
+    total = len(counted) + max(0, (n_images or 0) - len(scores))
+    if not total:
+        return None
+    return float(counted.loc[counted["error"].isna(), "msa"].sum()) / total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from .schema import (
     _write_synced,
     file_digest,
     read_scores,
+    store_write_errors,
 )
 
 
@@ -67,16 +69,32 @@ def recover(directory: str | os.PathLike) -> bool:
     journal = directory / JOURNAL
     found = journal.exists()
     if found:
-        entry = json.loads(journal.read_text())
-        for tmp, final in entry["replace"]:
+        try:
+            entry = json.loads(journal.read_text())
+            pairs, parts = [(str(a), str(b)) for a, b in entry["replace"]], [str(n) for n in entry["parts"]]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise CorruptRecordError(f"{journal} is unreadable ({type(err).__name__}: {err})") from err
+        for tmp, final in pairs:
             if (directory / tmp).exists():
                 os.replace(directory / tmp, directory / final)
-        for name in entry["parts"]:
+        for name in parts:
             (directory / PARTS / name).unlink(missing_ok=True)
         journal.unlink()
     for stale in directory.glob(".*.tmp"):  # consolidation leftovers: only a lock holder writes these
         stale.unlink(missing_ok=True)
     return found
+
+
+def _drop_journal(directory: Path) -> str:
+    """Delete an unreadable journal and the files it may have named (caller holds the record lock).
+
+    Safe: the parts a consolidation merges are deleted only after all its renames, so whatever the journal
+    named is still in the parts; :func:`check_record` then catches a half-renamed set of files.
+    """
+    (directory / JOURNAL).unlink(missing_ok=True)
+    for stale in directory.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    return f"{directory / JOURNAL} was unreadable"
 
 
 def check_record(directory: str | os.PathLike, *, predictions: bool = True) -> list[str]:
@@ -159,8 +177,9 @@ class RecordWriter:
     ) -> None:
         self.directory = Path(directory)
         self.parts = self.directory / PARTS
-        self.parts.mkdir(parents=True, exist_ok=True)
-        (self.directory / LOCKS).mkdir(exist_ok=True)
+        with store_write_errors(self.directory):
+            self.parts.mkdir(parents=True, exist_ok=True)
+            (self.directory / LOCKS).mkdir(exist_ok=True)
         self.claim = "all" if shard is None else f"shard-{shard[0]:07d}-{shard[1]:07d}"
         self.repairs: list[str] = []
         self.provenance: dict[str, Any] = {}
@@ -190,7 +209,11 @@ class RecordWriter:
                 clash = [c for c in others if _claim_range(c)[0] < mine[1] and mine[0] < _claim_range(c)[1]]
                 if clash:
                     raise RecordBusyError(f"Workers {clash} are writing the same images of {self.directory}.")
-                recover(self.directory)
+                try:
+                    recover(self.directory)
+                except CorruptRecordError as err:
+                    self._repair([str(err)], [])
+                    _drop_journal(self.directory)
                 if not others:  # nobody else writes parts: temporary ones are leftovers of a killed run
                     for stale in self.parts.glob(".*.tmp*"):
                         stale.unlink(missing_ok=True)
@@ -292,22 +315,42 @@ class RecordWriter:
             payload["labels"] = labels.astype(
                 np.uint16 if small else np.uint32, copy=False
             )  # compresses faster
-        np.savez_compressed(tmp, **payload)
-        os.replace(tmp, self.parts / f"{image_id}.npz")
+        try:
+            with store_write_errors(self.directory):
+                np.savez_compressed(tmp, **payload)
+                os.replace(tmp, self.parts / f"{image_id}.npz")
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # frees the space of a half-written part; the stored ones are untouched
+            raise
 
-    def finalize(self, info: RunInfo, *, last_only: bool = False) -> pd.DataFrame | None:
+    def finalize(self, info: RunInfo, *, last_only: bool = False,
+                 image_ids: Iterable[str] | None = None) -> pd.DataFrame | None:
         """Consolidate parts into ``predictions.h5`` + ``scores.csv`` + ``run.json`` (see module notes).
 
         With ``last_only`` nothing happens (returns None) while other workers hold claims: the last one
-        consolidates. Returns the record's scores otherwise.
+        consolidates. Returns the record's scores otherwise. ``image_ids`` (the dataset's test split): a part
+        for any other image id is reported as corrupt and deleted, never merged.
+
+        Raises
+        ------
+        StoreWriteError
+            The disk is full or the folder read-only; the stored files are left as they were.
         """
         with self._locked():
             if last_only and held_claims(self.directory, exclude=self.claim):
                 return None
             recover(self.directory)
-            return self._consolidate(info)
+            known = None if image_ids is None else set(image_ids)
+            try:
+                with store_write_errors(self.directory):
+                    return self._consolidate(info, known)
+            except BaseException:
+                if not (self.directory / JOURNAL).exists():  # nothing was renamed: drop this attempt's files
+                    for stale in self.directory.glob(f".*.{os.getpid()}.tmp"):
+                        stale.unlink(missing_ok=True)
+                raise
 
-    def _consolidate(self, info: RunInfo) -> pd.DataFrame:
+    def _consolidate(self, info: RunInfo, known: set[str] | None = None) -> pd.DataFrame:
         directory, pid = self.directory, os.getpid()
         previous = self.previous_info() or {}
         rows: dict[str, dict[str, Any]] = {}
@@ -318,6 +361,9 @@ class RecordWriter:
         for part in sorted(self.parts.glob("*.npz")):
             try:
                 row, labels, meta = _read_part(part)
+                if known is not None and row["image_id"] not in known:
+                    raise CorruptRecordError(f"part {part.name} is for image {row['image_id']!r}, which is "
+                                             "not in the dataset's test split")
             except CorruptRecordError as err:
                 self._repair([str(err)], [f"{PARTS}/{part.name}"])
                 continue
@@ -356,8 +402,11 @@ class RecordWriter:
         return scores
 
     def _write_predictions(self, tmp: Path, new: dict[str, np.ndarray], keep: set[str]) -> None:
+        """Build the HDF5 file in memory, then write it with plain file I/O: a full disk then raises a clean
+        ENOSPC (HDF5 itself reports write errors without an errno and complains again while closing)."""
         final = self.directory / "predictions.h5"
-        with h5py.File(tmp, "w") as out:
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as out:
             group = out.create_group("labels")
             if final.exists():
                 with h5py.File(final, "r") as old:
@@ -367,5 +416,4 @@ class RecordWriter:
             for key in sorted(new):
                 if key in keep:
                     group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        _write_synced(tmp, buffer.getbuffer())
