@@ -94,6 +94,14 @@ class _CellposeBase(Segmenter):
     def _model_key(self, domain: str | None) -> object:
         return None  # one model for every domain: loaded once per run, whatever the datasets
 
+    supports_3d = "native"  # cellpose's do_3D, or its stitching with stitch_threshold > 0 (cellpose3d.py)
+
+    @classmethod
+    def volume_mode(cls, params=None) -> str:
+        from .cellpose3d import volume_mode
+
+        return super().volume_mode(params) if (params or {}).get("stitch") else volume_mode(params)
+
 
 @register_method
 class CellposeSAM(_CellposeBase):
@@ -125,6 +133,7 @@ class CellposeSAM(_CellposeBase):
         "cellprob_threshold": 0.0,
         "batch_size": 8,
         "random_weights": False,
+        "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
 
     @classmethod
@@ -188,6 +197,17 @@ class CellposeSAM(_CellposeBase):
         )
         return masks_to_labels(masks, image.shape[:2])
 
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .cellpose3d import masks_to_volume, volume_eval_kwargs
+
+        p, x = self.params, to_channels_last(volume)
+        masks, _, _ = self._model.eval(
+            x, diameter=p["diameter"], flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"], batch_size=p["batch_size"],
+            **volume_eval_kwargs(p, spacing, -1 if x.ndim == 4 else None),
+        )
+        return masks_to_volume(masks, volume.shape[:3])
+
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision, and which segment_anything is on disk."""
         return {
@@ -226,6 +246,7 @@ class Cellpose3(_CellposeBase):
         "flow_threshold": 0.4,
         "cellprob_threshold": 0.0,
         "random_weights": False,
+        "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
 
     @classmethod
@@ -279,6 +300,18 @@ class Cellpose3(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
         )
         return masks_to_labels(masks, image.shape[:2])
+
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .cellpose3d import masks_to_volume, volume_eval_kwargs
+
+        p = self.params
+        x = np.asarray(volume, np.float32)
+        x = x.mean(axis=-1) if x.ndim == 4 else x  # grey, as channels=[0, 0] in 2D
+        masks, _, _ = self._model.eval(
+            x, channels=[0, 0], diameter=p["diameter"], flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"], **volume_eval_kwargs(p, spacing, None),
+        )
+        return masks_to_volume(masks, volume.shape[:3])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision."""

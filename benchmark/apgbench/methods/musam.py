@@ -336,6 +336,15 @@ class MicroSamAIS(_MicroSam):
         _, maps, _ = self._maps(image)
         return automatic_instance_segmentation(*maps, **self._algorithm_params(AIS_DEFAULTS))
 
+    supports_3d = "stitch"  # micro-sam's 3D AIS: per-slice AIS + its multicut merge (methods/musam3d.py)
+
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .musam3d import ais_volume
+
+        tile_shape, halo = self._tiling(volume.shape[1:3])
+        return ais_volume(self.predictor, self.decoder, volume, self._algorithm_params(AIS_DEFAULTS),
+                          tile_shape, halo, self.slice_progress)
+
 
 @register_method
 class MicroSamAPG(_MicroSam):
@@ -355,6 +364,13 @@ class MicroSamAPG(_MicroSam):
         return automatic_prompt_generation(
             *maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
         )
+
+    supports_3d = "stitch"  # ours: 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
+
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .musam3d import apg_volume
+
+        return apg_volume(self._segment, volume, self.slice_progress)
 
 
 @register_method
