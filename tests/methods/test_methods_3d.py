@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from apgbench.datasets import load_dataset
-from apgbench.metrics import mean_segmentation_accuracy
 from apgbench.methods.cellpose import Cellpose3, CellposeSAM
 from apgbench.methods.musam import MicroSamAIS, MicroSamAPG, MicroSamAPGBoundary
+from apgbench.metrics import mean_segmentation_accuracy
 
 from ._helpers import LIBRARY_WARNINGS
 
