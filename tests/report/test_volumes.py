@@ -38,6 +38,12 @@ def store(tmp_path_factory):
     return root
 
 
+def test_report_on_3d_records_only_says_no_missing_results(store, tmp_path):
+    only3d = build_report(store, tmp_path, datasets=("synthetic-nuclei-3d",), formats=("csv",), n_boot=10)
+    assert not any("No results found" in n for n in only3d.notes)
+    assert (tmp_path / "volumes_msa.csv").exists()
+
+
 def test_report_has_a_3d_table_and_keeps_3d_out_of_fig2(store, tmp_path):
     result = build_report(store, tmp_path, formats=("csv", "html"), n_boot=50)
     assert "synthetic-nuclei-3d" not in set(result.table.index.get_level_values(1))
@@ -59,5 +65,8 @@ def test_report_has_a_3d_table_and_keeps_3d_out_of_fig2(store, tmp_path):
     # limit=2 of 4 volumes: the two never run count 0 in the 3D mean, as in 2D
     assert row["slices"] == len(by_hand) and (row["volumes"], row["failed"]) == (4, 2)
     assert row["mSA 3D"] == pytest.approx(pd.read_csv(folder / "scores.csv")["msa"].sum() / 4, rel=1e-5)
+    stored = pd.read_csv(folder / "scores.csv")
+    assert row["peak MiB"] == pytest.approx(stored["peak_mem_mb"].max(), rel=1e-3)
+    assert row["s/volume"] == pytest.approx(stored["seconds"].mean(), rel=1e-3)
     page = result.html.read_text()
     assert "3D vs. slice-wise" in page and "2D+stitch" in page

@@ -160,7 +160,7 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         valid = counted_scores(scores, exclude_failed=exclude_failed)
         table = msa_table(scores, exclude_failed=exclude_failed)
     notes.extend(dict.fromkeys(str(w.message) for w in caught))
-    if scores.empty:
+    if scores.empty and volume_scores.empty:
         filtered = " for these filters" if domains or datasets or methods else ""
         notes.append(f"No results found under {results_root}{filtered}; run `apgbench run` first.")
     coverage = coverage_table(results_root, scores)

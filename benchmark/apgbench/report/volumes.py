@@ -80,11 +80,13 @@ def slicewise_msa(labels: np.ndarray, prediction: np.ndarray) -> list[float]:
 def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
                  data_root: str | os.PathLike | None = None, *,
                  exclude_failed: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """One row per (dataset, method label): mode, mSA 3D, mSA 2D (slices), volumes, slices, failed.
+    """One row per (dataset, method label): mode, mSA 3D, mSA 2D (slices), volumes, slices, failed, seconds
+    per volume and the largest per-volume peak memory.
 
     Returns the table and notes (slice-wise scores that could not be computed, and why).
     """
-    columns = ["dataset", "method", "mode", "mSA 3D", "mSA 2D (slices)", "volumes", "slices", "failed"]
+    columns = ["dataset", "method", "mode", "mSA 3D", "mSA 2D (slices)", "volumes", "slices", "failed",
+               "s/volume", "peak MiB"]
     if volume_scores.empty:
         return pd.DataFrame(columns=columns), []
     valid = counted_scores(volume_scores, exclude_failed=exclude_failed)
@@ -115,6 +117,9 @@ def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
             "mSA 3D": group["msa"].mean(),
             "mSA 2D (slices)": np.mean(slice_scores) if slice_scores and problem is None else np.nan,
             "volumes": len(group), "slices": len(slice_scores) if problem is None else 0, "failed": failed,
+            # per volume: segment() wall clock, and the largest per-volume peak resident memory (runner)
+            "s/volume": pd.to_numeric(group.loc[~group["zeroed"].astype(bool), "seconds"], errors="coerce").mean(),
+            "peak MiB": pd.to_numeric(group["peak_mem_mb"], errors="coerce").max(),
         })
     return pd.DataFrame(rows, columns=columns), notes
 
