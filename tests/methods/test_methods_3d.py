@@ -123,6 +123,11 @@ def test_cellpose_3d_modes_and_anisotropy(cls):
         assert ("anisotropy" in method._model.kwargs) == expected["do_3D"]
 
 
+@pytest.fixture(scope="module")
+def tiny_sam():
+    return _tiny_sam()
+
+
 def _tiny_sam():
     """A seeded SAM with a small ViT encoder (same architecture family, fast on CPU) and a random µSAM decoder."""
     torch = pytest.importorskip("torch", reason="needs torch")
@@ -138,16 +143,35 @@ def _tiny_sam():
 
 
 @pytest.mark.heavy
-def test_ais_3d_through_micro_sam_at_random_weights():
+def test_ais_3d_through_micro_sam_at_random_weights(tiny_sam):
     image, _ = synthetic_volume(2, 64)
     method = MicroSamAIS()
-    method.predictor, method.decoder = _tiny_sam()
+    method.predictor, method.decoder = tiny_sam
     method._prepared = True
     calls = []
     method.slice_progress = lambda done, total: calls.append((done, total))
     out = method.segment(image, ndim=3, spacing=(2.0, 1.0, 1.0))
     assert out.shape == image.shape and out.dtype == np.uint32
     assert calls == [(1, 2), (2, 2)]  # one report per slice, from inside micro-sam's slice loop
+
+
+@pytest.mark.heavy
+def test_apg_3d_through_sam_at_random_weights(tiny_sam, monkeypatch):
+    """APG-3D with a real (small, random) SAM: each slice's 2D APG, then the overlap merge across z."""
+    from apgbench.methods import musam3d
+
+    image, _ = synthetic_volume(2, 64)
+    # Random decoder maps hover around 0.5: slightly stricter distance thresholds keep the prompts few.
+    method = MicroSamAPG(center_distance_threshold=0.46, boundary_distance_threshold=0.46)
+    method.predictor, method.decoder = tiny_sam
+    method._prepared = True
+    planes = []
+    stitch = musam3d.stitch_slices
+    monkeypatch.setattr(musam3d, "stitch_slices", lambda p, rule: planes.extend(p) or stitch(p, rule))
+    out = method.segment(image, ndim=3, spacing=(2.0, 1.0, 1.0))
+    assert out.shape == image.shape and out.dtype == np.uint32
+    assert len(planes) == 2 and all(p.shape == image.shape[1:] for p in planes)
+    np.testing.assert_array_equal(out, stitch(planes, "overlap"))
 
 
 @pytest.mark.heavy
