@@ -36,7 +36,8 @@ def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) 
     Each value must have the type of its default: a bool for a bool, an int for an int, a finite number for
     a float (an int or a numeric string such as ``"1e-3"``, which YAML reads as text, becomes a float, so
     ``sigma=1`` and the default ``1.0`` select the same record), text or None for text, a list of the same
-    length for a list. A default of ``None`` accepts None, text or a finite number.
+    length for a list. A default of ``None`` accepts None, text, a finite number or a list of finite numbers
+    (an optional shape such as ``tile_shape``).
 
     Raises
     ------
@@ -81,8 +82,13 @@ def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
     if default is None:
         if value is None or isinstance(value, str):
             return value
+        if isinstance(value, (list, tuple)):  # an optional shape such as tile_shape=384,384 or n_tiles=2,2
+            if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                for v in value):
+                raise fail("none, text, a finite number or a list of finite numbers")
+            return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise fail("none, text or a finite number")
+            raise fail("none, text, a finite number or a list of finite numbers")
         return value
     return value  # a default of another type (dict...): the method checks it
 
