@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import InvalidInputError, UnavailableError
 from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
 from .selection import check_params, parse_pairs, select_datasets, select_methods
 
@@ -52,7 +53,7 @@ def submit(
     from ..distributed import submit as submit_tasks
 
     if problem := executor_problem(executor):
-        raise RuntimeError(problem)
+        raise UnavailableError(problem)
     resources = load_profile(profile) if profile else Resources()
     flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min,
              "image_timeout_s": image_timeout}
@@ -64,7 +65,7 @@ def submit(
     if device.startswith("cuda") and not resources.gpus:
         resources.gpus = 1  # submitit hides every GPU from a task that asks for none
     params = parse_params(param)
-    method_ids = _method_ids(select_methods(method))
+    method_ids = select_methods(method, console)
     check_params(method_ids, params)
     selection = select_datasets(dataset, data_root)
     selection.print_missing(console)
@@ -91,37 +92,6 @@ def submit(
     console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
 
 
-def _method_ids(selection: list[str]) -> list[str]:
-    """Expand ``all`` into every method that can run here, and refuse named methods that cannot.
-
-    The check runs on the submitting machine, before anything is queued: a job on the cluster would only
-    fail later with the same missing library or weights.
-    """
-    from ..methods import available_methods, get_method, method_status
-
-    ids: list[str] = []
-    refused: list[str] = []
-    for item in selection:
-        if item != "all":
-            ready, why = method_status(get_method(item))
-            if ready:
-                ids.append(item)
-            else:
-                refused.append(f"{item} ({why})")
-            continue
-        for name, cls in available_methods().items():
-            ready, why = method_status(cls)
-            if ready:
-                ids.append(name)
-            else:
-                console.print(f"[yellow]skipping {name}[/]: {escape(why)}", highlight=False, soft_wrap=True)
-    if refused:
-        raise RuntimeError(f"Cannot run here, nothing was submitted: {'; '.join(refused)}.")
-    if not ids:
-        raise RuntimeError("No selected method can run here (see `apgbench methods list`).")
-    return list(dict.fromkeys(ids))
-
-
 @handle_errors
 def status(
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id(s) (default: the submission's).")] = None,
@@ -142,12 +112,8 @@ def status(
     missing: list[tuple[str, str]] = []
     if dataset is not None or method is not None:
         if dataset is None or method is None:
-            raise ValueError("Give both --dataset and --method, or neither (then the latest submission is shown).")
-        method_ids = select_methods(method)
-        if "all" in method_ids:
-            from ..methods import available_methods
-
-            method_ids = list(dict.fromkeys(m for i in method_ids for m in (available_methods() if i == "all" else [i])))
+            raise InvalidInputError("Give both --dataset and --method, or neither (then the latest submission is shown).")
+        method_ids = select_methods(method, ready_only=False)
         params = parse_params(param)
         check_params(method_ids, params)
         selection = select_datasets(dataset, data_root, strict=False)
@@ -158,7 +124,7 @@ def status(
         tasks = submitted + [{**asdict(p), "index": -1} for p in planned if p.record not in known]
         record = record if submitted else None
     elif record is None:
-        raise ValueError("No submission found; give --dataset and --method to check records directly.")
+        raise InvalidInputError("No submission found; give --dataset and --method to check records directly.")
     else:
         tasks = record["tasks"]
     rows = pair_status(tasks, record)

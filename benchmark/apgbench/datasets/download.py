@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import UnavailableError
 from .schema import RemoteFile
 
 #: Environment variable naming a mirror base URL.
@@ -37,7 +38,7 @@ MIRROR_ENV = "APGBENCH_MIRROR"
 PARTIAL_SUFFIX = ".partial"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UnavailableError):
     """A file could not be downloaded; ``kind`` names the cause (see :func:`classify_error`)."""
 
     def __init__(self, message: str, *, kind: str = "other", url: str = "") -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..config import data_root as _data_root
+from ..errors import InvalidInputError, NotFoundError, UnavailableError
 from .download import ChecksumError, fetch_file
 from .extract import CorruptArchiveError, is_archive, safe_extract
 from .prepare import prepare_dataset
@@ -33,7 +34,7 @@ from .schema import DatasetConfig, RemoteFile
 from .staging import Staging, recover, staging
 
 
-class ManualDatasetError(RuntimeError):
+class ManualDatasetError(UnavailableError):
     """The dataset must be obtained by hand; the message says how."""
 
 
@@ -112,7 +113,7 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         With a one-sentence message; the cache keeps only verified files.
     """
     if config.builtin:
-        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to download.")
+        raise InvalidInputError(f"Dataset '{config.id}' is built in: there is nothing to download.")
     if config.manual:
         raise ManualDatasetError(manual_instructions(config))
     if config.variant:  # a variant is prepared from its base dataset's download
@@ -156,13 +157,13 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
         If a raw file is not cached yet (the message names the command that fetches it).
     """
     if config.builtin:
-        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
+        raise InvalidInputError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
     raw = _data_root(data_root) / config.base_id / "raw"
     files = [raw / f.filename for f in config.source.files]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
-        raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+        raise NotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
                                 f"`apgbench datasets {verb}` first.")
     try:  # the base dataset's recorded raw hashes, so the files are not hashed again
         manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
@@ -183,7 +184,7 @@ def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
     if len(files) == 1:
         return files[0]
     names = ", ".join(f.filename for f in files)
-    raise ValueError(f"'{path.name}' is not one of the files of dataset '{config.id}' ({names}).")
+    raise InvalidInputError(f"'{path.name}' is not one of the files of dataset '{config.id}' ({names}).")
 
 
 def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=None, *, verify: bool = True,
@@ -211,7 +212,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise NotFoundError(f"{path} does not exist.")
     notes: list[str] = []
     with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
         expected = {f.filename for f in config.source.files}
@@ -253,7 +254,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             previous.setdefault("dataset", config.id)
             previous["raw"] = {**previous.get("raw", {}), **digests}
             stage.commit(previous)
-            raise FileNotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
+            raise NotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
                                     "pass a folder holding all its files).")
         old = previous.get("raw", {})
         digests = {**{f.name: old[f.name] for f in files if f.name in old}, **digests}

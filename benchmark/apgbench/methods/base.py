@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import DOMAINS
+from ..errors import InvalidInputError, UnavailableError
 
 
-class MethodUnavailableError(RuntimeError):
+class MethodUnavailableError(UnavailableError):
     """A method cannot run here: its library, extra or weights are missing."""
 
 
-class ParameterError(ValueError):
+class ParameterError(InvalidInputError):
     """A method parameter is unknown or has a value of the wrong type (a usage error: CLI exit code 2)."""
 
 

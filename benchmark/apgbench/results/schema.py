@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import InvalidInputError, UnavailableError
+from ..files import atomic_write, sha256_file, write_synced  # noqa: F401 - re-exported
+
 THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
 SCORE_COLUMNS = [
     "dataset",
@@ -36,15 +39,15 @@ RESULT_FILES = ("predictions.h5", "scores.csv")
 PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
 
 
-class RecordBusyError(RuntimeError):
+class RecordBusyError(UnavailableError):
     """Another process is writing the same record (or the same images of it)."""
 
 
-class RecordMismatchError(ValueError):
+class RecordMismatchError(InvalidInputError):
     """Stored results were computed under a different provenance than the one asked for."""
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(InvalidInputError):
     """A stored file of a record fails its integrity check."""
 
 
@@ -52,7 +55,7 @@ class RecordRepairedWarning(UserWarning):
     """A corrupted file was found and deleted; its images are recomputed."""
 
 
-class StoreWriteError(RuntimeError):
+class StoreWriteError(UnavailableError):
     """The results store cannot be written (disk full, read-only, no permission); nothing stored was changed."""
 
 
@@ -121,9 +124,13 @@ class RunInfo(BaseModel):
     repairs: list[str] = []
 
 
-def now() -> str:
-    """UTC timestamp in ISO format."""
+def utc_now() -> str:
+    """The current UTC time in ISO format, to the second (``2026-01-31T12:00:00+00:00``): every timestamp
+    apgbench writes (``run.json``, submissions, status files, reports)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+now = utc_now  # the name before utc_now; kept for existing callers
 
 
 def git_revision() -> str | None:
@@ -158,24 +165,7 @@ def record_dir(results_root: str | os.PathLike, method: str, dataset: str, key: 
 
 def file_digest(path: Path) -> dict[str, Any]:
     """Size and sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    return {"size": Path(path).stat().st_size, "sha256": sha256_file(path)}
 
 
 def _json_default(value: Any) -> Any:
