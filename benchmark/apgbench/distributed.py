@@ -51,7 +51,9 @@ RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_paral
 
 @dataclass
 class Task:
-    """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images."""
+    """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images.
+
+    ``record`` is the record's folder, as everywhere in apgbench (its last part is the run key)."""
 
     dataset: str
     method: str
@@ -181,7 +183,7 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
            results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
            device: str = "cpu", fail_fast: bool = False, workers: int | None = None,
            wait: bool = False) -> dict[str, Any]:
-    """Submit tasks and write the submission record; return it (``id``, ``job_ids``, ``tasks``...).
+    """Submit tasks and write the submission record (submission.json); return it (``id``, ``job_ids``, ``tasks``...).
 
     ``slurm`` makes one array job with one element per task; ``local`` starts ``workers`` processes (default:
     CPU count), each running its share of the tasks in turn; ``debug`` runs everything in this process.
@@ -204,8 +206,8 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
         chunks = [payload[i::n] for i in range(n)]
     else:
         chunks = [[t] for t in payload]
-    record = {"id": stamp, "created": utc_now(), "executor": executor, "resources": asdict(resources),
-              "options": options, "tasks": payload, "jobs": []}
+    submission_record = {"id": stamp, "created": utc_now(), "executor": executor,
+                         "resources": asdict(resources), "options": options, "tasks": payload, "jobs": []}
     try:
         runner = make_executor(executor, folder / "logs" / "%j", resources)
         jobs = runner.map_array(run_tasks, chunks, [options] * len(chunks)) if chunks else []
@@ -215,17 +217,17 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
             with contextlib.suppress(OSError):  # only if still empty
                 path.rmdir()
         raise
-    record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
+    submission_record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
                        "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
                       for job, chunk in zip(jobs, chunks)]
-    record["job_ids"] = [j["job_id"] for j in record["jobs"]]
-    atomic_write(folder / "submission.json", _json(record))
+    submission_record["job_ids"] = [j["job_id"] for j in submission_record["jobs"]]
+    atomic_write(folder / "submission.json", _json(submission_record))
     if wait or executor == "debug":
         with _closing_log_files():
             for job in jobs:
                 with contextlib.suppress(Exception):  # each task's failure is in its status file
                     job.result()
-    return record
+    return submission_record
 
 
 @contextlib.contextmanager
@@ -248,7 +250,7 @@ def _closing_log_files():
 
 
 def load_submission(results_root: str | os.PathLike | None = None, submission: str | None = None) -> dict | None:
-    """A submission record by id (or a unique prefix), else the latest one; None when there is none."""
+    """A submission (its submission.json) by id (or a unique prefix), else the latest one; None when there is none."""
     base = Path(_results_root(results_root)) / SUBMISSIONS
     found = sorted(p.parent.name for p in base.glob("*/submission.json"))
     if submission:
@@ -257,11 +259,11 @@ def load_submission(results_root: str | os.PathLike | None = None, submission: s
             raise InvalidInputError(f"No single submission matches '{submission}' under {base} ({len(found)} match).")
     if not found:
         return None
-    record = json.loads((base / found[-1] / "submission.json").read_text())
-    for task in record["tasks"]:
-        path = Path(record["options"]["status_dir"]) / f"{task['index']:05d}.json"
+    submission_record = json.loads((base / found[-1] / "submission.json").read_text())
+    for task in submission_record["tasks"]:
+        path = Path(submission_record["options"]["status_dir"]) / f"{task['index']:05d}.json"
         task["status"] = json.loads(path.read_text()) if path.exists() else None
-    return record
+    return submission_record
 
 
 def record_state(directory: str | os.PathLike) -> dict[str, Any]:
@@ -311,7 +313,7 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
         statuses = [t.get("status") for t in group]
         failed = [s for s in statuses if s and s["state"] == "failed"]
         died = [t for t, s in zip(group, statuses) if s and s["state"] == "running"]
-        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "record": Path(record).name,
+        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "run_key": Path(record).name,
                "state": state["state"], "done": state["n_done"], "images": state["n_images"],
                "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
                "tag": state.get("tag"),

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from apgbench.apg import PromptMasks, mask_nms, masks_to_labels, paint_masks, ranking_scores
+from apgbench.apg import PromptMasks, mask_nms, ranking_scores
+from apgbench.apg import paint_prompt_masks as paint_masks
+from apgbench.apg import prompt_masks_to_labels as masks_to_labels
 from apgbench.apg.masks import tight_box
 
 

@@ -23,7 +23,7 @@ from .base import (
     install_hint,
     missing_modules,
     missing_text,
-    paint_masks,
+    paint_masks_last_wins,
 )
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "get_method",
     "method_status",
     "missing_modules",
-    "paint_masks",
+    "paint_masks_last_wins",
     "register_method",
 ]
 

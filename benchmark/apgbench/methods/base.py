@@ -280,8 +280,9 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return (inverse + 1).reshape(labels.shape).astype(np.uint32)
 
 
-def paint_masks(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given") -> np.ndarray:
-    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones.
+def paint_masks_last_wins(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
+                          order: str = "as-given") -> np.ndarray:
+    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones (the last wins).
 
     Parameters
     ----------

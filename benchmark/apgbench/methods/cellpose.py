@@ -43,7 +43,7 @@ def cellpose_major() -> int | None:
     return None if version is None else int(version.split(".")[0])
 
 
-def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
+def cellpose_masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
     """Cellpose's ``masks`` output (uint16 or uint32 label image; empty list/None when nothing) as uint32."""
     if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
         return np.zeros(shape, dtype=np.uint32)
@@ -186,7 +186,7 @@ class CellposeSAM(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
             batch_size=p["batch_size"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision, and which segment_anything is on disk."""
@@ -278,7 +278,7 @@ class Cellpose3(_CellposeBase):
             flow_threshold=p["flow_threshold"],
             cellprob_threshold=p["cellprob_threshold"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision."""

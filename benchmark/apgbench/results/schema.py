@@ -19,21 +19,15 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidInputError, UnavailableError
 from ..files import atomic_write, sha256_file, write_synced  # noqa: F401 - re-exported
+from ..metrics import DEFAULT_THRESHOLDS, SCORE_KEYS, threshold_key
 
-THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
-SCORE_COLUMNS = [
-    "dataset",
-    "method",
-    "run_key",
-    "image_id",
-    "msa",
-    *THRESHOLD_COLUMNS,
-    "n_true",
-    "n_pred",
-    "seconds",
-    "peak_mem_mb",
-    "error",
-]
+#: One column per IoU threshold of the metric (``sa50`` ... ``sa95``), named by the metric itself.
+THRESHOLD_COLUMNS = [threshold_key(t) for t in DEFAULT_THRESHOLDS]
+#: Columns of ``scores.csv``: the record and image, every value :func:`~apgbench.metrics.score_image` returns,
+#: then time, memory and the error of a failed image.
+SCORE_COLUMNS = ["dataset", "method", "run_key", "image_id", *SCORE_KEYS, "seconds", "peak_mem_mb", "error"]
+#: Columns added after records were first written: a ``scores.csv`` without them is read with them empty.
+LATER_COLUMNS = ("tp50",)
 PARTS, LOCKS, JOURNAL = ".parts", ".locks", ".commit.json"
 RESULT_FILES = ("predictions.h5", "scores.csv")
 PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
@@ -181,7 +175,10 @@ def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"image_id": str, "error": object, "run_key": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise CorruptRecordError(f"{path} is corrupted ({err}); run it again to recompute it.") from err
-    missing = set(SCORE_COLUMNS) - set(frame.columns)
+    missing = set(SCORE_COLUMNS) - set(frame.columns) - set(LATER_COLUMNS)
+    for column in LATER_COLUMNS:
+        if column not in frame.columns:
+            frame.insert(SCORE_COLUMNS.index(column), column, pd.NA)
     if missing:
         raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
     return frame
