@@ -58,6 +58,16 @@ def test_ranking_scores():
         ranking_scores(masks, "area")
 
 
+def test_ranking_spelling_needs_no_quotes_and_the_old_one_is_deprecated():
+    from apgbench.apg import APG_DEFAULTS
+
+    masks = PromptMasks((4, 4), np.zeros((2, 4)), [np.zeros((0, 0), bool)] * 2, [0.5, 0.8], [1.0, 0.5])
+    assert APG_DEFAULTS["ranking"] == "iou-x-stability"  # the spelling the README documents
+    np.testing.assert_allclose(ranking_scores(masks, "iou-x-stability"), [0.5, 0.4])
+    with pytest.warns(DeprecationWarning, match="write 'iou-x-stability'"):
+        np.testing.assert_allclose(ranking_scores(masks, "iou*stability"), [0.5, 0.4])
+
+
 def test_paint_order_area_vs_score():
     big, small = _disk((50, 50), (25, 25), 12), _disk((50, 50), (25, 30), 6)
     masks = PromptMasks.from_masks([small, big], [0.9, 0.5])
