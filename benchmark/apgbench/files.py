@@ -11,6 +11,9 @@ from pathlib import Path
 
 #: Bytes read at a time when hashing a file.
 HASH_CHUNK = 1 << 20
+#: gzip level of the label images in HDF5 files (prepared datasets, stored predictions): 4 compresses
+#: label images nearly as well as 9 at a fraction of the time.
+H5_GZIP_LEVEL = 4
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = HASH_CHUNK) -> str:

@@ -9,7 +9,6 @@ Every later step (size filter, IoU, painting) then costs in proportion to the ob
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 

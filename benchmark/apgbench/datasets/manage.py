@@ -26,10 +26,10 @@ from filelock import FileLock
 
 from ..config import data_root as _data_root
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
+from ..files import sha256_file
 from .download import ChecksumError, fetch_file
 from .extract import CorruptArchiveError, is_archive, safe_extract
 from .prepare import prepare_dataset
-from .prepared import file_sha256
 from .schema import DatasetConfig, RemoteFile
 from .staging import Staging, recover, staging
 
@@ -133,7 +133,7 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
             for remote in config.source.files:
                 cached = raw / remote.filename
                 if cached.is_file() and remote.sha256 is not None:
-                    if file_sha256(cached) == remote.sha256:
+                    if sha256_file(cached) == remote.sha256:
                         files.append(cached)
                         continue
                     # A copy that differs (e.g. imported with --no-verify) is replaced only on success.
@@ -228,7 +228,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
         pinned: list[Path] = []
         for candidate in candidates:
             remote = _expected_file(config, candidate)
-            digest = file_sha256(candidate)
+            digest = sha256_file(candidate)
             if remote.sha256 and digest != remote.sha256:
                 if verify:
                     raise ChecksumError(candidate.name, remote.sha256, digest,
@@ -287,7 +287,7 @@ def _prepare_from_files(config: DatasetConfig, data_root, stage: Staging, files:
     for f in files:  # downloads with a published hash were verified while streaming; hash the others now
         if f.name not in hashes:
             known = by_name[f.name].sha256 if f.name in by_name and origin == "download" else None
-            hashes[f.name] = known or file_sha256(f)
+            hashes[f.name] = known or sha256_file(f)
     stage.commit(_manifest(config, stage, hashes, origin, n, notes or []))
     return _prepared(config, data_root)
 
@@ -301,7 +301,7 @@ def _extract(remote: RemoteFile | None, path: Path) -> bool:
 def _manifest(config, stage: Staging, hashes: dict, origin: str, n: int, notes: list[str],
               source_path: str = "") -> dict:
     manifest = {"dataset": config.id, "origin": origin, "raw": hashes, "n_images": n,
-                "prepared_sha256": file_sha256(stage.prepared), "notes": notes}
+                "prepared_sha256": sha256_file(stage.prepared), "notes": notes}
     if source_path:
         manifest["source_path"] = source_path
     return manifest
@@ -343,7 +343,7 @@ def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tu
             continue
         published = by_name[path.name].sha256
         expected = manifest.get("raw", {}).get(path.name) or published
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         if expected is None:
             rows.append((f"raw/{path.name}", True, f"no reference hash; sha256 {digest}"))
         elif digest != expected:
@@ -355,7 +355,7 @@ def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tu
     prepared = folder / "prepared.h5"
     if prepared.is_file():
         expected = manifest.get("prepared_sha256")
-        digest = file_sha256(prepared)
+        digest = sha256_file(prepared)
         ok = expected is None or digest == expected
         rows.append(("prepared.h5", ok, "ok" if expected and ok else
                      ("no manifest entry" if expected is None else f"expected {expected}, got {digest}")))

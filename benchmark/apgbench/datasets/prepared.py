@@ -12,7 +12,6 @@ The file is written under a temporary name and renamed, so a crash never leaves 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -24,6 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownIdError
+from ..files import H5_GZIP_LEVEL, sha256_file
 
 FORMAT_VERSION = 1
 
@@ -72,7 +72,7 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
                 lab = np.asarray(sample.labels)
                 if lab.size and lab.min() < 0:
                     raise InvalidInputError(f"Labels of image '{image_id}' contain negative ids.")
-                ds = images.create_dataset(image_id, data=sample.image, compression="gzip", compression_opts=4)
+                ds = images.create_dataset(image_id, data=sample.image, compression="gzip", compression_opts=H5_GZIP_LEVEL)
                 ds.attrs["meta"] = json.dumps(sample.meta, default=str)
                 labels.create_dataset(image_id, data=lab.astype(_label_dtype(lab)), compression="gzip",
                                       compression_opts=4)
@@ -133,13 +133,4 @@ class PreparedDataset:
 
     def fingerprint(self) -> str:
         """sha256 of the prepared file, for provenance in ``run.json``."""
-        return file_sha256(self.path)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_file(self.path)

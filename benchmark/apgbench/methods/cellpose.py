@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .preprocess import (
     SAM_DISTRIBUTIONS,
     dist_version,
@@ -160,7 +160,7 @@ class CellposeSAM(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if not os.path.exists(name) and name not in known:
                 # cellpose would silently fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}."
                 )
             try:
@@ -256,7 +256,7 @@ class Cellpose3(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if p["model_type"] not in known and not os.path.exists(p["model_type"]):
                 # cellpose would warn and fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}."
                 )
             try:

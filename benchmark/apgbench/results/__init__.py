@@ -59,6 +59,7 @@ from .schema import (
     record_dir,
     run_key,
     utc_now,
+    valid_scores,
 )
 from .writer import RecordWriter, check_record, held_claims, recover
 
@@ -97,5 +98,6 @@ __all__ = [
     "recover",
     "run_key",
     "utc_now",
+    "valid_scores",
     "verify_record",
 ]

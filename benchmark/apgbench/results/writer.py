@@ -19,8 +19,10 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
+from ..files import H5_GZIP_LEVEL
 from .schema import (
     JOURNAL,
+    LOCK_WAIT_S,
     LOCKS,
     PARTS,
     PROVENANCE_KEYS,
@@ -173,7 +175,7 @@ class RecordWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = 600.0
+        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = LOCK_WAIT_S
     ) -> None:
         self.directory = Path(directory)
         self.parts = self.directory / PARTS
@@ -421,5 +423,5 @@ class RecordWriter:
                             old.copy(old["labels"][key], group, name=key)
             for key in sorted(new):
                 if key in keep:
-                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
+                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=H5_GZIP_LEVEL)
         write_synced(tmp, buffer.getbuffer())
