@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -269,10 +269,10 @@ def run_plan(plan: RunPlan, options: RunOptions, segmenters: Segmenters) -> RunS
         if plan.tag and stored_tag and stored_tag != plan.tag:
             raise ParameterError(f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or --force "
                                  "to recompute it under a new tag.")
-        if stored_tag and not plan.tag:
-            plan = replace(plan, tag=stored_tag)
         todo = [i for i in plan.image_ids if i not in done]
         info = plan.run_info(device=options.device)
+        if stored_tag and not plan.tag:
+            info.tag = stored_tag  # a resumed run keeps the record's tag
         segmenter = None
         if todo:
             segmenter = segmenters.get(plan)
@@ -285,10 +285,10 @@ def run_plan(plan: RunPlan, options: RunOptions, segmenters: Segmenters) -> RunS
         n_failed = run_images(writer, segmenter, plan, todo, options) if segmenter is not None else 0
         info.finished = utc_now()
         scores = writer.finalize(info, last_only=plan.shard is not None, image_ids=plan.data.image_ids)
-    return _summary(plan, scores, len(todo), n_failed, writer.repairs)
+    return _summary(plan, scores, len(todo), n_failed, writer.repairs, getattr(info, "tag", None))
 
 
-def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str]) -> RunSummary:
+def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str], tag: str | None) -> RunSummary:
     mean, totals, first_error = None, (0, 0), None
     if scores is not None:
         failed = scores["error"].notna()
@@ -298,7 +298,7 @@ def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str
     n = len(plan.image_ids)
     return RunSummary(plan.dataset, plan.method, plan.directory, n, n_new, n - n_new, n_failed, mean,
                       repairs=list(repairs), consolidated=scores is not None, n_scored_total=totals[0],
-                      n_failed_total=totals[1], first_error=first_error, tag=plan.tag)
+                      n_failed_total=totals[1], first_error=first_error, tag=tag)
 
 
 def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: list[str],
