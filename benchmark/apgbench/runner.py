@@ -66,7 +66,10 @@ class ImageTimeout(BaseException):
 
 
 def check_timeout_supported() -> None:
-    """Raise :class:`~apgbench.errors.UnavailableError` unless a per-image time limit can work here (SIGALRM, main thread)."""
+    """Raise :class:`~apgbench.errors.UnavailableError` unless a per-image time limit can work here.
+
+    It needs SIGALRM and the main thread of a process.
+    """
     if not hasattr(signal, "setitimer"):
         raise UnavailableError("--image-timeout needs SIGALRM, which this platform lacks; run without it.")
     if threading.current_thread() is not threading.main_thread():

@@ -180,7 +180,8 @@ def import_command(
             if isinstance(err, FileNotFoundError):
                 raise
             # e.g. a full disk: the staged copy was dropped, the old one is untouched
-            raise UnavailableError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was.") from err
+            raise UnavailableError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was."
+                                   ) from err
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)

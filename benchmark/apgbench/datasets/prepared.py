@@ -72,7 +72,8 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
                 lab = np.asarray(sample.labels)
                 if lab.size and lab.min() < 0:
                     raise InvalidInputError(f"Labels of image '{image_id}' contain negative ids.")
-                ds = images.create_dataset(image_id, data=sample.image, compression="gzip", compression_opts=H5_GZIP_LEVEL)
+                ds = images.create_dataset(image_id, data=sample.image, compression="gzip",
+                                           compression_opts=H5_GZIP_LEVEL)
                 ds.attrs["meta"] = json.dumps(sample.meta, default=str)
                 labels.create_dataset(image_id, data=lab.astype(_label_dtype(lab)), compression="gzip",
                                       compression_opts=4)

@@ -34,8 +34,8 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     try:
         data = load_yaml(path)
     except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}): "
-                         "save it with UTF-8 encoding.") from None
+        raise InvalidInputError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
+                                f"{err.start}): save it with UTF-8 encoding.") from None
     try:
         config = DatasetConfig.model_validate(data)
     except ValidationError as err:
