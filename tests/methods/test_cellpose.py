@@ -8,7 +8,8 @@ import pytest
 from apgbench.methods import cellpose as cellpose_module
 from apgbench.methods import get_method
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.cellpose import Cellpose3, CellposeSAM, masks_to_labels
+from apgbench.methods.cellpose import Cellpose3, CellposeSAM
+from apgbench.methods.cellpose import cellpose_masks_to_labels as masks_to_labels
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop
 

@@ -8,7 +8,7 @@ import numpy as np
 import skimage as ski
 from scipy import ndimage as ndi
 
-from .masks import PromptableModel, PromptMasks, mask_nms, paint_masks, ranking_scores
+from .masks import PromptableModel, PromptMasks, mask_nms, paint_prompt_masks, ranking_scores
 from .prompts import derive_prompts
 
 APG_DEFAULTS = {
@@ -19,7 +19,7 @@ APG_DEFAULTS = {
     "min_size": 25,
     "nms_threshold": 0.9,
     "nms_measure": "iou",
-    "ranking": "iou*stability",
+    "ranking": "iou-x-stability",
     "paint_order": "area",
     "split_components": True,
     "connectivity": 2,
@@ -83,7 +83,7 @@ def automatic_prompt_generation(
             t_nms (0.9).
         nms_measure : {"iou", "iomin"}
             Overlap measure of the NMS.
-        ranking : {"iou*stability", "iou"}
+        ranking : {"iou-x-stability", "iou"}
             NMS order: micro-sam's predicted IoU x stability score (default), or the paper's predicted IoU.
         paint_order : {"area", "score"}
             Who wins overlapping pixels: the larger mask (micro-sam, default) or the better-ranked one.
@@ -124,7 +124,7 @@ def automatic_prompt_generation(
         [model.predict_points(points[i : i + batch]) for i in range(0, len(points), batch)], fg.shape
     )
     t2 = time.perf_counter()
-    labels = masks_to_labels(
+    labels = prompt_masks_to_labels(
         masks,
         min_size=p["min_size"],
         nms_threshold=p["nms_threshold"],
@@ -140,13 +140,13 @@ def automatic_prompt_generation(
     return labels
 
 
-def masks_to_labels(
+def prompt_masks_to_labels(
     masks: PromptMasks,
     *,
     min_size: int = 25,
     nms_threshold: float = 0.9,
     nms_measure: str = "iou",
-    ranking: str = "iou*stability",
+    ranking: str = "iou-x-stability",
     paint_order: str = "area",
     split_components: bool = True,
     connectivity: int = 2,
@@ -157,7 +157,7 @@ def masks_to_labels(
     if len(masks) == 0:
         return np.zeros(masks.shape, dtype=np.uint32)
     kept = mask_nms(masks, ranking_scores(masks, ranking), nms_threshold, nms_measure)
-    return paint_masks(
+    return paint_prompt_masks(
         masks,
         kept,
         min_size=min_size,

@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import DOMAINS, ID_PATTERN
+from ..files import sha256_file
 from .readers import ReaderError
 from .readers._base import Entry, natural_key, read_array
 from .schema import DatasetConfig, Domain, Format, Preparation, Source, Split
@@ -214,14 +215,6 @@ def folder_config(folder: str | os.PathLike, domain: str | None = None,
         folder=str(folder), content_hash=_content_hash(folder, relative, settings_bytes), pairs=relative)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def register_folder(folder: str | os.PathLike, domain: str | None = None) -> FolderDatasetConfig:
     """Describe a folder dataset and make its id known to ``get_dataset_config`` in this process."""
     from .registry import list_datasets
@@ -297,7 +290,7 @@ def _content_hash(folder: Path, pairs: tuple[tuple[str, str], ...], settings_byt
             if not path.is_file():
                 raise ReaderError(f"{path} disappeared while apgbench was using the folder {folder}.")
             digest.update(f"\0{relative}\0".encode())
-            digest.update(_file_sha256(path).encode())
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 

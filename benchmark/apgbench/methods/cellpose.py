@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .preprocess import (
     SAM_DISTRIBUTIONS,
     dist_version,
@@ -43,7 +43,7 @@ def cellpose_major() -> int | None:
     return None if version is None else int(version.split(".")[0])
 
 
-def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
+def cellpose_masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
     """Cellpose's ``masks`` output (uint16 or uint32 label image; empty list/None when nothing) as uint32."""
     if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
         return np.zeros(shape, dtype=np.uint32)
@@ -160,7 +160,7 @@ class CellposeSAM(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if not os.path.exists(name) and name not in known:
                 # cellpose would silently fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}."
                 )
             try:
@@ -186,7 +186,7 @@ class CellposeSAM(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
             batch_size=p["batch_size"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision, and which segment_anything is on disk."""
@@ -256,7 +256,7 @@ class Cellpose3(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if p["model_type"] not in known and not os.path.exists(p["model_type"]):
                 # cellpose would warn and fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}."
                 )
             try:
@@ -278,7 +278,7 @@ class Cellpose3(_CellposeBase):
             flow_threshold=p["flow_threshold"],
             cellprob_threshold=p["cellprob_threshold"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision."""

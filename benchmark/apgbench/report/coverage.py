@@ -7,7 +7,7 @@ import os
 
 import pandas as pd
 
-from ..results import iter_records, record_label
+from ..results import iter_records, record_label, valid_scores
 from .tables import domain_key, order_methods
 
 
@@ -31,9 +31,10 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
     for (domain, dataset, label), group in scores.groupby(["domain", "dataset", "label"], sort=False):
         info = infos.get((dataset, label), {})
         failed = group["error"].notna()
+        valid = valid_scores(group)
         n_expected = int(info.get("n_images") or len(group))
         rows.append({"domain": domain, "dataset": dataset, "method": label, "n_expected": n_expected,
-                     "n_scored": int((~failed & (group["n_true"] > 0)).sum()), "n_failed": int(failed.sum()),
+                     "n_scored": len(valid), "n_failed": int(failed.sum()),
                      "n_empty_gt": int((~failed & (group["n_true"] == 0)).sum()),
                      "complete": bool(info.get("complete", False)) and len(group) >= n_expected})
     frame = pd.DataFrame(rows, columns=columns)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from .schema import (
     JOURNAL,
+    LOCK_WAIT_S,
     RESULT_FILES,
     SCORE_COLUMNS,
     CorruptRecordError,
@@ -125,7 +126,7 @@ def verify_record(directory: str | os.PathLike, *, predictions: bool = False) ->
     directory = Path(directory)
     if not (directory / JOURNAL).exists() and not check_record(directory, predictions=predictions):
         return []
-    with FileLock(str(directory / ".lock"), timeout=600):
+    with FileLock(str(directory / ".lock"), timeout=LOCK_WAIT_S):
         recover(directory)
         return check_record(directory, predictions=predictions)
 
