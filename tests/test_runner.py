@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apgbench.methods import Segmenter, register_method
+from apgbench.methods import Segmenter
 from apgbench.methods.classic import ClassicWatershed
 from apgbench.results import load_scores, read_scores, run_key
 from apgbench.runner import run_benchmark
@@ -19,11 +19,15 @@ from apgbench.runner import run_benchmark
 DATASET = "synthetic-nuclei"
 
 
+@pytest.fixture(autouse=True)
+def _test_methods(register_methods):
+    register_methods(FlakyClassic, CountingClassic, Misbehaving)
+
+
 class Interrupt(BaseException):
     """Stands in for Ctrl-C / a killed worker: not an Exception, so the runner does not record it."""
 
 
-@register_method
 class FlakyClassic(ClassicWatershed):
     """``classic`` that fails on chosen images or stops the whole run after some images (test only)."""
 
@@ -143,7 +147,6 @@ def test_segmenter_validates_output():
     assert EmptySegmenter().segment(np.zeros((4, 6, 3))).dtype == np.uint32
 
 
-@register_method
 class CountingClassic(ClassicWatershed):
     """``classic`` that counts model loads; its (pretend) model depends on the domain only for histology."""
 
@@ -201,7 +204,6 @@ def test_int_for_float_default_is_the_default_record(roots):
     assert json.loads((four.directory / "run.json").read_text())["params"]["h"] == 4.0
 
 
-@register_method
 class Misbehaving(ClassicWatershed):
     """``classic`` whose first image exits the interpreter, sleeps, or returns a boolean mask (test only)."""
 

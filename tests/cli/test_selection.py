@@ -14,16 +14,20 @@ from typer.testing import CliRunner
 
 from apgbench.cli import app
 from apgbench.datasets import Sample, load_dataset, write_prepared
-from apgbench.methods import Segmenter, register_method
+from apgbench.methods import Segmenter
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _test_methods(register_methods):
+    register_methods(AlwaysExits, NeedsMissing)
 
 
 def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@register_method
 class AlwaysExits(Segmenter):
     """Calls ``sys.exit`` on every image (test only)."""
 
@@ -33,7 +37,6 @@ class AlwaysExits(Segmenter):
         sys.exit("bye")
 
 
-@register_method
 class NeedsMissing(Segmenter):
     """Needs two libraries that do not exist (test only)."""
 

@@ -19,7 +19,6 @@ from apgbench.distributed import submit as submit_tasks
 from apgbench.results import RecordWriter, load_scores
 from apgbench.runner import run_benchmark
 
-from . import helpers  # noqa: F401 - registers the test methods
 
 DATASETS = ["synthetic-nuclei", "synthetic-cells"]
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,

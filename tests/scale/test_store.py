@@ -25,7 +25,6 @@ from apgbench.results import (
 )
 from apgbench.runner import run_benchmark
 
-from . import helpers  # noqa: F401 - registers the test methods
 
 DATASET, METHOD = "synthetic-nuclei", "classic"
 VOLATILE = ["seconds", "peak_mem_mb"]
