@@ -47,10 +47,23 @@ def test_corrupted_cache_is_downloaded_again(server, payload, tmp_path):
     assert sha256(raw / "data.bin") == sha256(payload)
 
 
-def test_progress_bar_runs(server, payload, tmp_path):
+def test_progress_bar_counts_every_byte_against_the_content_length(server, payload, tmp_path, monkeypatch):
+    """The bar the user sees when the download ends: the file's name, its size as total, all of it done."""
+    from apgbench.datasets import download
+
+    shown = []
+    close = download.RichProgress.close
+
+    def record_then_close(bar):
+        shown.extend((t.description, t.completed, t.total, t.finished) for t in bar._progress.tasks)
+        close(bar)
+
+    monkeypatch.setattr(download.RichProgress, "close", record_then_close)
     path = fetch_file(_remote(f"{server.url}/data.bin", sha256(payload)), tmp_path, progress=True, retries=0,
                       mirror="")
-    assert path.stat().st_size == payload.stat().st_size
+    size = payload.stat().st_size
+    assert path.read_bytes() == payload.read_bytes()
+    assert shown == [("data.bin", size, size, True)]
 
 
 def test_wrong_hash_names_file_and_both_hashes(server, payload, tmp_path):

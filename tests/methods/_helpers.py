@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..conftest import shared_data_dir
@@ -71,3 +73,22 @@ def spy_on(monkeypatch, owner: type, name: str) -> list[tuple]:
 
     monkeypatch.setattr(owner, name, spy)
     return calls
+
+
+def fake_distribution(site, name, version, module="", probe="", content=b"", direct_url=None):
+    """An installed distribution in folder ``site`` (put it on ``sys.path``), as pip leaves it.
+
+    Its RECORD claims ``module/probe`` with the sha256 of ``content``; ``direct_url`` (a dict) becomes
+    its PEP 610 ``direct_url.json``, which pip writes for installs from a URL or a git repository.
+    """
+    import base64
+    import hashlib
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "RECORD").write_text(f"{module}/{probe},sha256={digest},{len(content)}\n" if module else "")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    return info

@@ -10,7 +10,7 @@ from apgbench.methods.base import MethodUnavailableError
 from apgbench.methods.preprocess import SAM_DISTRIBUTIONS, dist_version, owning_distribution, to_rgb_uint8
 from apgbench.methods.sam import SamAMG, amg_records_to_labels
 
-from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, pixel_masks, real_crop, spy_on
+from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, fake_distribution, pixel_masks, real_crop, spy_on
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
 
@@ -104,24 +104,12 @@ def test_registered_and_unknown_parameter():
         SamAMG(prompt="cell")
 
 
-def _fake_distribution(site, name, version, module, probe, content):
-    """A dist-info folder claiming ``module/probe`` with the sha256 of ``content`` in its RECORD."""
-    import base64
-    import hashlib
-
-    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "RECORD").write_text(f"{module}/{probe},sha256={digest},{len(content)}\n")
-
-
 def test_owner_is_the_distribution_whose_record_matches_the_file(tmp_path, monkeypatch):
     """Two distributions writing one package (segment-anything and its -py fork): the file on disk decides."""
     site = tmp_path / "site"
     (site / "fakepkg").mkdir(parents=True)
-    _fake_distribution(site, "fake-upstream", "1.0", "fakepkg", "predictor.py", b"upstream")
-    _fake_distribution(site, "fake-fork", "1.0.2", "fakepkg", "predictor.py", b"fork")
+    fake_distribution(site, "fake-upstream", "1.0", "fakepkg", "predictor.py", b"upstream")
+    fake_distribution(site, "fake-fork", "1.0.2", "fakepkg", "predictor.py", b"fork")
     monkeypatch.syspath_prepend(str(site))
     candidates = ("fake-upstream", "fake-fork")
     probe = site / "fakepkg" / "predictor.py"
