@@ -54,10 +54,13 @@ def register_methods(monkeypatch):
     The registry is swapped for a copy holding the built-ins (and any plugins), so whatever the test
     registers leaves with it and no test method shows up in another test's ``available_methods()``.
     """
+    import copy
+
     import apgbench.methods as methods
 
     methods.available_methods()  # built-ins and entry points first: they stay loaded for later tests
-    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    # deepcopy copies the name -> class table (a dict or a registry object), never the classes themselves.
+    monkeypatch.setattr(methods, "_REGISTRY", copy.deepcopy(methods._REGISTRY))
 
     def register(*classes):
         for cls in classes:
