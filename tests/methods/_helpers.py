@@ -61,14 +61,16 @@ def spy_on(monkeypatch, owner: type, name: str) -> list[tuple]:
     """Wrap the method ``owner.name`` of a real library: the list fills with ``(self, args, kwargs, result)``.
 
     The tests see what the library received from the wrapper and what it returned, so they can compute
-    the wrapper's expected output from the library's real (random-weight) output.
+    the wrapper's expected output from the library's real (random-weight) output. Array arguments are
+    copied before the call: libraries normalise their input in place (cellpose does).
     """
     calls: list[tuple] = []
     original = getattr(owner, name)
 
     def spy(self, *args, **kwargs):
+        given = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
         result = original(self, *args, **kwargs)
-        calls.append((self, args, kwargs, result))
+        calls.append((self, given, kwargs, result))
         return result
 
     monkeypatch.setattr(owner, name, spy)

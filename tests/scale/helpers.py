@@ -32,8 +32,11 @@ class SleepsOnFirst(ClassicWatershed):
     """``classic`` that spends ``seconds`` in Python on the image ``sleep_on`` (test only)."""
 
     name = "test-sleeps"
-    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "seconds": 0.0,
-                                                "sleep_on": ""}
+    default_params: ClassVar[dict[str, Any]] = {
+        **ClassicWatershed.default_params,
+        "seconds": 0.0,
+        "sleep_on": "",
+    }
 
     def _segment(self, image):
         import time
