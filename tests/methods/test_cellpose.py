@@ -110,3 +110,26 @@ def test_cellpose3_random_weights_real_library(monkeypatch):
     assert kwargs["channels"] == [0, 0] and kwargs["diameter"] == 30.0
     np.testing.assert_array_equal(labels, masks)
     assert method.info()["library"].startswith("cellpose==3")
+
+
+class _NormalisesInPlace:
+    """Stands in for a cellpose model: ``eval`` normalises a float32 input in place, as cellpose 4 does
+    (``transforms.normalize_img``: ``img_norm = img if img.dtype == "float32" else img.astype(...)``)."""
+
+    def eval(self, x, **kwargs):
+        x -= x.min()
+        x /= max(float(x.max()), 1.0)
+        grey = x.mean(axis=-1) if x.ndim == 3 else x
+        return (grey > 0.5).astype(np.uint16), None, None
+
+
+@pytest.mark.parametrize("cls", [CellposeSAM, Cellpose3])
+@pytest.mark.parametrize("shape", [(32, 32), (32, 32, 3)])
+def test_the_callers_image_is_left_as_it_was(cls, shape, rng):
+    image = rng.uniform(0, 200, shape).astype(np.float32)
+    before = image.copy()
+    method = cls()
+    method._model, method._prepared = _NormalisesInPlace(), True
+    labels = method.segment(image)
+    np.testing.assert_array_equal(image, before)
+    assert labels.shape == shape[:2] and labels.any()
