@@ -25,7 +25,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = HASH_CHUNK) -> str:
     return digest.hexdigest()
 
 
-def write_synced(path: str | os.PathLike, data: bytes) -> None:
+def write_synced(path: str | os.PathLike, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` and flush it to the disk (``fsync``) before returning."""
     with open(path, "wb") as handle:
         handle.write(data)

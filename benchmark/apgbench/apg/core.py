@@ -101,6 +101,20 @@ def automatic_prompt_generation(
     Returns
     -------
     labels : ndarray of uint32, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
+    >>> truth = np.zeros((64, 64), np.uint32)
+    >>> truth[4:24, 4:24] = 1
+    >>> truth[30:60, 20:50] = 2
+    >>> maps = decoder_maps_from_labels(truth)  # perfect decoder maps
+    >>> labels = automatic_prompt_generation(*maps, OracleModel(truth))  # a perfect promptable model
+    >>> labels.dtype, np.unique(labels).tolist()
+    (dtype('uint32'), [0, 1, 2])
+    >>> bool((labels[truth == 2] == labels[45, 35]).all())
+    True
     """
     _unknown(params, APG_DEFAULTS, "automatic_prompt_generation")
     p = {**APG_DEFAULTS, **params}
@@ -197,6 +211,18 @@ def automatic_instance_segmentation(foreground, center_distances, boundary_dista
     Returns
     -------
     labels : ndarray of uint32, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
+    >>> truth = np.zeros((64, 64), np.uint32)
+    >>> truth[4:24, 4:24] = 1
+    >>> truth[30:60, 20:50] = 2
+    >>> maps = decoder_maps_from_labels(truth)  # perfect decoder maps
+    >>> labels = automatic_instance_segmentation(*maps)
+    >>> int(labels.max()), bool(labels[14, 14] != labels[45, 35])
+    (2, True)
     """
     _unknown(params, AIS_DEFAULTS, "automatic_instance_segmentation")
     p = {**AIS_DEFAULTS, **params}

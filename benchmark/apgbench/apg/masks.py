@@ -56,7 +56,7 @@ class PromptMasks:
     @classmethod
     def empty(cls, shape: tuple[int, int]) -> PromptMasks:
         """No masks."""
-        return cls(tuple(shape), np.zeros((0, 4), np.int64), [], np.zeros(0), np.zeros(0))
+        return cls((shape[0], shape[1]), np.zeros((0, 4), np.int64), [], np.zeros(0), np.zeros(0))
 
     @classmethod
     def from_masks(cls, masks, iou_predictions, stability_scores=None) -> PromptMasks:
@@ -77,7 +77,7 @@ class PromptMasks:
         if not parts:
             return cls.empty(shape)
         return cls(
-            tuple(shape),
+            (shape[0], shape[1]),
             np.concatenate([p.boxes for p in parts]),
             [c for p in parts for c in p.crops],
             np.concatenate([p.iou_predictions for p in parts]),

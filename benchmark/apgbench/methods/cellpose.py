@@ -177,7 +177,8 @@ class CellposeSAM(_CellposeBase):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
-        x = to_channels_last(image)
+        # A copy: cellpose normalises float32 input in place (transforms.normalize_img), the caller's image too.
+        x = np.array(to_channels_last(image))
         masks, _, _ = self._model.eval(
             x,
             channel_axis=-1 if x.ndim == 3 else None,
@@ -272,7 +273,7 @@ class Cellpose3(_CellposeBase):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
         masks, _, _ = self._model.eval(
-            to_grey(image),
+            np.array(to_grey(image)),  # a copy: cellpose may normalise its input in place
             channels=[0, 0],
             diameter=p["diameter"],
             flow_threshold=p["flow_threshold"],

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,11 @@ UNWRITABLE_ERRNOS = frozenset(
 
 def unwritable_message(err: OSError, folder: str | os.PathLike) -> str:
     """One sentence saying why ``folder`` cannot be written and what to do."""
-    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is on a read-only file system"}.get(
+    reasons: dict[int | None, str] = {
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "it is on a read-only file system",
+    }
+    why = reasons.get(
         err.errno, "it is not writable" if err.errno in (errno.EACCES, errno.EPERM) else (err.strerror or str(err))
     )
     if getattr(errno, "EDQUOT", None) == err.errno:
@@ -85,7 +89,7 @@ class _StoreWriteErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, err, tb) -> bool:
+    def __exit__(self, kind, err, tb) -> Literal[False]:
         if isinstance(err, OSError) and err.errno in UNWRITABLE_ERRNOS:
             raise StoreWriteError(unwritable_message(err, self.folder)) from err
         return False

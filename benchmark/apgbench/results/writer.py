@@ -313,7 +313,7 @@ class RecordWriter:
         """
         self.parts.mkdir(exist_ok=True)
         tmp = self.parts / f".{image_id}.{os.getpid()}.tmp.npz"
-        payload = {
+        payload: dict[str, Any] = {
             "row": np.array(json.dumps(row, default=_json_default)),
             "meta": np.array(json.dumps({**self.provenance, "worker": self.worker}, default=_json_default)),
         }
