@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import DOMAINS
+from ..errors import InvalidInputError, UnavailableError
 
 
-class MethodUnavailableError(RuntimeError):
+class MethodUnavailableError(UnavailableError):
     """A method cannot run here: its library, extra or weights are missing."""
 
 
-class ParameterError(ValueError):
+class ParameterError(InvalidInputError):
     """A method parameter is unknown or has a value of the wrong type (a usage error: CLI exit code 2)."""
 
 
@@ -36,7 +37,8 @@ def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) 
     Each value must have the type of its default: a bool for a bool, an int for an int, a finite number for
     a float (an int or a numeric string such as ``"1e-3"``, which YAML reads as text, becomes a float, so
     ``sigma=1`` and the default ``1.0`` select the same record), text or None for text, a list of the same
-    length for a list. A default of ``None`` accepts None, text or a finite number.
+    length for a list. A default of ``None`` accepts None, text, a finite number or a list of finite numbers
+    (an optional shape such as ``tile_shape``).
 
     Raises
     ------
@@ -81,8 +83,13 @@ def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
     if default is None:
         if value is None or isinstance(value, str):
             return value
+        if isinstance(value, (list, tuple)):  # an optional shape such as tile_shape=384,384 or n_tiles=2,2
+            if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                for v in value):
+                raise fail("none, text, a finite number or a list of finite numbers")
+            return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise fail("none, text or a finite number")
+            raise fail("none, text, a finite number or a list of finite numbers")
         return value
     return value  # a default of another type (dict...): the method checks it
 
@@ -194,7 +201,7 @@ class Segmenter(ABC):
             raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
                                          f"{install_hint(type(self))}.")
         if domain is not None and domain not in DOMAINS:
-            raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
+            raise InvalidInputError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
         self.device, self.domain = device, domain
         if self._prepared and key == self._loaded_key:
@@ -275,10 +282,10 @@ class Segmenter(ABC):
         rule = (params or {}).get("stitch")
         if rule is not None:
             if rule not in STITCH_RULES:
-                raise ValueError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+                raise InvalidInputError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
             return "2d+stitch"
         if cls.supports_3d == "none":
-            raise ValueError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+            raise InvalidInputError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
                              f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
         return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
 
@@ -371,8 +378,9 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return (inverse + 1).reshape(labels.shape).astype(np.uint32)
 
 
-def paint_masks(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given") -> np.ndarray:
-    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones.
+def paint_masks_last_wins(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
+                          order: str = "as-given") -> np.ndarray:
+    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones (the last wins).
 
     Parameters
     ----------

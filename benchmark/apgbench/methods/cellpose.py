@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .preprocess import (
     SAM_DISTRIBUTIONS,
     dist_version,
@@ -43,7 +43,7 @@ def cellpose_major() -> int | None:
     return None if version is None else int(version.split(".")[0])
 
 
-def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
+def cellpose_masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
     """Cellpose's ``masks`` output (uint16 or uint32 label image; empty list/None when nothing) as uint32."""
     if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
         return np.zeros(shape, dtype=np.uint32)
@@ -169,7 +169,7 @@ class CellposeSAM(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if not os.path.exists(name) and name not in known:
                 # cellpose would silently fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}."
                 )
             try:
@@ -186,7 +186,8 @@ class CellposeSAM(_CellposeBase):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
-        x = to_channels_last(image)
+        # A copy: cellpose normalises float32 input in place (transforms.normalize_img), the caller's image too.
+        x = np.array(to_channels_last(image))
         masks, _, _ = self._model.eval(
             x,
             channel_axis=-1 if x.ndim == 3 else None,
@@ -195,7 +196,7 @@ class CellposeSAM(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
             batch_size=p["batch_size"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .cellpose3d import masks_to_volume, volume_eval_kwargs
@@ -277,7 +278,7 @@ class Cellpose3(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if p["model_type"] not in known and not os.path.exists(p["model_type"]):
                 # cellpose would warn and fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}."
                 )
             try:
@@ -293,13 +294,13 @@ class Cellpose3(_CellposeBase):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
         masks, _, _ = self._model.eval(
-            to_grey(image),
+            np.array(to_grey(image)),  # a copy: cellpose may normalise its input in place
             channels=[0, 0],
             diameter=p["diameter"],
             flow_threshold=p["flow_threshold"],
             cellprob_threshold=p["cellprob_threshold"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .cellpose3d import masks_to_volume, volume_eval_kwargs

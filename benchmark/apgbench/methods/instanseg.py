@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .preprocess import dist_version, to_float, weights_sha256
 
 MODELS = {
@@ -198,7 +198,7 @@ class InstanSeg(Segmenter):
 
     def _model_key(self, domain: str | None) -> object:
         if domain is None and not (self.params["model"] or self.params.get("model_dir")):
-            raise ValueError(
+            raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
             )
@@ -210,7 +210,7 @@ class InstanSeg(Segmenter):
 
         p, name = self.params, self.model_name(domain)
         if p["processing"] not in ("auto", "small", "medium"):
-            raise ValueError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
+            raise ParameterError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
         if p["random_weights"]:
             net, self._weights = random_instanseg(name), None
         elif p["checkpoint"]:
@@ -228,7 +228,7 @@ class InstanSeg(Segmenter):
 
         entry = model_index().get(name)
         if entry is None:
-            raise ValueError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
+            raise ParameterError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
         try:
             return download_model(name, verbose=False)
         except Exception as error:  # noqa: BLE001 - requests, zipfile and OS errors alike

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import Segmenter, relabel_sequential
+from .base import ParameterError, Segmenter, relabel_sequential
 from .preprocess import (
     SAM_DISTRIBUTIONS,
     owning_distribution,
@@ -175,7 +175,7 @@ class SamAMG(Segmenter):
 
         model = self.params["model"]
         if model not in SAM_CHECKPOINTS:
-            raise ValueError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
+            raise ParameterError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
         self._weights: Path | None = None
         if self.params["random_weights"]:
             with torch.random.fork_rng(devices=[]):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import Segmenter
+from .base import ParameterError, Segmenter
 from .preprocess import dist_version, resolve_checkpoint, to_rgb_uint8, weights_root, weights_sha256
 from .sam import amg_records_to_labels, label_params
 
@@ -123,7 +123,7 @@ class Sam2AMG(Segmenter):
 
         model = self.params["model"]
         if model not in SAM2_MODELS:
-            raise ValueError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
+            raise ParameterError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
         config, filename = SAM2_MODELS[model]
         self._weights: Path | None = None
         if not self.params["random_weights"]:
