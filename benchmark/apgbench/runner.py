@@ -108,8 +108,11 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process, in MiB: since the last :func:`reset_peak_memory` where Linux
-    allows the reset (``VmHWM``), else since the process started."""
+    """Peak resident memory of this process, in MiB.
+
+    Since the last :func:`reset_peak_memory` where Linux allows the reset (``VmHWM``), else since the process
+    started.
+    """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
