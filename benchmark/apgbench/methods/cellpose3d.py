@@ -20,7 +20,7 @@ import numpy as np
 
 
 def anisotropy(spacing: tuple[float, float, float] | None) -> float | None:
-    """cellpose's ``anisotropy``: the z voxel size over the x voxel size, or None without a voxel size."""
+    """Cellpose's ``anisotropy``: the z voxel size over the x voxel size, or None without a voxel size."""
     if spacing is None:
         return None
     z, _, x = (float(s) for s in spacing)
@@ -48,7 +48,7 @@ def volume_mode(params: dict[str, Any] | None) -> str:
 
 
 def masks_to_volume(masks: Any, shape: tuple[int, int, int]) -> np.ndarray:
-    """cellpose's 3D ``masks`` as a uint32 ``(Z, Y, X)`` volume (zeros when cellpose found nothing)."""
+    """Cellpose's 3D ``masks`` as a uint32 ``(Z, Y, X)`` volume (zeros when cellpose found nothing)."""
     if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
         return np.zeros(shape, np.uint32)
     masks = np.asarray(masks)

@@ -80,8 +80,10 @@ def slicewise_msa(labels: np.ndarray, prediction: np.ndarray) -> list[float]:
 def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
                  data_root: str | os.PathLike | None = None, *,
                  exclude_failed: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """One row per (dataset, method label): mode, mSA 3D, mSA 2D (slices), volumes, slices, failed, seconds
-    per volume and the largest per-volume peak memory.
+    """One row per (dataset, method label) of the 3D sets.
+
+    Columns: mode, mSA 3D, mSA 2D (slices), volumes, slices, failed, seconds per volume and the largest
+    per-volume peak memory.
 
     Returns the table and notes (slice-wise scores that could not be computed, and why).
     """
@@ -106,7 +108,7 @@ def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
                     slice_scores += slicewise_msa(truth, read_prediction(directory, image_id))
                 elif not exclude_failed:
                     slice_scores += [0.0] * int(sum(plane.any() for plane in truth))
-        except Exception as err:  # noqa: BLE001 - data not prepared, record without predictions, ...
+        except Exception as err:  # data not prepared, record without predictions, ...
             problem = f"{type(err).__name__}: {err}".splitlines()[0][:200]
         if problem is not None:
             notes.append(f"3D table: no slice-wise mSA for {label} on {dataset} ({problem}).")
