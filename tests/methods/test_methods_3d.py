@@ -24,7 +24,7 @@ def synthetic_volume(depth: int = 8, size: int = 64):
     """A (depth, size, size) crop of the first synthetic-nuclei-3d volume: image and label volume."""
     sample = next(iter(load_dataset("synthetic-nuclei-3d")))
     z0 = (sample.image.shape[0] - depth) // 2
-    return sample.image[z0:z0 + depth, :size, :size], sample.labels[z0:z0 + depth, :size, :size]
+    return sample.image[z0 : z0 + depth, :size, :size], sample.labels[z0 : z0 + depth, :size, :size]
 
 
 def real_label_volume(depth: int = 8, size: int = 256) -> np.ndarray:
@@ -40,7 +40,7 @@ def real_label_volume(depth: int = 8, size: int = 256) -> np.ndarray:
     labels[sizes[labels] < 60] = 0  # crop-edge fragments below APG's min_size would cap any method's score
     volume = np.zeros((depth, size, size + depth), np.uint32)
     for z in range(depth):
-        volume[z, :, z:z + size] = labels
+        volume[z, :, z : z + size] = labels
     return volume
 
 
@@ -61,7 +61,9 @@ def test_apg_3d_with_an_oracle_model_reaches_msa_near_one():
     assert len(np.unique(labels[0])) > 30 and (labels[0] != labels[3]).any()
     method = MicroSamAPG()
     method._prepared = True  # no SAM: each "image" slice is the GT slice, answered by the oracle
-    method._segment = lambda plane: automatic_prompt_generation(*decoder_maps_from_labels(plane), OracleModel(plane))
+    method._segment = lambda plane: automatic_prompt_generation(
+        *decoder_maps_from_labels(plane), OracleModel(plane)
+    )
     calls = []
     method.slice_progress = lambda done, total: calls.append((done, total))
     pred = method.segment(labels, ndim=3, spacing=(2.0, 1.0, 1.0))
@@ -137,8 +139,13 @@ def _tiny_sam():
     from segment_anything.build_sam import _build_sam
 
     torch.manual_seed(0)
-    sam = _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=1, encoder_global_attn_indexes=[0],
-                     checkpoint=None).eval()
+    sam = _build_sam(
+        encoder_embed_dim=32,
+        encoder_depth=1,
+        encoder_num_heads=1,
+        encoder_global_attn_indexes=[0],
+        checkpoint=None,
+    ).eval()
     return SamPredictor(sam), DecoderAdapter(get_unetr(sam.image_encoder, None, device="cpu"))
 
 

@@ -33,8 +33,14 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     run_benchmark("synthetic-nuclei", "classic", results_root=root, limit=2, show_progress=False)
     run_benchmark("synthetic-nuclei-3d", "classic", results_root=root, limit=2, show_progress=False)
-    run_benchmark("synthetic-nuclei-3d", "classic", params={"stitch": "overlap"}, results_root=root, limit=2,
-                  show_progress=False)
+    run_benchmark(
+        "synthetic-nuclei-3d",
+        "classic",
+        params={"stitch": "overlap"},
+        results_root=root,
+        limit=2,
+        show_progress=False,
+    )
     return root
 
 

@@ -56,7 +56,9 @@ def grey_slice_input():
     def repeat(image):
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 2:
-            raise ValueError(f"micro-sam expected a converted (H, W) uint8 slice, got {image.dtype} {image.shape}.")
+            raise ValueError(
+                f"micro-sam expected a converted (H, W) uint8 slice, got {image.dtype} {image.shape}."
+            )
         return np.repeat(image[..., None], 3, axis=-1)
 
     util._to_image = repeat
@@ -66,8 +68,15 @@ def grey_slice_input():
         util._to_image = original
 
 
-def ais_volume(predictor, decoder, volume: np.ndarray, generate_kwargs: dict, tile_shape=None, halo=None,
-               progress: Progress = None) -> np.ndarray:
+def ais_volume(
+    predictor,
+    decoder,
+    volume: np.ndarray,
+    generate_kwargs: dict,
+    tile_shape=None,
+    halo=None,
+    progress: Progress = None,
+) -> np.ndarray:
     """µSAM's 3D AIS on a grey volume: micro-sam's ``automatic_instance_segmentation(..., ndim=3)``.
 
     Parameters
@@ -107,12 +116,21 @@ def ais_volume(predictor, decoder, volume: np.ndarray, generate_kwargs: dict, ti
 
         segmenter.generate = generate_with_progress
     with grey_slice_input():
-        labels = micro_sam_ais(predictor, segmenter, data, ndim=3, tile_shape=tile_shape, halo=halo,
-                               verbose=False, **generate_kwargs)
+        labels = micro_sam_ais(
+            predictor,
+            segmenter,
+            data,
+            ndim=3,
+            tile_shape=tile_shape,
+            halo=halo,
+            verbose=False,
+            **generate_kwargs,
+        )
     return np.asarray(labels).astype(np.uint32)
 
 
-def apg_volume(segment_slice: Callable[[np.ndarray], np.ndarray], volume: np.ndarray,
-               progress: Progress = None) -> np.ndarray:
+def apg_volume(
+    segment_slice: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, progress: Progress = None
+) -> np.ndarray:
     """APG in 3D (ours): the 2D APG on every slice, joined by µSAM's overlap rule (``stitch_slices``)."""
     return stitch_slices(segment_slices(segment_slice, volume, progress), "overlap")

@@ -77,9 +77,13 @@ def slicewise_msa(labels: np.ndarray, prediction: np.ndarray) -> list[float]:
     return [mean_segmentation_accuracy(t, p) for t, p in zip(labels, prediction) if t.any()]
 
 
-def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
-                 data_root: str | os.PathLike | None = None, *,
-                 exclude_failed: bool = False) -> tuple[pd.DataFrame, list[str]]:
+def volume_table(
+    volume_scores: pd.DataFrame,
+    results_root: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    *,
+    exclude_failed: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
     """One row per (dataset, method label) of the 3D sets.
 
     Columns: mode, mSA 3D, mSA 2D (slices), volumes, slices, failed, seconds per volume and the largest
@@ -87,8 +91,18 @@ def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
 
     Returns the table and notes (slice-wise scores that could not be computed, and why).
     """
-    columns = ["dataset", "method", "mode", "mSA 3D", "mSA 2D (slices)", "volumes", "slices", "failed",
-               "s/volume", "peak MiB"]
+    columns = [
+        "dataset",
+        "method",
+        "mode",
+        "mSA 3D",
+        "mSA 2D (slices)",
+        "volumes",
+        "slices",
+        "failed",
+        "s/volume",
+        "peak MiB",
+    ]
     if volume_scores.empty:
         return pd.DataFrame(columns=columns), []
     valid = counted_scores(volume_scores, exclude_failed=exclude_failed)
@@ -113,16 +127,23 @@ def volume_table(volume_scores: pd.DataFrame, results_root: str | os.PathLike,
         if problem is not None:
             notes.append(f"3D table: no slice-wise mSA for {label} on {dataset} ({problem}).")
         failed = int(group["zeroed"].astype(bool).sum())
-        rows.append({
-            "dataset": dataset, "method": label,
-            "mode": volume_mode_name(info.get("method", label), info.get("params") or {}),
-            "mSA 3D": group["msa"].mean(),
-            "mSA 2D (slices)": np.mean(slice_scores) if slice_scores and problem is None else np.nan,
-            "volumes": len(group), "slices": len(slice_scores) if problem is None else 0, "failed": failed,
-            # per volume: segment() wall clock, and the largest per-volume peak resident memory (runner)
-            "s/volume": pd.to_numeric(group.loc[~group["zeroed"].astype(bool), "seconds"], errors="coerce").mean(),
-            "peak MiB": pd.to_numeric(group["peak_mem_mb"], errors="coerce").max(),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": label,
+                "mode": volume_mode_name(info.get("method", label), info.get("params") or {}),
+                "mSA 3D": group["msa"].mean(),
+                "mSA 2D (slices)": np.mean(slice_scores) if slice_scores and problem is None else np.nan,
+                "volumes": len(group),
+                "slices": len(slice_scores) if problem is None else 0,
+                "failed": failed,
+                # per volume: segment() wall clock, and the largest per-volume peak resident memory (runner)
+                "s/volume": pd.to_numeric(
+                    group.loc[~group["zeroed"].astype(bool), "seconds"], errors="coerce"
+                ).mean(),
+                "peak MiB": pd.to_numeric(group["peak_mem_mb"], errors="coerce").max(),
+            }
+        )
     return pd.DataFrame(rows, columns=columns), notes
 
 
@@ -131,32 +152,43 @@ def volume_msa_table(volume_scores: pd.DataFrame, *, exclude_failed: bool = Fals
     return msa_table(volume_scores, exclude_failed=exclude_failed)
 
 
-def volume_section(output, volume_scores: pd.DataFrame, results_root, data_root=None, *,
-                   exclude_failed: bool = False):
+def volume_section(
+    output, volume_scores: pd.DataFrame, results_root, data_root=None, *, exclude_failed: bool = False
+):
     """The report page's 3D section (table + rank plot), written through the report's ``_Output``."""
     from . import plots
     from .formats import frame_to_html
     from .html import Section
     from .stats import average_ranks, domain_means
 
-    section = Section("volumes", "3D — volumetric test sets, 3D vs. slice-wise",
-                      "Records of the <code>&lt;id&gt;-3d</code> sets (not in the 2D tables above). mSA 3D: mean "
-                      "over volumes of the mSA on label volumes. mSA 2D (slices): the paper's slice-wise protocol "
-                      "on the same predictions (each z slice with objects scored as a 2D image). Mode: 3D = the "
-                      "library's 3D model; stitch (library) = the library's own per-slice segmentation and merge "
-                      "(APG-3D: ours, with µSAM's merge rule); 2D+stitch = a 2D-only method run slice by slice and "
-                      "joined by apgbench's overlap rule.")
+    section = Section(
+        "volumes",
+        "3D — volumetric test sets, 3D vs. slice-wise",
+        "Records of the <code>&lt;id&gt;-3d</code> sets (not in the 2D tables above). mSA 3D: mean "
+        "over volumes of the mSA on label volumes. mSA 2D (slices): the paper's slice-wise protocol "
+        "on the same predictions (each z slice with objects scored as a 2D image). Mode: 3D = the "
+        "library's 3D model; stitch (library) = the library's own per-slice segmentation and merge "
+        "(APG-3D: ours, with µSAM's merge rule); 2D+stitch = a 2D-only method run slice by slice and "
+        "joined by apgbench's overlap rule.",
+    )
     table, notes = volume_table(volume_scores, results_root, data_root, exclude_failed=exclude_failed)
     if table.empty:
         section.tables.append('<p class="nodata">No data: no records of volumetric test sets.</p>')
         return section, notes
-    section.tables.append(output.table(table.set_index(["dataset", "method"]), "volumes_msa",
-                                       "mSA on volumes: 3D and slice-wise"))
+    section.tables.append(
+        output.table(
+            table.set_index(["dataset", "method"]), "volumes_msa", "mSA on volumes: 3D and slice-wise"
+        )
+    )
     msa3d = volume_msa_table(volume_scores, exclude_failed=exclude_failed)
     avg, means = average_ranks(msa3d), domain_means(msa3d)
     if not avg.empty and avg["overall"].notna().any():
         output.table(avg, "volumes_ranks", "Average rank on the 3D sets (3D mSA)")
-        output.figure(section, "3D sets: mean 3D mSA per domain, methods ordered by average rank.",
-                      lambda: plots.fig1b_ranks(means, avg), "volumes_ranks")
+        output.figure(
+            section,
+            "3D sets: mean 3D mSA per domain, methods ordered by average rank.",
+            lambda: plots.fig1b_ranks(means, avg),
+            "volumes_ranks",
+        )
         section.details.append(("Average rank on the 3D sets", frame_to_html(avg)))
     return section, notes
