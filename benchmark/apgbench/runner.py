@@ -368,17 +368,26 @@ def _progress(show: bool):
                     transient=False)
 
 
-def run_many(datasets: list[str], methods: list[str], **options: Any) -> Iterator[RunSummary]:
+def run_many(datasets: list[str], methods: list[str], *, family: bool = True,
+             **options: Any) -> Iterator[RunSummary]:
     """Run every method on every dataset, building each method once and loading its model only when needed.
 
     Methods are the outer loop, so a model (e.g. µSAM's ViT-B) is loaded once for all datasets it serves
-    instead of once per dataset. ``options`` are those of :func:`run_benchmark`.
+    instead of once per dataset. With ``family`` (default), methods sharing a model stage run together
+    (:mod:`apgbench.family`): one shared stage per image, one record per method. ``options`` are those of
+    :func:`run_benchmark`.
     """
-    for method in methods:
+    from .family import group_methods, run_family
+
+    units = group_methods(methods, options.get("params")) if family else [[m] for m in methods]
+    for unit in units:
         segmenters: dict[tuple[str, str], Segmenter] = {}
         try:
             for dataset in datasets:
-                yield run_benchmark(dataset, method, segmenters=segmenters, **options)
+                if len(unit) > 1:
+                    yield from run_family(dataset, unit, segmenters=segmenters, **options)
+                else:
+                    yield run_benchmark(dataset, unit[0], segmenters=segmenters, **options)
         finally:
             for segmenter in segmenters.values():
                 segmenter.close()

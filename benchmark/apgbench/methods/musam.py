@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ..apg import (
     automatic_prompt_generation,
 )
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, Segmenter, check_image, check_labels
 from .preprocess import to_rgb_uint8
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
@@ -51,6 +51,20 @@ KNOWN_URLS = {
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
+
+
+class SharedStage(NamedTuple):
+    """One image's shared stage: micro-sam's embeddings, the (foreground, center, boundary) decoder maps,
+    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``."""
+
+    embeddings: dict
+    maps: tuple
+    tiling: tuple
+    shape: tuple
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def microsam_model_dir() -> Path:
@@ -254,6 +268,47 @@ class _MicroSam(Segmenter):
             raise ValueError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
         return tuple(tile_shape), tuple(halo)
 
+    # -- shared stage: model + input conversion -> embeddings and decoder maps --------------------------
+    def shared_key(self) -> tuple:
+        """What the shared stage depends on: methods with equal keys can share one model and one stage.
+
+        The model, its checkpoint, the tiling and the device; the input conversion is the same for all
+        µSAM methods (:func:`~apgbench.methods.preprocess.to_rgb_uint8`).
+        """
+        p = self.params
+        return ("musam", self.model_name(), p["checkpoint"], _hashable(p["tile_shape"]), _hashable(p["halo"]),
+                p["max_untiled"], str(self.device))
+
+    def share_model(self, owner: _MicroSam) -> None:
+        """Use ``owner``'s loaded model instead of loading a copy (family runs); ``owner`` must be prepared."""
+        if owner.shared_key() != self.shared_key():
+            raise ValueError(f"'{self.name}' cannot share the model of '{owner.name}': their models differ.")
+        self.predictor, self.decoder = owner.predictor, owner.decoder
+        self._weights = dict(owner._weights)
+        self.device, self.domain = owner.device, owner.domain
+        self._prepared, self._loaded_key = True, owner._loaded_key
+
+    def shared_stage(self, image: np.ndarray) -> SharedStage:
+        """The image's embeddings and decoder maps, computed once for every method of a family."""
+        if not self._prepared:
+            self.prepare(self.device, self.domain)
+        image = check_image(image)
+        embeddings, maps, tiling = self._maps(image)
+        return SharedStage(embeddings, maps, tiling, image.shape[:2])
+
+    def segment_shared(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        """This method's own stage on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
+        image = check_image(image)
+        if tuple(shared.shape) != tuple(image.shape[:2]):
+            raise ValueError(f"The shared stage is for a {shared.shape} image, not {image.shape[:2]}.")
+        return check_labels(self._method_stage(image, shared), image.shape[:2], self.name)
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        return self._method_stage(image, self.shared_stage(image))
+
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        raise NotImplementedError
+
     def _maps(self, image: np.ndarray):
         """Embeddings and the three decoder maps, as micro-sam computes them from the paper's input."""
         from micro_sam import util
@@ -332,9 +387,8 @@ class MicroSamAIS(_MicroSam):
     description = "µSAM/PathoSAM decoder + seeded watershed (AIS)"
     default_params: ClassVar[dict[str, Any]] = {**_COMMON, **AIS_DEFAULTS}
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
-        _, maps, _ = self._maps(image)
-        return automatic_instance_segmentation(*maps, **self._algorithm_params(AIS_DEFAULTS))
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        return automatic_instance_segmentation(*shared.maps, **self._algorithm_params(AIS_DEFAULTS))
 
 
 @register_method
@@ -349,11 +403,10 @@ class MicroSamAPG(_MicroSam):
         **{k: v for k, v in APG_DEFAULTS.items() if k != "prompts"},
     }
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
-        embeddings, maps, tiling = self._maps(image)
-        model = self.point_model(embeddings, image.shape[:2], tiling)
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        model = self.point_model(shared.embeddings, image.shape[:2], shared.tiling)
         return automatic_prompt_generation(
-            *maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
+            *shared.maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
         )
 
 
@@ -382,11 +435,10 @@ class MicroSamAPGReference(_MicroSam):
         "batch_size": 32,
     }
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
         from micro_sam.instance_segmentation import get_instance_segmentation_generator
 
-        tile_shape, halo = self._tiling(image.shape[:2])
-        embeddings, maps, _ = self._maps(image)
+        (tile_shape, halo), embeddings, maps = shared.tiling, shared.embeddings, shared.maps
         segmenter = get_instance_segmentation_generator(
             self.predictor, is_tiled=tile_shape is not None, decoder=self.decoder, segmentation_mode="apg"
         )
