@@ -114,3 +114,18 @@ def test_bad_grids_are_one_sentence():
         combinations("apg", {"tile_shape": [None]})
     with pytest.raises(ValueError, match="cannot be swept"):
         combinations("classic", {"h": [1.0]})
+
+
+def test_cli_sweep_prints_the_best_flags(roots, oracle_methods, tmp_path):
+    from typer.testing import CliRunner
+
+    from apgbench.cli import app
+
+    result = CliRunner().invoke(app, ["sweep", "-d", DATASET, "-m", "apg", "--grid", "nms_threshold=0.5,0.9",
+                                      "--grid", "foreground_threshold=0.4,0.6", "--limit", "1",
+                                      "--out", str(tmp_path / "sw")])
+    assert result.exit_code == 0, result.output
+    assert "best: apgbench run --method apg --param nms_threshold=" in result.output
+    assert "test split" in result.output and (tmp_path / "sw" / "sweep.png").is_file()
+    bad = CliRunner().invoke(app, ["sweep", "-d", DATASET, "-m", "apg", "--grid", "tile_shape=1"])
+    assert bad.exit_code == 1 and "not an algorithm parameter" in bad.output
