@@ -39,6 +39,7 @@ from ..apg import (
 )
 from . import register_method
 from .base import MethodUnavailableError, Segmenter, check_image, check_labels
+from .embedding_cache import active_cache
 from .preprocess import to_rgb_uint8
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
@@ -293,8 +294,39 @@ class _MicroSam(Segmenter):
         if not self._prepared:
             self.prepare(self.device, self.domain)
         image = check_image(image)
+        cache = active_cache() if self._tiling(image.shape[:2])[0] is None else None  # untiled entries only
+        if cache is not None:
+            key = cache.key(image, **self._cache_provenance())
+            hit = cache.get(key)
+            if hit is not None:
+                embeddings = {"features": hit["features"], "input_size": tuple(int(v) for v in hit["input_size"]),
+                              "original_size": tuple(int(v) for v in hit["original_size"])}
+                maps = (hit["foreground"], hit["center_distances"], hit["boundary_distances"])
+                return SharedStage(embeddings, maps, (None, None), image.shape[:2])
         embeddings, maps, tiling = self._maps(image)
+        if cache is not None:
+            cache.put(key, {"features": np.asarray(embeddings["features"]),
+                            "input_size": np.asarray(embeddings["input_size"]),
+                            "original_size": np.asarray(embeddings["original_size"]),
+                            **dict(zip(("foreground", "center_distances", "boundary_distances"), maps))})
         return SharedStage(embeddings, maps, tiling, image.shape[:2])
+
+    def _cache_provenance(self) -> dict[str, Any]:
+        """What the shared stage's output depends on besides the image (the embedding cache's key)."""
+        from .preprocess import dist_version
+
+        weights = getattr(self, "_weights", {})
+        digest = weights.get("weights_hash")
+        if not digest and weights.get("checkpoint"):  # a checkpoint file: hash its bytes once per file
+            path = weights["checkpoint"]
+            if getattr(self, "_checkpoint_hash", (None, None))[0] != path:
+                import hashlib
+
+                with open(path, "rb") as f:
+                    self._checkpoint_hash = (path, hashlib.file_digest(f, "sha256").hexdigest())
+            digest = self._checkpoint_hash[1]
+        return {"stage": "musam", "model": self.model_name(), "weights": digest, "conversion": "to_rgb_uint8 (paper)",
+                "micro_sam": dist_version("micro_sam"), "precision": self.info().get("precision")}
 
     def segment_shared(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
         """This method's own stage on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
