@@ -9,6 +9,11 @@ pass per image. They differ only in what follows the decoder maps:
   ``boundary-maxima`` prompts, the SAM mask decoder answering them through :class:`SamPointModel`;
 - ``apg-ref``: ``micro_sam.instance_segmentation.AutomaticPromptGenerator.generate``.
 
+The split is explicit: :meth:`_MicroSam.shared_stage` (model + input conversion -> embeddings and decoder
+maps, optionally from the embedding cache) and each method's ``_method_stage``; ``segment`` runs both, and
+family runs (:mod:`apgbench.family`) and sweeps (:mod:`apgbench.sweep`) call ``shared_stage`` once per image
+and ``segment_shared`` per method or combination.
+
 As in the paper's runs (``prepare_baselines.py:22-27`` at micro-sam 4f6d45e2) images are not tiled by
 default. With ``tile_shape`` and ``halo`` set, images larger than ``max_untiled`` pixels on a side (0: all)
 are tiled as micro-sam does: tiled embeddings, stitched decoder maps, each prompt answered in the tile
