@@ -137,24 +137,34 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
     A failing task is recorded with its error and the next one runs; at the end the job fails (so SLURM shows
     it) if any task failed, unless ``options["raise_errors"]`` is false (the debug executor would open pdb).
     """
+    from .family import run_family_ids, task_units
+
     outcomes = []
-    for task in tasks:
-        status = Path(options["status_dir"]) / f"{task['index']:05d}.json"
-        base = {"task": task["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()}
-        atomic_write(status, _json(base | {"state": "running", "started": utc_now()}))
+    for unit in task_units(tasks):  # a family's tasks on one dataset run together (apgbench.family)
+        task = unit[0]
+        bases, statuses = [], []
+        for t in unit:
+            statuses.append(Path(options["status_dir"]) / f"{t['index']:05d}.json")
+            bases.append({"task": t["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()})
+            atomic_write(statuses[-1], _json(bases[-1] | {"state": "running", "started": utc_now()}))
         try:
-            summary = run_benchmark(task["dataset"], task["method"], params=task["params"],
-                                    results_root=options["results_root"], data_root=options["data_root"],
-                                    limit=task["limit"], device=options["device"], fail_fast=options["fail_fast"],
-                                    show_progress=False, shard=tuple(task["shard"]) if task["shard"] else None,
-                                    image_timeout=options.get("image_timeout"))
-            outcome = {**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
-                       "repairs": summary.repairs}
+            common = {"params": task["params"], "results_root": options["results_root"],
+                      "data_root": options["data_root"], "limit": task["limit"], "device": options["device"],
+                      "fail_fast": options["fail_fast"], "show_progress": False,
+                      "shard": tuple(task["shard"]) if task["shard"] else None,
+                      "image_timeout": options.get("image_timeout")}
+            summaries = (run_family_ids(task["dataset"], [t["method"] for t in unit], **common) if len(unit) > 1
+                         else [run_benchmark(task["dataset"], task["method"], **common)])
+            unit_outcomes = [{**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
+                              "repairs": summary.repairs} for base, summary in zip(bases, summaries)]
         except Exception as err:  # noqa: BLE001 - recorded for `apgbench status`, then the next task runs
-            outcome = {**base, "state": "failed", "error": error_line(err), "traceback": traceback.format_exc(limit=5)}
-        outcome["finished"] = utc_now()
-        atomic_write(status, _json(outcome))
-        outcomes.append(outcome)
+            unit_outcomes = [{**base, "state": "failed",
+                              "error": error_line(err),
+                              "traceback": traceback.format_exc(limit=5)} for base in bases]
+        for status, outcome in zip(statuses, unit_outcomes):
+            outcome["finished"] = utc_now()
+            atomic_write(status, _json(outcome))
+            outcomes.append(outcome)
     failed = [o for o in outcomes if o["state"] == "failed"]
     if failed and options.get("raise_errors", True):
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} tasks failed; first: {failed[0]['error']}")
@@ -185,8 +195,9 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
            wait: bool = False) -> dict[str, Any]:
     """Submit tasks and write the submission record (submission.json); return it (``id``, ``job_ids``, ``tasks``...).
 
-    ``slurm`` makes one array job with one element per task; ``local`` starts ``workers`` processes (default:
-    CPU count), each running its share of the tasks in turn; ``debug`` runs everything in this process.
+    ``slurm`` makes one array job with one element per task (a family's tasks on one dataset share one, see
+    :mod:`apgbench.family`); ``local`` starts ``workers`` processes (default: CPU count), each running its
+    share of the tasks in turn; ``debug`` runs everything in this process.
     ``wait`` blocks until all jobs end (always so for ``debug``).
     """
     resources = resources or Resources()
@@ -201,11 +212,14 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
                "device": device, "fail_fast": fail_fast, "status_dir": str(folder / "tasks"),
                "raise_errors": executor != "debug", "image_timeout": resources.image_timeout_s}
     payload = [asdict(t) for t in tasks]
+    from .family import task_units
+
+    units = task_units(payload)  # a family's tasks on one dataset go to the same job
     if executor == "local":
-        n = max(1, min(workers or os.cpu_count() or 1, len(payload)))
-        chunks = [payload[i::n] for i in range(n)]
+        n = max(1, min(workers or os.cpu_count() or 1, len(units)))
+        chunks = [[t for unit in units[i::n] for t in unit] for i in range(n)]
     else:
-        chunks = [[t] for t in payload]
+        chunks = units
     submission_record = {"id": stamp, "created": utc_now(), "executor": executor,
                          "resources": asdict(resources), "options": options, "tasks": payload, "jobs": []}
     try:

@@ -427,16 +427,25 @@ def _progress(show: bool):
 
 def run_many(datasets: list[str], methods: list[str], *, params: dict[str, Any] | None = None,
              results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-             limit: int | None = None, tag: str | None = None, **options: Any) -> Iterator[RunSummary]:
+             limit: int | None = None, tag: str | None = None, family: bool = True,
+             **options: Any) -> Iterator[RunSummary]:
     """Run every method on every dataset, building each method once and loading its model only when needed.
 
     Every pair is planned (and so checked) before the first one runs. Methods are the outer loop, so a model
     (e.g. µSAM's ViT-B) is loaded once for all datasets it serves instead of once per dataset; the segmenters
-    are closed when the loop ends, however it ends. ``options`` are :class:`RunOptions`' fields.
+    are closed when the loop ends, however it ends. With ``family`` (default), methods sharing a model stage
+    run together on each dataset (:mod:`apgbench.family`): one shared stage per image, one record per
+    method. ``options`` are :class:`RunOptions`' fields.
     """
+    from .family import FamilyModels, family_units, run_family
+
     run_options = RunOptions(**options)
     plans = plan_runs(datasets, methods, params, results_root=results_root, data_root=data_root, limit=limit,
                       tag=tag)
-    with Segmenters() as segmenters:
-        for plan in plans:
-            yield run_plan(plan, run_options, segmenters)
+    units = family_units(plans) if family else [[plan] for plan in plans]
+    with Segmenters() as segmenters, FamilyModels() as models:
+        for unit in units:
+            if len(unit) > 1:
+                yield from run_family(unit, run_options, models)
+            else:
+                yield run_plan(unit[0], run_options, segmenters)

@@ -18,6 +18,7 @@ from .report import report
 from .run import run
 from .smoke import smoke
 from .submit import status, submit
+from .sweep import sweep
 from .validate import validate
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ app.command()(validate)
 app.command()(smoke)
 app.command()(submit)
 app.command()(status)
+app.command()(sweep)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(methods.app, name="methods")
 

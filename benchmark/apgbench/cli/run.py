@@ -32,6 +32,13 @@ def run(
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
     domain: Annotated[str | None, typer.Option(help="Domain of folder datasets (nuclei-fluo, cells-fluo, cells-labelfree, nuclei-histo).")] = None,
+    cache_embeddings: Annotated[bool, typer.Option(
+        "--cache-embeddings/--no-cache-embeddings",
+        help="Keep µSAM embeddings + decoder maps on disk: a re-run with other APG/AIS parameters skips the encoder.")] = False,
+    cache_dir: Annotated[str | None, typer.Option(
+        help="Folder of the embedding cache (default: <data root>/embedding-cache).")] = None,
+    cache_gb: Annotated[float, typer.Option(help="Size cap of the embedding cache in GB (least recently used evicted).",
+                                            min=0.001)] = 20.0,
 ) -> None:
     """Run methods on datasets; results are stored per image and a rerun resumes where it stopped."""
     from ..runner import run_many
@@ -42,10 +49,14 @@ def run(
     check_device(device)
     selection = select_datasets(dataset, data_root, domain=domain)
     selection.print_missing(console)
+    from ..config import data_root as _data_root
+    from ..methods.embedding_cache import within_cache
+
+    cache = (cache_dir or _data_root(data_root) / "embedding-cache") if cache_embeddings else None
     summaries = []
-    for summary in run_many(selection.ready, method_ids, params=params, results_root=results_root,
-                            data_root=data_root, limit=limit, force=force, device=device, fail_fast=fail_fast,
-                            image_timeout=image_timeout, tag=tag):
+    for summary in within_cache(cache, cache_gb, run_many(
+            selection.ready, method_ids, params=params, results_root=results_root, data_root=data_root,
+            limit=limit, force=force, device=device, fail_fast=fail_fast, image_timeout=image_timeout, tag=tag)):
         score = "n/a" if summary.mean_msa is None else f"{summary.mean_msa:.3f}"
         console.print(
             f"[bold]{summary.method}[/] on [bold]{summary.dataset}[/]: mSA {score} over {summary.n_images} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ..errors import InvalidInputError
 
 
 def anisotropy(spacing: tuple[float, float, float] | None) -> float | None:
@@ -25,7 +26,7 @@ def anisotropy(spacing: tuple[float, float, float] | None) -> float | None:
         return None
     z, _, x = (float(s) for s in spacing)
     if not (z > 0 and x > 0):
-        raise ValueError(f"Voxel size must be positive, got {tuple(spacing)}.")
+        raise InvalidInputError(f"Voxel size must be positive, got {tuple(spacing)}.")
     return z / x
 
 
@@ -33,7 +34,7 @@ def volume_eval_kwargs(params: dict[str, Any], spacing, channel_axis: int | None
     """The ``eval`` keywords that select cellpose's 3D mode for a ``(Z, Y, X[, C])`` volume."""
     threshold = float(params.get("stitch_threshold", 0.0))
     if threshold < 0:
-        raise ValueError(f"stitch_threshold must be >= 0, got {threshold}.")
+        raise InvalidInputError(f"stitch_threshold must be >= 0, got {threshold}.")
     kwargs: dict[str, Any] = {"z_axis": 0, "channel_axis": channel_axis}
     if threshold > 0:
         kwargs.update(do_3D=False, stitch_threshold=threshold)

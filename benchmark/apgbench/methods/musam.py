@@ -9,6 +9,11 @@ pass per image. They differ only in what follows the decoder maps:
   ``boundary-maxima`` prompts, the SAM mask decoder answering them through :class:`SamPointModel`;
 - ``apg-ref``: ``micro_sam.instance_segmentation.AutomaticPromptGenerator.generate``.
 
+The split is explicit: :meth:`_MicroSam.shared_stage` (model + input conversion -> embeddings and decoder
+maps, optionally from the embedding cache) and each method's ``_method_stage``; ``segment`` runs both, and
+family runs (:mod:`apgbench.family`) and sweeps (:mod:`apgbench.sweep`) call ``shared_stage`` once per image
+and ``segment_shared`` per method or combination.
+
 As in the paper's runs (``prepare_baselines.py:22-27`` at micro-sam 4f6d45e2) images are not tiled by
 default. With ``tile_shape`` and ``halo`` set, images larger than ``max_untiled`` pixels on a side (0: all)
 are tiled as micro-sam does: tiled embeddings, stitched decoder maps, each prompt answered in the tile
@@ -25,7 +30,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -38,7 +43,8 @@ from ..apg import (
     automatic_prompt_generation,
 )
 from . import register_method
-from .base import MethodUnavailableError, ParameterError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter, check_image, check_labels
+from .embedding_cache import active_cache
 from .preprocess import to_rgb_uint8
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
@@ -51,6 +57,20 @@ KNOWN_URLS = {
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
+
+
+class SharedStage(NamedTuple):
+    """One image's shared stage: micro-sam's embeddings, the (foreground, center, boundary) decoder maps,
+    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``."""
+
+    embeddings: dict
+    maps: tuple
+    tiling: tuple
+    shape: tuple
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def microsam_model_dir() -> Path:
@@ -254,6 +274,78 @@ class _MicroSam(Segmenter):
             raise ParameterError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
         return tuple(tile_shape), tuple(halo)
 
+    # -- shared stage: model + input conversion -> embeddings and decoder maps --------------------------
+    def shared_key(self) -> tuple:
+        """What the shared stage depends on: methods with equal keys can share one model and one stage.
+
+        The model, its checkpoint, the tiling and the device; the input conversion is the same for all
+        µSAM methods (:func:`~apgbench.methods.preprocess.to_rgb_uint8`).
+        """
+        p = self.params
+        return ("musam", self.model_name(), p["checkpoint"], _hashable(p["tile_shape"]), _hashable(p["halo"]),
+                p["max_untiled"], str(self.device))
+
+    def share_model(self, owner: _MicroSam) -> None:
+        """Use ``owner``'s loaded model instead of loading a copy (family runs); ``owner`` must be prepared."""
+        if owner.shared_key() != self.shared_key():
+            raise ValueError(f"'{self.name}' cannot share the model of '{owner.name}': their models differ.")
+        self.predictor, self.decoder = owner.predictor, owner.decoder
+        self._weights = dict(owner._weights)
+        self.device, self.domain = owner.device, owner.domain
+        self._prepared, self._loaded_key = True, owner._loaded_key
+
+    def shared_stage(self, image: np.ndarray) -> SharedStage:
+        """The image's embeddings and decoder maps, computed once for every method of a family."""
+        if not self._prepared:
+            self.prepare(self.device, self.domain)
+        image = check_image(image)
+        cache = active_cache() if self._tiling(image.shape[:2])[0] is None else None  # untiled entries only
+        if cache is not None:
+            key = cache.key(image, **self._cache_provenance())
+            hit = cache.get(key)
+            if hit is not None:
+                embeddings = {"features": hit["features"], "input_size": tuple(int(v) for v in hit["input_size"]),
+                              "original_size": tuple(int(v) for v in hit["original_size"])}
+                maps = (hit["foreground"], hit["center_distances"], hit["boundary_distances"])
+                return SharedStage(embeddings, maps, (None, None), image.shape[:2])
+        embeddings, maps, tiling = self._maps(image)
+        if cache is not None:
+            cache.put(key, {"features": np.asarray(embeddings["features"]),
+                            "input_size": np.asarray(embeddings["input_size"]),
+                            "original_size": np.asarray(embeddings["original_size"]),
+                            **dict(zip(("foreground", "center_distances", "boundary_distances"), maps))})
+        return SharedStage(embeddings, maps, tiling, image.shape[:2])
+
+    def _cache_provenance(self) -> dict[str, Any]:
+        """What the shared stage's output depends on besides the image (the embedding cache's key)."""
+        from .preprocess import dist_version
+
+        weights = getattr(self, "_weights", {})
+        digest = weights.get("weights_hash")
+        if not digest and weights.get("checkpoint"):  # a checkpoint file: hash its bytes once per file
+            path = weights["checkpoint"]
+            if getattr(self, "_checkpoint_hash", (None, None))[0] != path:
+                import hashlib
+
+                with open(path, "rb") as f:
+                    self._checkpoint_hash = (path, hashlib.file_digest(f, "sha256").hexdigest())
+            digest = self._checkpoint_hash[1]
+        return {"stage": "musam", "model": self.model_name(), "weights": digest, "conversion": "to_rgb_uint8 (paper)",
+                "micro_sam": dist_version("micro_sam"), "precision": self.info().get("precision")}
+
+    def segment_shared(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        """This method's own stage on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
+        image = check_image(image)
+        if tuple(shared.shape) != tuple(image.shape[:2]):
+            raise ValueError(f"The shared stage is for a {shared.shape} image, not {image.shape[:2]}.")
+        return check_labels(self._method_stage(image, shared), image.shape[:2], self.name)
+
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        return self._method_stage(image, self.shared_stage(image))
+
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        raise NotImplementedError
+
     def _maps(self, image: np.ndarray):
         """Embeddings and the three decoder maps, as micro-sam computes them from the paper's input."""
         from micro_sam import util
@@ -338,9 +430,8 @@ class MicroSamAIS(_MicroSam):
     description = "µSAM/PathoSAM decoder + seeded watershed (AIS)"
     default_params: ClassVar[dict[str, Any]] = {**_COMMON, **AIS_DEFAULTS}
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
-        _, maps, _ = self._maps(image)
-        return automatic_instance_segmentation(*maps, **self._algorithm_params(AIS_DEFAULTS))
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        return automatic_instance_segmentation(*shared.maps, **self._algorithm_params(AIS_DEFAULTS))
 
     supports_3d = "stitch"  # micro-sam's 3D AIS: per-slice AIS + its multicut merge (methods/musam3d.py)
 
@@ -364,11 +455,10 @@ class MicroSamAPG(_MicroSam):
         **{k: v for k, v in APG_DEFAULTS.items() if k != "prompts"},
     }
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
-        embeddings, maps, tiling = self._maps(image)
-        model = self.point_model(embeddings, image.shape[:2], tiling)
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
+        model = self.point_model(shared.embeddings, image.shape[:2], shared.tiling)
         return automatic_prompt_generation(
-            *maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
+            *shared.maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
         )
 
     supports_3d = "stitch"  # ours: 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
@@ -404,11 +494,10 @@ class MicroSamAPGReference(_MicroSam):
         "batch_size": 32,
     }
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
+    def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
         from micro_sam.instance_segmentation import get_instance_segmentation_generator
 
-        tile_shape, halo = self._tiling(image.shape[:2])
-        embeddings, maps, _ = self._maps(image)
+        (tile_shape, halo), embeddings, maps = shared.tiling, shared.embeddings, shared.maps
         segmenter = get_instance_segmentation_generator(
             self.predictor, is_tiled=tile_shape is not None, decoder=self.decoder, segmentation_mode="apg"
         )

@@ -24,6 +24,7 @@ import numpy as np
 
 from .preprocess import to_rgb_uint8
 from .stitch import segment_slices, stitch_slices
+from ..errors import InvalidInputError
 
 Progress = Callable[[int, int], None] | None
 
@@ -38,7 +39,7 @@ def grey_uint8_volume(volume: np.ndarray) -> np.ndarray:
     """
     volume = np.asarray(volume)
     if volume.ndim != 3:
-        raise ValueError(f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}.")
+        raise InvalidInputError(f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}.")
     return np.stack([to_rgb_uint8(plane)[..., 0] for plane in volume])
 
 
@@ -56,7 +57,7 @@ def grey_slice_input():
     def repeat(image):
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 2:
-            raise ValueError(
+            raise InvalidInputError(
                 f"micro-sam expected a converted (H, W) uint8 slice, got {image.dtype} {image.shape}."
             )
         return np.repeat(image[..., None], 3, axis=-1)
