@@ -16,7 +16,7 @@ model is built with ``checkpoint_path=None``. Outputs of random networks are not
 
 Usage::
 
-    python scripts/device_check.py [--device cuda] [--quick] [--size N] [--images N] [--budget S]
+    python scripts/device_check.py [--device cuda] [--quick] [--size N] [--images N] [--budget S] [--methods A,B]
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def family_saving(device: str, limit: int, placeholder: Path, work: Path, labels
             f"{len(MUSAM)} methods, speed-up {result[False] / result[True]:.2f}x")
 
 
-def projection(rows: dict, assume: int) -> None:
+def projection(rows: dict, assume: int, device: str) -> None:
     """GPU-hours of the full study: test-set images per dataset x seconds per image per method."""
     from apgbench.datasets import list_datasets
 
@@ -213,7 +213,7 @@ def projection(rows: dict, assume: int) -> None:
         print(f"  {m}: {hours:.2f} h")
     print(f"projection: {sum(per_method.values()):.2f} GPU-hours for {len(study)} 2D datasets x "
           f"{len(per_method)} methods ({total_images} images: {len(known)} datasets with n_images in their config, "
-          f"{len(study) - len(known)} assumed at {assume}; seconds per image at the check's image size)")
+          f"{len(study) - len(known)} assumed at {assume}; seconds per image measured on {device} at the check's image size)")
 
 
 def main() -> None:
@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="images per method (default 4; --quick 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per method (default 35; --quick 30)")
     parser.add_argument("--total", type=float, default=420, help="seconds for the whole check (default 420)")
+    parser.add_argument("--methods", default=None, help="comma-separated method ids (default: all registered)")
     parser.add_argument("--assume-images", type=int, default=100,
                         help="test-set size assumed for a dataset config without n_images (default 100)")
     args = parser.parse_args()
@@ -252,6 +253,8 @@ def main() -> None:
         missing = missing_modules(cls.requires)
         ok, why = method_status(cls)
         left = args.total - (time.perf_counter() - started)
+        if args.methods and name not in args.methods.split(","):
+            continue
         if missing:
             skipped[name] = f"needs {missing_text(missing)}"
         elif args.quick and not args.device.startswith("cuda") and name not in CHEAP:
@@ -293,7 +296,7 @@ def main() -> None:
             print(family_saving(args.device, min(count, 2), placeholder, work, labels_by_hash), flush=True)
         except Exception as err:  # noqa: BLE001
             print(f"family saving: FAILED {type(err).__name__}: {err}")
-    projection(rows, args.assume_images)
+    projection(rows, args.assume_images, args.device)
     failed = [m for m, why in skipped.items() if why.startswith("FAILED")]
     print(f"device check done in {time.perf_counter() - started:.0f} s: {len(rows)} method(s) ran, "
           f"{len(skipped)} skipped, {len(failed)} failed{': ' + ', '.join(failed) if failed else ''}")
