@@ -52,6 +52,8 @@ PY
   done
 fi
 export PYTHONPATH="$REPO/benchmark${PYTHONPATH:+:$PYTHONPATH}"
+# TensorFlow (stardist) would otherwise take the whole GPU memory from the torch methods that follow it
+export TF_FORCE_GPU_ALLOW_GROWTH=true TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 # 8 minutes in all; device_check.py plans for 7 (--total 420) and skips what does not fit.
 exec timeout 480 "$PYTHON" "$REPO/scripts/device_check.py" "${ARGS[@]+"${ARGS[@]}"}"

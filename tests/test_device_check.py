@@ -12,12 +12,20 @@ import pytest
 from apgbench.datasets import list_datasets
 
 REPO = Path(__file__).resolve().parent.parent
-ROW = re.compile(r"^\| (?P<method>[a-z0-9-]+) \| (?P<n>\d+) \| (?P<s>[0-9.]+) \| (?P<peak>-|\d+) \| (?P<obj>\d+) \|$")
+ROW = re.compile(
+    r"^\| (?P<method>[a-z0-9-]+) \| (?P<n>\d+) \| (?P<s>[0-9.]+) \| (?P<peak>-|\d+) \| (?P<obj>\d+) \|$"
+)
 
 
 def _check(*args: str, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "scripts" / "device_check.sh"), *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, env={**os.environ})
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "device_check.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ},
+    )
 
 
 def _rows(stdout: str) -> dict[str, float]:
@@ -34,7 +42,9 @@ def _assert_projection(stdout: str, rows: dict[str, float]) -> None:
     images = _study_images()
     assert f"({images} images:" in line and f"x {len(rows)} methods" in line
     # the table rounds seconds to 3 decimals: the projection agrees within that rounding
-    assert hours == pytest.approx(images * sum(rows.values()) / 3600, abs=images * len(rows) * 5e-4 / 3600 + 0.01)
+    assert hours == pytest.approx(
+        images * sum(rows.values()) / 3600, abs=images * len(rows) * 5e-4 / 3600 + 0.01
+    )
 
 
 def test_quick_cpu_check_classic_only():
