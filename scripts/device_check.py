@@ -36,6 +36,8 @@ SCRIPTS = Path(__file__).resolve().parent
 MUSAM = ("ais", "apg", "apg-bd", "apg-ref")
 # --quick on a CPU: methods whose random network segments a 128x128 image in seconds on 2 cores.
 CHEAP = ("classic", "instanseg", "stardist")
+# Budgets (s) of the methods whose random model takes long to build (ViT-L/ViT-H scale), without --budget.
+SLOW_BUILD = {"sam3": 90, "cellpose-sam": 60, "cellsam": 60}
 BUILTINS = ("synthetic-nuclei", "synthetic-cells", "synthetic-histo", "synthetic-labelfree")
 
 
@@ -258,7 +260,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="image side (default 512; --quick 128)")
     parser.add_argument("--images", type=int, default=None, help="images per method (default 4; --quick 1)")
     parser.add_argument(
-        "--budget", type=float, default=None, help="seconds per method (default 35; --quick 30)"
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds per method (default 35 or SLOW_BUILD's; --quick 30)",
     )
     parser.add_argument("--total", type=float, default=420, help="seconds for the whole check (default 420)")
     parser.add_argument(
@@ -285,7 +290,8 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     print(
         f"device check: {gpu}, torch {torch.__version__}, {count} image(s) of {size}x{size} per method, "
-        f"budget {budget:.0f} s per method",
+        f"budget {budget:.0f} s per method"
+        + ("" if args.budget or args.quick else f" ({', '.join(f'{m} {b}' for m, b in SLOW_BUILD.items())})"),
         flush=True,
     )
     samples = images(size, count)
@@ -298,6 +304,7 @@ def main() -> None:
     # time kept for the family measurement (4 separate runs + 1 family run of the µSAM methods)
     reserve = 0 if args.quick or args.methods else 60
     for name, cls in available_methods().items():
+        budget = args.budget or (30 if args.quick else SLOW_BUILD.get(name, 35))
         missing = missing_modules(cls.requires)
         ok, why = method_status(cls)
         left = args.total - (time.perf_counter() - started)
