@@ -21,14 +21,9 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
-from .preprocess import (
-    SAM_DISTRIBUTIONS,
-    dist_version,
-    owning_distribution,
-    to_channels_last,
-    to_grey,
-    weights_sha256,
-)
+from .images import to_float, to_grey
+from .meta import MethodMeta, one_model
+from .weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution, seeded_torch, weights_info
 
 
 def cellpose_model_dir() -> Path:
@@ -63,8 +58,29 @@ def _cache_status(path: Path) -> tuple[bool, str]:
     return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
 
 
+def cpsam_status() -> tuple[bool, str]:
+    """Whether ``cpsam`` is in cellpose's cache, and the environment's cellpose major version."""
+    if (cellpose_major() or 4) < 4:
+        return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
+    return _cache_status(cellpose_model_dir() / CellposeSAM.default_params["pretrained_model"])
+
+
+def cyto3_status() -> tuple[bool, str]:
+    """Whether this environment has cellpose 3 and ``cyto3`` is cached."""
+    if (cellpose_major() or 3) >= 4:
+        return False, (
+            f"cellpose {dist_version('cellpose')} here; cellpose3 runs in its own environment "
+            "(scripts/install_cellpose3_env.sh)"
+        )
+    return _cache_status(cellpose_model_dir() / Cellpose3.default_params["model_type"])
+
+
+# The datasets in the training data of Cellpose 3's cyto3 and of Cellpose-SAM (the paper's Fig. 2 marks).
+CYTO3_TRAINED_ON = frozenset({"cellpose", "deepbacs", "dsb", "livecell", "omnipose", "tissuenet", "u20s", "yeaz"})
+CPSAM_TRAINED_ON = CYTO3_TRAINED_ON | {"cryonuseg", "ihc-tma", "lynsec", "monuseg", "nuinsseg", "pannuke", "tnbc"}
+
+
 class _CellposeBase(Segmenter):
-    requires = ("torch", "cellpose")
     major: int = 4
 
     def _check_version(self) -> None:
@@ -80,19 +96,14 @@ class _CellposeBase(Segmenter):
             raise MethodUnavailableError(f"Method '{self.name}' needs cellpose {self.major}.x: {hint}.")
 
     def _weights_info(self) -> dict[str, Any]:
-        path = getattr(self, "_weights", None)
         return {
             "library": f"cellpose=={dist_version('cellpose')}",
-            "weights": "random (testing only)" if self.params.get("random_weights") else path and str(path),
-            "weights_sha256": weights_sha256(path),
+            **weights_info(getattr(self, "_weights", None), self.params["random_weights"]),
         }
 
     def close(self) -> None:
         """Drop the model."""
         self._model = None
-
-    def _model_key(self, domain: str | None) -> object:
-        return None  # one model for every domain: loaded once per run, whatever the datasets
 
 
 @register_method
@@ -113,10 +124,19 @@ class CellposeSAM(_CellposeBase):
         **Testing only**: the real CPSAM network with random weights (no checkpoint), seeded.
     """
 
-    name = "cellpose-sam"
-    extra = "cellpose"
+    meta = MethodMeta(
+        name="cellpose-sam",
+        description="Cellpose-SAM (cellpose >= 4, model cpsam)",
+        extra="cellpose",
+        requires=("torch", "cellpose"),
+        paper_row=("cellpose-sam", "cpsam"),
+        table_order=60,
+        trained_on=CPSAM_TRAINED_ON,
+        models=one_model("cpsam"),
+        default_model="cpsam",
+        weights_status=cpsam_status,
+    )
     major = 4
-    description = "Cellpose-SAM (cellpose >= 4, model cpsam)"
     default_params = {
         "pretrained_model": "cpsam",
         "use_bfloat16": True,
@@ -126,14 +146,6 @@ class CellposeSAM(_CellposeBase):
         "batch_size": 8,
         "random_weights": False,
     }
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether ``cpsam`` is in cellpose's cache, and the environment's cellpose major version."""
-        if (cellpose_major() or 4) < 4:
-            return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
-        path = cellpose_model_dir() / cls.default_params["pretrained_model"]
-        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
@@ -149,8 +161,7 @@ class CellposeSAM(_CellposeBase):
             from cellpose.vit import CPSAM
 
             model = models.CellposeModel.__new__(models.CellposeModel)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():
                 net = CPSAM(dtype=dtype).to(dtype)  # as CPSAM.load_model casts after loading
             model.device, model.gpu, model.backbone = torch_device, torch_device.type == "cuda", "sam_vitl"
             model.pretrained_model, model.net = None, net.to(torch_device).eval()
@@ -177,7 +188,7 @@ class CellposeSAM(_CellposeBase):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
-        x = to_channels_last(image)
+        x = np.ascontiguousarray(to_float(image))  # channels last, as every image here; cellpose normalises
         masks, _, _ = self._model.eval(
             x,
             channel_axis=-1 if x.ndim == 3 else None,
@@ -216,10 +227,19 @@ class Cellpose3(_CellposeBase):
         **Testing only**: the real CPnet with random weights (no checkpoint).
     """
 
-    name = "cellpose3"
-    extra = "cellpose3"
+    meta = MethodMeta(
+        name="cellpose3",
+        description="Cellpose 3 (cyto3), runs in its own environment",
+        extra="cellpose3",
+        requires=("torch", "cellpose"),
+        paper_row=("cellpose3", "cyto3"),
+        table_order=50,
+        trained_on=CYTO3_TRAINED_ON,
+        models=one_model("cyto3"),
+        default_model="cyto3",
+        weights_status=cyto3_status,
+    )
     major = 3
-    description = "Cellpose 3 (cyto3), runs in its own environment"
     default_params = {
         "model_type": "cyto3",
         "diameter": 30.0,
@@ -227,17 +247,6 @@ class Cellpose3(_CellposeBase):
         "cellprob_threshold": 0.0,
         "random_weights": False,
     }
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether this environment has cellpose 3 and ``cyto3`` is cached."""
-        if (cellpose_major() or 3) >= 4:
-            return False, (
-                f"cellpose {dist_version('cellpose')} here; cellpose3 runs in its own environment "
-                "(scripts/install_cellpose3_env.sh)"
-            )
-        path = cellpose_model_dir() / cls.default_params["model_type"]
-        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
@@ -248,8 +257,7 @@ class Cellpose3(_CellposeBase):
         torch_device = torch.device(device)
         if p["random_weights"]:
             # cellpose 3 builds an untrained CPnet when given neither a model nor a model type.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():
                 model = models.CellposeModel(pretrained_model=False, model_type=None, device=torch_device)
             self._weights = None
         else:

@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 
 from . import register_method
 from .base import Segmenter
+from .meta import MethodMeta
 
 
 def to_foreground_channel(image: np.ndarray, domain: str | None) -> np.ndarray:
@@ -50,8 +51,11 @@ def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
 class ClassicWatershed(Segmenter):
     """Otsu/local threshold + distance-transform watershed; no weights, CPU only."""
 
-    name = "classic"
-    description = "Threshold + distance-transform watershed baseline (scikit-image, no weights)"
+    meta = MethodMeta(
+        name="classic",
+        description="Threshold + distance-transform watershed baseline (scikit-image, no weights)",
+        table_order=110,
+    )
     default_params = {
         "sigma": 1.0,
         "threshold": "otsu",

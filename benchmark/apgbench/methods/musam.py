@@ -14,7 +14,7 @@ default. With ``tile_shape`` and ``halo`` set, images larger than ``max_untiled`
 are tiled as micro-sam does: tiled embeddings, stitched decoder maps, each prompt answered in the tile
 whose core holds it.
 
-The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.preprocess.
+The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.images.
 to_rgb_uint8`, micro-sam 4f6d45e2's ``_to_image``). micro-sam >= 1.7 rescales every channel of every image
 (uint8 included) once more; :func:`paper_input` switches that off while micro-sam runs.
 Only numpy, the standard library and apgbench are imported at module level.
@@ -37,9 +37,12 @@ from ..apg import (
     automatic_instance_segmentation,
     automatic_prompt_generation,
 )
+from ..config import DOMAINS
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
-from .preprocess import to_rgb_uint8
+from .images import to_rgb_uint8
+from .meta import MethodMeta
+from .weights import dist_version
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
 DEFAULT_MODEL = "vit_b_lm"
@@ -50,6 +53,10 @@ KNOWN_URLS = {
     "vit_b_histopathology": "https://owncloud.gwdg.de/index.php/s/sBB4H8CTmIoBZsQ/download",
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
+# The datasets in µSAM's / PathoSAM's training data (the paper's Fig. 2 marks).
+TRAINED_ON = frozenset({"cellpose", "deepbacs", "dsb", "dynamicnuclearnet", "livecell", "monuseg", "omnipose",
+                        "pannuke", "plantseg-root", "puma", "tissuenet", "yeaz"})
+MODELS = {domain: DEFAULT_MODELS.get(domain, DEFAULT_MODEL) for domain in DOMAINS}
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
 
 
@@ -69,7 +76,7 @@ def paper_input():
 
     micro-sam 1.8's ``_to_image`` min-max scales each channel to 0-255 with a ``+1e-7`` and truncation, so
     even a full-range uint8 image changes; the paper's version left uint8 untouched. The caller passes
-    :func:`~apgbench.methods.preprocess.to_rgb_uint8`'s output, which is already what the paper's encoder
+    :func:`~apgbench.methods.images.to_rgb_uint8`'s output, which is already what the paper's encoder
     received. Restored on exit.
     """
     from micro_sam import util
@@ -195,27 +202,29 @@ class SamPointModel:
         return merged.select(np.argsort(np.concatenate(order), kind="stable"))
 
 
+def weights_status() -> tuple[bool, str]:
+    """Whether the default µSAM weights are in micro-sam's cache (no torch import)."""
+    folder = microsam_model_dir()
+    missing = [n for n in (DEFAULT_MODEL, f"{DEFAULT_MODEL}_decoder") if not (folder / n).is_file()]
+    if not missing:
+        return True, f"ready (weights in {folder})"
+    return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
+
+
+def _meta(name: str, description: str, table_order: int, paper_row: tuple[str, str]) -> MethodMeta:
+    """The metadata the µSAM methods share (extra, libraries, models, training data), with their own id."""
+    return MethodMeta(name=name, description=description, extra="musam",
+                      requires=("torch", "micro_sam", "segment_anything"), paper_row=paper_row,
+                      table_order=table_order, trained_on=TRAINED_ON, models=MODELS, default_model=DEFAULT_MODEL,
+                      weights_status=weights_status)
+
+
 class _MicroSam(Segmenter):
     """Shared model loading, embeddings and decoder maps of the µSAM methods."""
 
-    requires = ("torch", "micro_sam", "segment_anything")
-    extra = "musam"
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the default µSAM weights are in micro-sam's cache (no torch import)."""
-        folder = microsam_model_dir()
-        missing = [n for n in (DEFAULT_MODEL, f"{DEFAULT_MODEL}_decoder") if not (folder / n).is_file()]
-        if not missing:
-            return True, f"ready (weights in {folder})"
-        return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
-
     def model_name(self) -> str:
         """The micro-sam model used for the current domain."""
-        return self.params["model"] or DEFAULT_MODELS.get(self.domain or "", DEFAULT_MODEL)
-
-    def _model_key(self, domain: str | None) -> object:
-        return self.params["model"] or DEFAULT_MODELS.get(domain or "", DEFAULT_MODEL)
+        return self._model_key(self.domain)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         from micro_sam import util
@@ -311,8 +320,6 @@ class _MicroSam(Segmenter):
 
     def info(self) -> dict[str, Any]:
         """micro-sam version, model name, checkpoint path and its registry hash."""
-        from .preprocess import dist_version
-
         return {
             "micro_sam": dist_version("micro_sam"),
             "torch": dist_version("torch"),
@@ -328,8 +335,7 @@ class _MicroSam(Segmenter):
 class MicroSamAIS(_MicroSam):
     """µSAM decoder + seeded watershed."""
 
-    name = "ais"
-    description = "µSAM/PathoSAM decoder + seeded watershed (AIS)"
+    meta = _meta("ais", "µSAM/PathoSAM decoder + seeded watershed (AIS)", 70, ("ais", "default"))
     default_params: ClassVar[dict[str, Any]] = {**_COMMON, **AIS_DEFAULTS}
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
@@ -341,8 +347,8 @@ class MicroSamAIS(_MicroSam):
 class MicroSamAPG(_MicroSam):
     """Automatic prompt generation, this project's implementation."""
 
-    name = "apg"
-    description = "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)"
+    meta = _meta("apg", "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)", 100,
+                 ("apg", "default"))
     prompts = "components"
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
@@ -361,8 +367,7 @@ class MicroSamAPG(_MicroSam):
 class MicroSamAPGBoundary(MicroSamAPG):
     """APG with prompts at boundary-distance maxima (paper Fig. 3)."""
 
-    name = "apg-bd"
-    description = "APG with boundary-distance maxima prompts (paper Fig. 3)"
+    meta = _meta("apg-bd", "APG with boundary-distance maxima prompts (paper Fig. 3)", 90, ("apg-bd", "default"))
     prompts = "boundary-maxima"
 
 
@@ -370,8 +375,8 @@ class MicroSamAPGBoundary(MicroSamAPG):
 class MicroSamAPGReference(_MicroSam):
     """micro-sam's own ``AutomaticPromptGenerator``, for cross-checking ``apg``."""
 
-    name = "apg-ref"
-    description = "micro-sam's own AutomaticPromptGenerator (reference for apg)"
+    # micro-sam's own APG is what the paper ran, so it shares APG's paper row
+    meta = _meta("apg-ref", "micro-sam's own AutomaticPromptGenerator (reference for apg)", 80, ("apg", "default"))
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
         "min_size": 25,
