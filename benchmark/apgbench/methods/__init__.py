@@ -24,7 +24,7 @@ from .base import (
     missing_text,
     paint_masks,
 )
-from .meta import MethodMeta
+from .meta import MethodMeta, one_model
 
 __all__ = [
     "MethodMeta",
@@ -38,6 +38,7 @@ __all__ = [
     "method_order",
     "method_status",
     "missing_modules",
+    "one_model",
     "paint_masks",
     "register_method",
     "trained_on",
