@@ -184,3 +184,14 @@ def test_plugin_method_gets_a_full_report_row(plugin, roots, tmp_path):
     toy, classic = row.split("|")[3:5]
     assert "†" in toy and "†" not in classic  # trained on synthetic-nuclei, from its metadata
     assert paper_value("dsb", "toy-threshold") == paper_value("dsb", "cellsam")  # its paper row
+
+
+def test_slim_interface():
+    """``segment`` is final, the unused batch path is gone, one-model methods need no ``_model_key``."""
+    assert getattr(Segmenter.segment, "__final__", False)
+    assert not hasattr(Segmenter, "segment_batch") and not hasattr(Segmenter, "_segment_batch")
+    for name in ("amg", "sam2-amg", "sam3", "cellsam", "cellpose-sam", "cellpose3", "ais", "apg", "apg-bd"):
+        cls = available_methods()[name]
+        assert all("_model_key" not in vars(klass) for klass in cls.__mro__ if klass is not Segmenter), name
+    with pytest.raises(TypeError, match="declares no"):
+        type("Nameless", (Segmenter,), {"_segment": lambda self, image: image})()

@@ -175,6 +175,8 @@ class Segmenter(ABC):
             setattr(cls, key, getattr(cls.meta, key))
 
     def __init__(self, **params: Any) -> None:
+        if not hasattr(type(self), "meta"):
+            raise TypeError(f"{type(self).__qualname__} declares no `meta = MethodMeta(...)` (nor a `name`).")
         params = check_params(self.name, self.default_params, params)
         self.params: dict[str, Any] = {**self.default_params, **params}
         self.device = "cpu"

@@ -223,8 +223,8 @@ class _MicroSam(Segmenter):
     """Shared model loading, embeddings and decoder maps of the µSAM methods."""
 
     def model_name(self) -> str:
-        """The micro-sam model used for the current domain."""
-        return self._model_key(self.domain)
+        """The micro-sam model used for the current domain: the ``model`` parameter, else the domain's."""
+        return self.params["model"] or self.meta.model_for(self.domain)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         from micro_sam import util
