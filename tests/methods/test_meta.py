@@ -195,3 +195,20 @@ def test_slim_interface():
         assert all("_model_key" not in vars(klass) for klass in cls.__mro__ if klass is not Segmenter), name
     with pytest.raises(TypeError, match="declares no"):
         type("Nameless", (Segmenter,), {"_segment": lambda self, image: image})()
+
+
+def test_validate_names_a_method_with_an_unknown_trained_on_dataset(monkeypatch):
+    from typer.testing import CliRunner
+
+    from apgbench.cli import app
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    ok = CliRunner().invoke(app, ["validate"])
+    assert ok.exit_code == 0, ok.output
+    typo = type("Typo", (Segmenter,), {"meta": MethodMeta(name="test-typo", description="x",
+                                                          trained_on=frozenset({"dsb", "livcell"})),
+                                       "_segment": lambda self, image: image})
+    registry.register_method(typo)
+    result = CliRunner().invoke(app, ["validate"])
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert result.exit_code == 1 and "Method 'test-typo'" in output and "trained_on: livcell." in output
