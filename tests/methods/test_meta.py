@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +48,7 @@ OLD_METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose
 
 
 def _extras() -> set[str]:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     with open(REPO / "pyproject.toml", "rb") as handle:
         return set(tomllib.load(handle)["project"]["optional-dependencies"])
 
