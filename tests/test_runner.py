@@ -280,3 +280,15 @@ def test_tag_names_the_record_in_reports(roots):
     with pytest.raises(ValueError, match="is tagged 'lowthresh'"):
         run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="other",
                       show_progress=False)
+
+
+def test_optional_shape_parameters_take_lists_of_numbers():
+    from apgbench.methods import get_method
+    from apgbench.methods.base import ParameterError, check_params
+
+    defaults = get_method("apg").default_params
+    assert defaults["tile_shape"] is None
+    assert check_params("apg", defaults, {"tile_shape": [384, 384]})["tile_shape"] == [384, 384]
+    for bad in ([384, "x"], [], [float("nan")], [True, 1]):
+        with pytest.raises(ParameterError, match="tile_shape"):
+            check_params("apg", defaults, {"tile_shape": bad})

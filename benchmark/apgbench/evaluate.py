@@ -25,7 +25,8 @@ def find_prediction(folder: Path, image_id: str) -> Path | None:
     return files[0] if files else None
 
 
-def _pick(image_id: str, found: Candidates, image: np.ndarray) -> tuple[Path | None, np.ndarray | None, str | None]:
+def _pick(image_id: str, found: Candidates, image: np.ndarray,
+          ndim: int = 2) -> tuple[Path | None, np.ndarray | None, str | None]:
     """(file, labels, why none) for one image: the dataset's own input image is never taken as a prediction.
 
     Raises
@@ -37,7 +38,7 @@ def _pick(image_id: str, found: Candidates, image: np.ndarray) -> tuple[Path | N
     why = None
     for path in found.files:
         try:
-            labels = read_label_file(path)
+            labels = read_label_file(path, ndim)
         except (OSError, ValueError) as err:
             why = str(err)
             continue
@@ -54,9 +55,9 @@ def _pick(image_id: str, found: Candidates, image: np.ndarray) -> tuple[Path | N
     return None, None, why or f"no prediction file for '{image_id}'"
 
 
-def read_label_image(path: Path) -> np.ndarray:
-    """Read a label image from TIFF, PNG or NPY; it must be 2D and of integer type."""
-    return read_label_file(path)
+def read_label_image(path: Path, ndim: int = 2) -> np.ndarray:
+    """Read a label image from TIFF, PNG or NPY; it must have ``ndim`` axes (3: a volume) and integer type."""
+    return read_label_file(path, ndim)
 
 
 def evaluate_predictions(
@@ -100,7 +101,8 @@ def evaluate_predictions(
     if not any(c.files for c in found.values()):
         raise ValueError(f"No file in {folder} matches an image id of '{dataset}' (e.g. '{data.image_ids[0]}.tif'; "
                          "naming rules: apgbench.label_files).")
-    picked = {sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image) for sample in data}
+    picked = {sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image, sample.labels.ndim)
+              for sample in data}  # ndim 3: label volumes for 3D test sets
     if not any(path is not None for path, _, _ in picked.values()):
         reasons = sorted({why for _, _, why in picked.values() if why})
         raise ValueError(f"No usable prediction in {folder} for '{dataset}': {reasons[0]}.")

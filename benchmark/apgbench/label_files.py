@@ -90,13 +90,15 @@ def candidates(folder: str | os.PathLike, image_ids) -> dict[str, Candidates]:
     return found
 
 
-def read_label_file(path: str | os.PathLike) -> np.ndarray:
+def read_label_file(path: str | os.PathLike, ndim: int = 2) -> np.ndarray:
     """The label image in a TIFF, PNG or NPY file (Cellpose ``_seg.npy``: its ``masks``), squeezed.
+
+    ``ndim=3`` reads a label volume (Z, Y, X) instead, for 3D test sets.
 
     Raises
     ------
     ValueError
-        If the file holds no 2D integer label image (the message names the file).
+        If the file holds no integer label image of ``ndim`` axes (the message names the file).
     """
     import imageio.v3 as iio
     import tifffile
@@ -118,9 +120,9 @@ def read_label_file(path: str | os.PathLike) -> np.ndarray:
         labels = tifffile.imread(path)
     else:
         labels = iio.imread(path)
-    labels = np.squeeze(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"{path.name} is not a 2D label image (shape {labels.shape}).")
+    labels = np.squeeze(labels) if labels.ndim > ndim else labels
+    if labels.ndim != ndim:
+        raise ValueError(f"{path.name} is not a {ndim}D label image (shape {labels.shape}).")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path.name} has dtype {labels.dtype}; label images must be integer.")
     return labels

@@ -218,6 +218,10 @@ def run_benchmark(
     data = load_dataset(config, data_root)
     method_cls = get_method(method)
     resolved = resolve_params(method_cls, config, params or {})
+    volume_kwargs: dict[str, Any] = {}
+    if config.volumetric:  # a 3D test set: whole volumes, scored in 3D; a 2D-only method needs stitch=...
+        method_cls.volume_mode(resolved)
+        volume_kwargs = {"ndim": 3, "spacing": config.voxel_size}
     key = run_key(resolved, method_cls.default_params)
     if image_timeout is not None:
         if not (isinstance(image_timeout, (int, float)) and math.isfinite(image_timeout) and image_timeout > 0):
@@ -261,7 +265,7 @@ def run_benchmark(
                 writer.worker = {"hardware": info.hardware, "git_revision": info.git_revision,
                                  "apgbench_version": __version__, "device": device}
                 n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
-                                       show_progress, image_timeout)
+                                       show_progress, image_timeout, volume_kwargs)
         info.finished = now()
         scores = writer.finalize(info, last_only=shard is not None, image_ids=data.image_ids)
 
@@ -296,13 +300,15 @@ def check_tag(results_root: Path, method: str, key: str, tag: str) -> None:
 
 
 def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str], dataset: str, method: str,
-                key: str, fail_fast: bool, show_progress: bool, image_timeout: float | None = None) -> int:
+                key: str, fail_fast: bool, show_progress: bool, image_timeout: float | None = None,
+                segment_kwargs: dict[str, Any] | None = None) -> int:
     """Segment, score and commit the ``todo`` images one by one; return how many failed."""
     n_failed, todo_set = 0, set(todo)
     with _progress(show_progress) as progress:
         task = progress.add_task(f"{method} on {dataset}", total=len(todo))
         for sample in _samples(data, todo):
-            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast, image_timeout)
+            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast, image_timeout,
+                                      segment_kwargs)
             n_failed += row["error"] is not None
             writer.add(sample.image_id, labels, row)
             progress.advance(task)
@@ -321,8 +327,9 @@ def _samples(data, todo: list[str]):
 
 
 def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, fail_fast: bool,
-             image_timeout: float | None = None):
-    """Segment and score one sample; a failure becomes an error row unless ``fail_fast``.
+             image_timeout: float | None = None, segment_kwargs: dict[str, Any] | None = None):
+    """Segment and score one sample (a volume with ``ndim``/``spacing`` in ``segment_kwargs``); a failure
+    becomes an error row unless ``fail_fast``.
 
     Failures include a method calling ``sys.exit`` (``SystemExit``) and an image past ``image_timeout``;
     Ctrl-C (``KeyboardInterrupt``) still stops the run, which resumes on the next call.
@@ -331,7 +338,7 @@ def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, 
     start = time.perf_counter()
     try:
         with time_limit(image_timeout):
-            labels = segmenter.segment(sample.image)
+            labels = segmenter.segment(sample.image, **(segment_kwargs or {}))
     except (Exception, SystemExit, ImageTimeout) as err:
         if fail_fast:
             raise

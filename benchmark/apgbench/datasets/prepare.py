@@ -11,6 +11,8 @@ Order of operations, as in the paper's code (micro-sam ``scripts/apg_experiments
 6. images whose labels are empty (unless ``drop_empty`` is false: the seven datasets the paper's code took
    straight from torch-em paths are not filtered), or have fewer than ``min_objects`` unique values
    (background counts, as in micro-sam's ``len(np.unique(label)) >= min_objects``), are dropped.
+
+3D test sets (``preparation.volume``) keep sub-volumes instead of slices: :mod:`.volumes`.
 """
 
 from __future__ import annotations
@@ -181,6 +183,11 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
 
 def iter_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Sample]:
     """Prepared test samples from the test entries (slicing, slice-level index split, preparation)."""
+    if config.volumetric:  # a 3D test set (`<id>-3d`): whole sub-volumes, see volumes.py
+        from .volumes import volume_samples
+
+        yield from volume_samples(config, entries)
+        return
     prep, split = config.preparation, config.split
     slice_window = None
     if split.rule == "index" and split.options.get("level") == "slice":

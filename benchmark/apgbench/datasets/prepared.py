@@ -2,8 +2,8 @@
 
 Layout of ``<data_root>/<dataset_id>/prepared.h5``::
 
-    /images/<image_id>   image, (H, W) or (H, W, C), dtype as stored by the source
-    /labels/<image_id>   instance labels, (H, W), unsigned integer, 0 = background
+    /images/<image_id>   image, (H, W) or (H, W, C), dtype as stored by the source; (Z, Y, X) for 3D test sets
+    /labels/<image_id>   instance labels, (H, W) or (Z, Y, X), unsigned integer, 0 = background
     attrs on /images/<image_id>: "meta" (JSON: source file, slice index, crop offsets, ...)
     root attrs: "dataset" (id), "format_version", "image_ids" (JSON list, the iteration order)
 
@@ -62,7 +62,7 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
                 image_id = check_image_id(sample.image_id)
                 if image_id in images:
                     raise ValueError(f"Image id '{image_id}' appears twice in dataset '{dataset_id}'.")
-                if sample.image.shape[:2] != sample.labels.shape:
+                if sample.image.shape[: sample.labels.ndim] != sample.labels.shape:  # (H, W[, C]) or (Z, Y, X)
                     raise ValueError(
                         f"Image '{image_id}' of '{dataset_id}' has shape {sample.image.shape} but its labels "
                         f"have shape {sample.labels.shape}."

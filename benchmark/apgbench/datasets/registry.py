@@ -70,8 +70,10 @@ def get_dataset_config(dataset_id: str, directory: Path | None = None) -> Datase
 
 def resolve_dataset_ids(selection: list[str], directory: Path | None = None, *,
                         domain: str | None = None) -> list[str]:
-    """Expand a CLI selection into dataset ids (checked): ids, ``all``, ``builtin``, domain names and folders.
+    """Expand a CLI selection into dataset ids (checked): ids, ``all``, ``builtin``, ``3d``, domains, folders.
 
+    ``all``, ``builtin`` and domains select 2D test sets (the paper's 36, slice-wise for volumes); ``3d``
+    selects the volumetric test sets (``<id>-3d``), which are named explicitly otherwise.
     A path-like item (``./my_data``, ``~/data/x``, or an existing folder that is not a dataset id) is a folder of
     your own images and labels (see :mod:`.folder`): it is registered for this process under an id made from
     its name, with ``domain`` (or the folder's ``apgbench.yaml``) as its domain, and prepared when first loaded.
@@ -79,16 +81,19 @@ def resolve_dataset_ids(selection: list[str], directory: Path | None = None, *,
     from .folder import looks_like_folder, register_folder
 
     configs = list_datasets(directory)
+    flat = [c for c in configs if not c.volumetric]
     ids: list[str] = []
     for item in selection:
         if item not in {c.id for c in configs} and looks_like_folder(item):
             chosen = [register_folder(item, domain).id]
         elif item == "all":
-            chosen = [c.id for c in configs if not c.builtin]
+            chosen = [c.id for c in flat if not c.builtin]
         elif item == "builtin":
-            chosen = [c.id for c in configs if c.builtin]
+            chosen = [c.id for c in flat if c.builtin]
+        elif item == "3d":
+            chosen = [c.id for c in configs if c.volumetric and not c.builtin]
         elif item in {c.domain for c in configs}:
-            chosen = [c.id for c in configs if c.domain == item and not c.builtin]
+            chosen = [c.id for c in flat if c.domain == item and not c.builtin]
         else:
             chosen = [get_dataset_config(item, directory).id]
         ids.extend(i for i in chosen if i not in ids)

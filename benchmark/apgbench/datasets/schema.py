@@ -90,6 +90,18 @@ class Split(_Strict):
         return self
 
 
+class VolumeRule(_Strict):
+    """The sub-volume rule of a 3D test set (``<id>-3d``): volumes are kept whole instead of sliced.
+
+    Per test volume: keep its test slices (for ``index`` splits at ``level: slice``, the slices of this volume
+    inside the window over the concatenated slices), then at most ``depth`` contiguous slices centred on the
+    middle of the labelled z-range, then the preparation's ``crop`` in y/x (``crop_mode`` decided on the label
+    projection along z); volumes with fewer than ``min_objects`` unique label values are dropped.
+    """
+
+    depth: int | None = Field(None, ge=1, description="Most slices kept per volume (None: all test slices).")
+
+
 class Preparation(_Strict):
     """How the test split is turned into benchmark images (paper: 2D slices, 512x512 crop, object minimum)."""
 
@@ -106,6 +118,7 @@ class Preparation(_Strict):
         "interpolation truncated to the label dtype, which invents ids along object borders.")
     background_label: int | None = Field(None, description="Label id that marks background; set to 0.")
     connected_components: bool = Field(False, description="Relabel labels as connected components.")
+    volume: VolumeRule | None = Field(None, description="Keep 3D volumes whole (3D evaluation) by this rule.")
     drop_empty: bool = Field(True, description="Drop images whose labels are all background (the paper's code "
                              "does, except for the seven datasets it took straight from torch-em).")
 
@@ -138,6 +151,9 @@ class DatasetConfig(_Strict):
     preparation: Preparation = Preparation()
     prompt: str | None = Field(None, description="Text prompt for concept models (SAM3); default 'cell'.")
     n_images: int | None = Field(None, description="Expected number of prepared test images, where known.")
+    voxel_size: tuple[float, float, float] | None = Field(
+        None, description="(z, y, x) voxel size of 3D data, any unit; its ratio is the anisotropy methods use."
+    )
     paper_id: str | None = Field(None, description="The dataset's id in the paper's code (micro-sam), if different.")
     notes: str = ""
     variants: dict[str, Variant] = Field({}, description="Named alternatives to the paper's split (`id@name`).")
@@ -150,6 +166,17 @@ class DatasetConfig(_Strict):
             raise ValueError(f"dataset id '{value}' must be kebab-case (lower-case letters, digits, '-'), "
                              "optionally followed by '@variant'")
         return value
+
+    @model_validator(mode="after")
+    def _volume_needs_3d(self) -> DatasetConfig:
+        if self.preparation.volume is not None and self.ndim != 3:
+            raise ValueError("preparation.volume (3D evaluation) needs ndim: 3")
+        return self
+
+    @property
+    def volumetric(self) -> bool:
+        """True for 3D test sets: samples are (Z, Y, X) volumes, segmented and scored in 3D."""
+        return self.preparation.volume is not None
 
     @field_validator("variants")
     @classmethod

@@ -90,8 +90,19 @@ def _render_histo(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     return np.clip(rgb * 255, 0, 255).astype(np.uint8)
 
 
-def generate_sample(kind: str, index: int, seed: int, shape: tuple[int, int]) -> Sample:
-    """Generate one synthetic sample of ``kind`` (nuclei, cells, labelfree, histo), reproducibly."""
+def generate_sample(kind: str, index: int, seed: int, shape: tuple[int, ...],
+                    spacing: tuple[float, ...] | None = None) -> Sample:
+    """Generate one synthetic sample of ``kind`` (nuclei, cells, labelfree, histo, nuclei-3d), reproducibly.
+
+    ``nuclei-3d`` makes a (Z, Y, X) volume with voxel size ``spacing`` (z, y, x; default (2, 1, 1)).
+    """
+    if kind == "nuclei-3d":
+        from .synthetic3d import generate_volume
+
+        spacing = tuple(spacing) if spacing is not None else (2.0, 1.0, 1.0)
+        image, labels = generate_volume(index, seed, tuple(shape), spacing)
+        meta = {"kind": kind, "seed": seed, "index": index, "spacing": list(spacing)}
+        return Sample(f"{kind}-{index:03d}", image, labels, meta)
     rng = np.random.default_rng([seed, index])
     if kind == "nuclei":
         labels = _ellipse_labels(rng, shape, n=int(rng.integers(25, 45)), radius=(7, 13), min_gap=1.6)
@@ -119,6 +130,7 @@ class SyntheticDataset:
         self.kind = str(options["kind"])
         self.seed = int(options.get("seed", 0))
         self.shape = tuple(options.get("shape", (256, 256)))
+        self.spacing = tuple(config.voxel_size) if config.voxel_size else None
         self.image_ids = [f"{self.kind}-{i:03d}" for i in range(int(options.get("n_images", 6)))]
 
     def __len__(self) -> int:
@@ -126,17 +138,18 @@ class SyntheticDataset:
 
     def __iter__(self) -> Iterator[Sample]:
         for index in range(len(self.image_ids)):
-            yield generate_sample(self.kind, index, self.seed, self.shape)
+            yield generate_sample(self.kind, index, self.seed, self.shape, self.spacing)
 
     def get(self, image_id: str) -> Sample:
         """Generate the sample with this id."""
         if image_id not in self.image_ids:
             raise KeyError(f"No image '{image_id}' in dataset '{self.config.id}'.")
-        return generate_sample(self.kind, self.image_ids.index(image_id), self.seed, self.shape)
+        return generate_sample(self.kind, self.image_ids.index(image_id), self.seed, self.shape, self.spacing)
 
     def fingerprint(self) -> str:
         """Hash of the generator settings (the data is a pure function of them and the package version)."""
         from .. import __version__
 
-        payload = json.dumps([__version__, self.kind, self.seed, self.shape, len(self)])
+        settings = [__version__, self.kind, self.seed, self.shape, len(self)]
+        payload = json.dumps(settings + ([self.spacing] if self.spacing else []))
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -27,19 +27,26 @@ class ParameterError(ValueError):
     """A method parameter is unknown or has a value of the wrong type (a usage error: CLI exit code 2)."""
 
 
+#: Parameters every method accepts for volumes: ``stitch`` (None, or a rule of
+#: :data:`apgbench.methods.stitch.STITCH_RULES`) runs the method slice by slice and stitches (2D+stitch).
+VOLUME_PARAMS: dict[str, Any] = {"stitch": None}
+
+
 def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Validate ``params`` against a method's ``defaults`` and return them normalised.
 
     Each value must have the type of its default: a bool for a bool, an int for an int, a finite number for
     a float (an int or a numeric string such as ``"1e-3"``, which YAML reads as text, becomes a float, so
     ``sigma=1`` and the default ``1.0`` select the same record), text or None for text, a list of the same
-    length for a list. A default of ``None`` accepts None, text or a finite number.
+    length for a list. A default of ``None`` accepts None, text, a finite number or a list of finite numbers
+    (an optional shape such as ``tile_shape``).
 
     Raises
     ------
     ParameterError
         Naming the method, the parameter, the value and the expected type.
     """
+    defaults = {**VOLUME_PARAMS, **defaults}  # every method takes ``stitch`` (volumes, 2D+stitch)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ParameterError(
@@ -77,8 +84,13 @@ def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
     if default is None:
         if value is None or isinstance(value, str):
             return value
+        if isinstance(value, (list, tuple)):  # an optional shape such as tile_shape=384,384 or n_tiles=2,2
+            if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                for v in value):
+                raise fail("none, text, a finite number or a list of finite numbers")
+            return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise fail("none, text or a finite number")
+            raise fail("none, text, a finite number or a list of finite numbers")
         return value
     return value  # a default of another type (dict...): the method checks it
 
@@ -136,8 +148,9 @@ class Segmenter(ABC):
     ----------
     meta : MethodMeta
         Everything apgbench knows about the method (id, extra, paper row, table order, trained-on datasets,
-        model per domain, 3D support, weights status). ``name``, ``description``, ``extra`` and ``requires``
-        are read-only copies of its fields, set when the class is created.
+        model per domain, 3D support, weights status). ``name``, ``description``, ``extra``, ``requires``
+        and ``supports_3d`` are read-only copies of its fields, set when the class is created. Methods whose
+        ``supports_3d`` is not ``none`` implement :meth:`_segment_volume`.
     default_params : dict
         The method's parameters with the paper's defaults.
 
@@ -157,6 +170,7 @@ class Segmenter(ABC):
     description: ClassVar[str] = ""
     extra: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
+    supports_3d: ClassVar[str] = "none"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -168,7 +182,7 @@ class Segmenter(ABC):
         elif "name" in own:  # a class declaring only a name (tests, quick experiments): minimal metadata
             doc = (cls.__doc__ or "").strip().splitlines()
             cls.meta = MethodMeta(name=cls.name, description=own.get("description") or (doc[0] if doc else cls.name),
-                                  extra=cls.extra, requires=tuple(cls.requires))
+                                  extra=cls.extra, requires=tuple(cls.requires), supports_3d=cls.supports_3d)
         else:
             return  # a shared base class (``_MicroSam``): its subclasses declare the metadata
         for key in _META_COPIES:
@@ -230,24 +244,84 @@ class Segmenter(ABC):
 
     # -- segmentation --------------------------------------------------------------------------------------
     @final
-    def segment(self, image: np.ndarray) -> np.ndarray:
-        """Segment one image.
+    def segment(self, image: np.ndarray, *, ndim: int | None = None,
+                spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+        """Segment one image or volume.
 
         Parameters
         ----------
         image : ndarray
-            ``(H, W)`` grey or ``(H, W, C)`` with C in {2, 3}, any numeric dtype.
+            ``(H, W)`` grey or ``(H, W, C)`` with C in {2, 3}; or a volume ``(Z, Y, X)`` (``(Z, Y, X, C)``),
+            any numeric dtype.
+        ndim : {2, 3}, optional
+            Whether ``image`` is a 2D image or a volume. By default a 3-axis array whose last axis has 2 or 3
+            entries is a 2D multi-channel image, any other 3-axis (or a 4-axis) array a volume.
+        spacing : (float, float, float), optional
+            Voxel size (z, y, x) of a volume; native 3D methods use its ratio as anisotropy.
 
         Returns
         -------
-        labels : ndarray of uint32, shape (H, W)
+        labels : ndarray of uint32, shape (H, W) or (Z, Y, X)
             0 is background, objects are > 0 (not necessarily consecutive).
+
+        Raises
+        ------
+        ValueError
+            A volume given to a 2D-only method without ``stitch`` (see :meth:`volume_mode`).
         """
+        volume = _is_volume(np.asarray(image), ndim)
+        if volume:
+            try:
+                self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
+            except ValueError as err:
+                shape = np.shape(image)
+                raise ValueError(f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
+                                 f"{str(err)[0].lower()}{str(err)[1:]}") from None
         if not self._prepared:
             self.prepare(self.device, self.domain)
+        if volume:
+            return self._segment_volume_checked(np.asarray(image), spacing)
         image = check_image(image)
         labels = self._segment(image)
         return check_labels(labels, image.shape[:2], self.name)
+
+    @classmethod
+    def volume_mode(cls, params: dict[str, Any] | None = None) -> str:
+        """How the method segments volumes with these parameters: ``3d``, ``stitch`` (its library's slice
+        mode) or ``2d+stitch`` (apgbench's generic path).
+
+        Raises
+        ------
+        ValueError
+            If the method is 2D-only and ``stitch`` is not set, or ``stitch`` names an unknown rule.
+        """
+        from .stitch import STITCH_RULES
+
+        rule = (params or {}).get("stitch")
+        if rule is not None:
+            if rule not in STITCH_RULES:
+                raise ValueError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+            return "2d+stitch"
+        if cls.supports_3d == "none":
+            raise ValueError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+                             f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
+        return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
+
+    def _segment_volume_checked(self, volume: np.ndarray, spacing) -> np.ndarray:
+        volume = check_volume(volume)
+        mode = self.volume_mode(self.params)
+        if mode == "2d+stitch":
+            from .stitch import segment_slices, stitch_slices
+
+            planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume)
+            labels = stitch_slices(planes, self.params["stitch"])
+        else:
+            labels = self._segment_volume(volume, None if spacing is None else tuple(float(s) for s in spacing))
+        return check_labels(labels, volume.shape[:3], self.name)
+
+    def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
+        """Return a (Z, Y, X) label volume; methods with ``supports_3d`` other than ``none`` override this."""
+        raise NotImplementedError(f"Method '{self.name}' declares 3D support but has no _segment_volume.")
 
     @abstractmethod
     def _segment(self, image: np.ndarray) -> np.ndarray:
@@ -258,7 +332,7 @@ class Segmenter(ABC):
         return {}
 
 
-_META_COPIES = ("name", "description", "extra", "requires")
+_META_COPIES = ("name", "description", "extra", "requires", "supports_3d")
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -269,6 +343,24 @@ def check_image(image: np.ndarray) -> np.ndarray:
             raise TypeError(f"Image dtype {image.dtype} is not numeric.")
         return image
     raise ValueError(f"Image must be (H, W) or (H, W, C) with C in 2 or 3, got shape {image.shape}.")
+
+
+def _is_volume(image: np.ndarray, ndim: int | None) -> bool:
+    if ndim is not None:
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim must be 2 or 3, got {ndim}.")
+        return ndim == 3
+    return image.ndim >= 4 or (image.ndim == 3 and image.shape[-1] not in (2, 3))
+
+
+def check_volume(volume: np.ndarray) -> np.ndarray:
+    """Validate a volume: ``(Z, Y, X)`` or ``(Z, Y, X, C)`` with C in {2, 3}, numeric."""
+    volume = np.asarray(volume)
+    if volume.ndim == 3 or (volume.ndim == 4 and volume.shape[-1] in (2, 3)):
+        if not (np.issubdtype(volume.dtype, np.number) or volume.dtype == bool):
+            raise TypeError(f"Volume dtype {volume.dtype} is not numeric.")
+        return volume
+    raise ValueError(f"Volume must be (Z, Y, X) or (Z, Y, X, C) with C in 2 or 3, got shape {volume.shape}.")
 
 
 def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "method") -> np.ndarray:

@@ -8,6 +8,11 @@ The pipeline is what a bioimage analyst would build by hand for each domain:
 2. percentile-normalise and smooth;
 3. foreground by Otsu's threshold (or a local threshold for uneven illumination), holes filled, specks removed;
 4. split touching objects with a watershed on the smoothed distance transform, seeded at its h-maxima.
+
+Volumes (``meta.supports_3d="native"``) run the same pipeline in 3D: the channel is reduced slice by slice and
+normalised over the volume, and every step works on the volume with the voxel size (z, y, x) the dataset gives
+(scaled so that y/x voxels are 1): smoothing sigmas and the local-threshold block shrink along a coarser z, the
+distance transform is in these units (so ``h`` keeps its meaning), and ``min_size`` counts voxels.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class ClassicWatershed(Segmenter):
         name="classic",
         description="Threshold + distance-transform watershed baseline (scikit-image, no weights)",
         table_order=110,
+        supports_3d="native",
     )
     default_params = {
         "sigma": 1.0,
@@ -67,13 +73,26 @@ class ClassicWatershed(Segmenter):
     }
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
+        return self._watershed(normalize(to_foreground_channel(image, self.domain)), None)
+
+    def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
+        channel = np.stack([to_foreground_channel(plane, self.domain) for plane in volume])
+        scale = None if spacing is None else np.asarray(spacing, dtype=np.float64) / float(spacing[-1])
+        return self._watershed(normalize(channel), scale)
+
+    def _watershed(self, channel: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+        """Threshold + watershed of a normalised 2D or 3D channel; ``scale`` is the voxel size (y/x = 1)."""
         p = self.params
-        channel = normalize(to_foreground_channel(image, self.domain))
-        channel = ndi.gaussian_filter(channel, p["sigma"])
+        # In pixel units along each axis: a coarser axis gets proportionally less smoothing.
+        per_axis = (lambda value: value) if scale is None else (lambda value: value / scale)
+        channel = ndi.gaussian_filter(channel, per_axis(p["sigma"]))
         if p["threshold"] == "otsu":
             foreground = channel > ski.filters.threshold_otsu(channel) if np.ptp(channel) > 0 else channel > 1
         elif p["threshold"] == "local":
-            foreground = channel > ski.filters.threshold_local(channel, int(p["block_size"]) | 1)
+            block = int(p["block_size"]) | 1
+            if scale is not None:
+                block = [max(3, int(np.rint(b)) | 1) for b in per_axis(float(block))]
+            foreground = channel > ski.filters.threshold_local(channel, block)
             foreground &= channel > ski.filters.threshold_otsu(channel) * 0.5
         else:
             raise ValueError(f"Unknown threshold '{p['threshold']}'; use 'otsu' or 'local'.")
@@ -83,7 +102,8 @@ class ClassicWatershed(Segmenter):
         foreground &= sizes[components] >= p["min_size"]
         if not foreground.any():
             return np.zeros(channel.shape, dtype=np.uint32)
-        distance = ndi.gaussian_filter(ndi.distance_transform_edt(foreground), p["distance_sigma"])
+        distance = ndi.distance_transform_edt(foreground, sampling=scale)
+        distance = ndi.gaussian_filter(distance, per_axis(p["distance_sigma"]))
         # Seeds must stand out by a height that grows with the object size: a fixed h over-splits big cells.
         components, n = ndi.label(foreground)
         thickness = ndi.maximum(distance, components, np.arange(1, n + 1))

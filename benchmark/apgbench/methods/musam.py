@@ -53,9 +53,10 @@ KNOWN_URLS = {
     "vit_b_histopathology": "https://owncloud.gwdg.de/index.php/s/sBB4H8CTmIoBZsQ/download",
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
-# The datasets in µSAM's / PathoSAM's training data (the paper's Fig. 2 marks).
+# The datasets in µSAM's / PathoSAM's training data (the paper's Fig. 2 marks; plantseg-root-3d is the same
+# data scored as volumes).
 TRAINED_ON = frozenset({"cellpose", "deepbacs", "dsb", "dynamicnuclearnet", "livecell", "monuseg", "omnipose",
-                        "pannuke", "plantseg-root", "puma", "tissuenet", "yeaz"})
+                        "pannuke", "plantseg-root", "plantseg-root-3d", "puma", "tissuenet", "yeaz"})
 MODELS = {domain: DEFAULT_MODELS.get(domain, DEFAULT_MODEL) for domain in DOMAINS}
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
 
