@@ -7,6 +7,7 @@ label conversion (:func:`amg_records_to_labels`), ``_segment``, ``info`` and ``c
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -119,11 +120,13 @@ class AutoMaskGenerator(Segmenter):
         records = self._generator.generate(to_rgb_uint8(image))
         return amg_records_to_labels(records, image.shape[:2], **label_params(self.params))
 
+    @abstractmethod
     def _library(self) -> str | None:
-        raise NotImplementedError
+        """The installed library and its version, for ``info()``."""
 
+    @abstractmethod
     def _model_label(self) -> str:
-        raise NotImplementedError
+        """The model's name in ``info()`` (``sam_vit_b``)."""
 
     def info(self) -> dict[str, Any]:
         """Library install, model, weights file and hash, precision."""
