@@ -80,7 +80,7 @@ def run_reference(clock, predictor, maps):
 
 def run_ours(clock, model, maps):
     """apgbench.apg.automatic_prompt_generation, step by step (the same three calls it makes)."""
-    from apgbench.apg import PromptMasks, derive_prompts, masks_to_labels
+    from apgbench.apg import PromptMasks, derive_prompts, prompt_masks_to_labels
 
     # micro-sam 1.8 labels 4-connected components: compare like with like (connectivity=1).
     points = clock("ours", "prompts", derive_prompts, *maps, connectivity=1)
@@ -90,7 +90,7 @@ def run_ours(clock, model, maps):
         return PromptMasks.concatenate(parts, maps[0].shape)
 
     masks = clock("ours", "decode", decode)
-    return clock("ours", "nms_paint", masks_to_labels, masks, connectivity=1), len(points)
+    return clock("ours", "nms_paint", prompt_masks_to_labels, masks, connectivity=1), len(points)
 
 
 def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, shared: Path) -> tuple[Path, Path]:

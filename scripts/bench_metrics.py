@@ -93,7 +93,10 @@ def main(argv=None):
     if not pairs:
         sys.exit(f"no label pairs found under {args.data}")
 
-    header = f"{'pair':34s} {'shape':>11s} {'n_true':>6s} {'n_pred':>6s} {'mSA':>7s} {'elf ms':>8s} {'ours ms':>8s} {'ratio':>6s}"
+    header = (
+        f"{'pair':34s} {'shape':>11s} {'n_true':>6s} {'n_pred':>6s} {'mSA':>7s} "
+        f"{'elf ms':>8s} {'ours ms':>8s} {'ratio':>6s}"
+    )
     print(header)
     print("-" * len(header))
     t_elf = t_ours = 0.0

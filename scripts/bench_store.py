@@ -46,8 +46,19 @@ def make_images(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
 
 def row(image_id: str) -> dict:
     values = dict.fromkeys(THRESHOLD_COLUMNS, 0.5)
-    return {"dataset": "bench", "method": "bench", "run_key": "default", "image_id": image_id, "msa": 0.5,
-            **values, "n_true": 150, "n_pred": 150, "seconds": 1.0, "peak_mem_mb": 100.0, "error": None}
+    return {
+        "dataset": "bench",
+        "method": "bench",
+        "run_key": "default",
+        "image_id": image_id,
+        "msa": 0.5,
+        **values,
+        "n_true": 150,
+        "n_pred": 150,
+        "seconds": 1.0,
+        "peak_mem_mb": 100.0,
+        "error": None,
+    }
 
 
 def plain(directory: Path, images: list[np.ndarray]) -> None:
@@ -57,12 +68,21 @@ def plain(directory: Path, images: list[np.ndarray]) -> None:
         for i, labels in enumerate(images):
             group.create_dataset(f"img-{i:05d}", data=labels, compression="gzip", compression_opts=4)
     pd.DataFrame([row(f"img-{i:05d}") for i in range(len(images))], columns=SCORE_COLUMNS).to_csv(
-        directory / "scores.csv", index=False)
+        directory / "scores.csv", index=False
+    )
 
 
 def crash_safe(directory: Path, images: list[np.ndarray]) -> None:
-    info = RunInfo(dataset="bench", domain="nuclei-fluo", method="bench", run_key="default", params={},
-                   apgbench_version="bench", started=now(), n_images=len(images))
+    info = RunInfo(
+        dataset="bench",
+        domain="nuclei-fluo",
+        method="bench",
+        run_key="default",
+        params={},
+        apgbench_version="bench",
+        started=now(),
+        n_images=len(images),
+    )
     with RecordWriter(directory) as writer:
         for i, labels in enumerate(images):
             writer.add(f"img-{i:05d}", labels, row(f"img-{i:05d}"))
@@ -99,12 +119,16 @@ def main() -> None:
         finally:
             os.fsync = fsync
     n = args.images
-    print(f"{n} label images of {args.size}x{args.size} (best of {args.repeat}) in {args.dir or 'a temporary folder'}")
+    print(
+        f"{n} label images of {args.size}x{args.size} (best of {args.repeat}) in {args.dir or 'a temporary folder'}"
+    )
     print(f"  plain write            {reference:7.3f} s  ({1000 * reference / n:6.2f} ms/image)")
     for name, value in (("crash-safe", safe), ("crash-safe, no fsync", unsynced)):
         overhead = 1000 * (value - reference) / n
-        print(f"  {name:22s} {value:7.3f} s  ({1000 * value / n:6.2f} ms/image, +{overhead:.2f} ms/image)"
-              f"  ratio {value / reference:.2f}x")
+        print(
+            f"  {name:22s} {value:7.3f} s  ({1000 * value / n:6.2f} ms/image, +{overhead:.2f} ms/image)"
+            f"  ratio {value / reference:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -48,5 +48,28 @@ def roots(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def register_methods(monkeypatch):
+    """Register test-only methods for one test: ``register_methods(Cls, ...)``.
+
+    The registry is swapped for a copy holding the built-ins (and any plugins), so whatever the test
+    registers leaves with it and no test method shows up in another test's ``available_methods()``.
+    """
+    import copy
+
+    import apgbench.methods as methods
+
+    methods.available_methods()  # built-ins and entry points first: they stay loaded for later tests
+    # deepcopy copies the name -> class table (a dict or a registry object), never the classes themselves.
+    monkeypatch.setattr(methods, "_REGISTRY", copy.deepcopy(methods._REGISTRY))
+
+    def register(*classes):
+        for cls in classes:
+            methods.register_method(cls)
+        return classes
+
+    return register
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -30,7 +30,9 @@ def test_evaluate_on_real_samples(shared_data, roots, tmp_path, monkeypatch):
     (config_dir / "datasets").mkdir(parents=True)
     (config_dir / "datasets" / "shared-samples.yaml").write_text(yaml.safe_dump(CONFIG))
     monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(config_dir))
-    samples = [Sample(f"{source}-{stem}", image, labels) for _, source, stem, image, labels in iter_shared_samples()]
+    samples = [
+        Sample(f"{source}-{stem}", image, labels) for _, source, stem, image, labels in iter_shared_samples()
+    ]
     assert len(samples) == 11
     write_prepared(data / "shared-samples" / "prepared.h5", "shared-samples", samples)
 
@@ -38,8 +40,11 @@ def test_evaluate_on_real_samples(shared_data, roots, tmp_path, monkeypatch):
     predictions.mkdir()
     for sample in samples:  # ground truth with the ids shuffled: must still be a perfect score
         tifffile.imwrite(predictions / f"{sample.image_id}.tif", (sample.labels.astype("uint32") * 7) % 65521)
-    result = CliRunner().invoke(app, ["evaluate", "-d", "shared-samples", "--predictions", str(predictions),
-                                      "--name", "ground-truth"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "-d", "shared-samples", "--predictions", str(predictions), "--name", "ground-truth"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(results / "ground-truth" / "shared-samples" / "default" / "scores.csv")
     assert len(scores) == 11 and (scores["msa"] == 1.0).all() and scores["error"].isna().all()

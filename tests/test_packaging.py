@@ -30,8 +30,9 @@ def test_every_config_file_is_package_data():
 
 def _source_copy(target: Path) -> Path:
     """The files git would commit (tracked and new, not ignored), so no stale build/ enters the wheel."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in listed:
         if (REPO / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -41,15 +42,19 @@ def _source_copy(target: Path) -> Path:
 
 def _run(args: list, **kwargs) -> str:
     """Run a command; on failure the assertion shows the end of its output."""
-    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900, check=False, **kwargs)
+    out = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=900, check=False, **kwargs
+    )
     assert out.returncode == 0, f"{args}: {out.stdout[-3000:]}{out.stderr[-3000:]}"
     return out.stdout
 
 
 @pytest.mark.packaging
-@pytest.mark.skipif(os.environ.get("APGBENCH_TEST_WHEEL") != "1",
-                    reason="builds a wheel and installs it with its dependencies from PyPI into a fresh venv "
-                           "(minutes, needs PyPI): set APGBENCH_TEST_WHEEL=1, as .ci/run does")
+@pytest.mark.skipif(
+    os.environ.get("APGBENCH_TEST_WHEEL") != "1",
+    reason="builds a wheel and installs it with its dependencies from PyPI into a fresh venv "
+    "(minutes, needs PyPI): set APGBENCH_TEST_WHEEL=1, as .ci/run does",
+)
 @pytest.mark.skipif(shutil.which("git") is None, reason="git lists the source files to build from")
 def test_wheel_in_fresh_venv_runs_the_main_job(tmp_path):
     source = _source_copy(tmp_path / "src")

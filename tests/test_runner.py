@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apgbench.methods import Segmenter, register_method
+from apgbench.methods import Segmenter
 from apgbench.methods.classic import ClassicWatershed
 from apgbench.results import load_scores, read_scores, run_key
 from apgbench.runner import run_benchmark
@@ -19,16 +19,24 @@ from apgbench.runner import run_benchmark
 DATASET = "synthetic-nuclei"
 
 
+@pytest.fixture(autouse=True)
+def _test_methods(register_methods):
+    register_methods(FlakyClassic, CountingClassic, Misbehaving)
+
+
 class Interrupt(BaseException):
     """Stands in for Ctrl-C / a killed worker: not an Exception, so the runner does not record it."""
 
 
-@register_method
 class FlakyClassic(ClassicWatershed):
     """``classic`` that fails on chosen images or stops the whole run after some images (test only)."""
 
     name = "test-flaky"
-    default_params = {**ClassicWatershed.default_params, "fail_on": 0, "stop_after": 0}
+    default_params: ClassVar[dict[str, Any]] = {
+        **ClassicWatershed.default_params,
+        "fail_on": 0,
+        "stop_after": 0,
+    }
     calls = 0
 
     def _segment(self, image):
@@ -41,7 +49,11 @@ class FlakyClassic(ClassicWatershed):
 
 
 def _stable(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=["seconds", "peak_mem_mb", "run_key", "method"]).sort_values("image_id").reset_index(drop=True)
+    return (
+        frame.drop(columns=["seconds", "peak_mem_mb", "run_key", "method"])
+        .sort_values("image_id")
+        .reset_index(drop=True)
+    )
 
 
 def test_run_writes_complete_record(roots):
@@ -70,40 +82,59 @@ def test_limit_then_resume_equals_uninterrupted(roots, tmp_path):
     third = run_benchmark(DATASET, "classic", results_root=results, show_progress=False)
     assert third.n_new == 0
     fresh = run_benchmark(DATASET, "classic", results_root=tmp_path / "fresh", show_progress=False)
-    pd.testing.assert_frame_equal(_stable(read_scores(second.directory)), _stable(read_scores(fresh.directory)))
+    pd.testing.assert_frame_equal(
+        _stable(read_scores(second.directory)), _stable(read_scores(fresh.directory))
+    )
 
 
 def test_interrupted_run_resumes_from_parts(roots, tmp_path):
     results, _ = roots
     FlakyClassic.calls = 0
     with pytest.raises(Interrupt):
-        run_benchmark(DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False)
+        run_benchmark(
+            DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False
+        )
     directory = results / "test-flaky" / DATASET / run_key({"stop_after": 3}, {"stop_after": 0})
     assert len(list((directory / ".parts").glob("*.npz"))) == 3  # committed images survive the interruption
     FlakyClassic.calls = -100  # no more interruptions
-    resumed = run_benchmark(DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False)
+    resumed = run_benchmark(
+        DATASET, "test-flaky", params={"stop_after": 3}, results_root=results, show_progress=False
+    )
     assert (resumed.n_new, resumed.n_skipped) == (3, 3)
     reference = run_benchmark(DATASET, "classic", results_root=tmp_path / "ref", show_progress=False)
-    pd.testing.assert_frame_equal(_stable(read_scores(resumed.directory)), _stable(read_scores(reference.directory)))
+    pd.testing.assert_frame_equal(
+        _stable(read_scores(resumed.directory)), _stable(read_scores(reference.directory))
+    )
 
 
 def test_failing_image_is_recorded_and_run_goes_on(roots):
     results, _ = roots
     FlakyClassic.calls = 0
-    summary = run_benchmark(DATASET, "test-flaky", params={"fail_on": 2}, results_root=results, show_progress=False)
+    summary = run_benchmark(
+        DATASET, "test-flaky", params={"fail_on": 2}, results_root=results, show_progress=False
+    )
     scores = read_scores(summary.directory)
     assert summary.n_failed == 1 and scores["error"].notna().sum() == 1
     assert "RuntimeError: boom" in scores["error"].dropna().iloc[0]
     FlakyClassic.calls = 0
     with pytest.raises(RuntimeError, match="boom"):
-        run_benchmark(DATASET, "test-flaky", params={"fail_on": 2}, results_root=results, force=True,
-                      fail_fast=True, show_progress=False)
+        run_benchmark(
+            DATASET,
+            "test-flaky",
+            params={"fail_on": 2},
+            results_root=results,
+            force=True,
+            fail_fast=True,
+            show_progress=False,
+        )
 
 
 def test_different_params_never_overwrite(roots):
     results, _ = roots
     default = run_benchmark(DATASET, "classic", results_root=results, limit=2, show_progress=False)
-    other = run_benchmark(DATASET, "classic", params={"h": 4.0}, results_root=results, limit=2, show_progress=False)
+    other = run_benchmark(
+        DATASET, "classic", params={"h": 4.0}, results_root=results, limit=2, show_progress=False
+    )
     assert default.directory != other.directory and other.directory.name.startswith("p-")
     assert read_scores(default.directory)["msa"].tolist() != read_scores(other.directory)["msa"].tolist()
     labels = set(load_scores(results)["label"])
@@ -143,12 +174,11 @@ def test_segmenter_validates_output():
     assert EmptySegmenter().segment(np.zeros((4, 6, 3))).dtype == np.uint32
 
 
-@register_method
 class CountingClassic(ClassicWatershed):
     """``classic`` that counts model loads; its (pretend) model depends on the domain only for histology."""
 
     name = "test-counting"
-    loads: list[str] = []
+    loads: ClassVar[list[str]] = []
 
     def _model_key(self, domain):
         return domain == "nuclei-histo"
@@ -162,9 +192,12 @@ def test_run_many_loads_each_model_once(roots):
 
     CountingClassic.loads = []
     datasets = ["synthetic-nuclei", "synthetic-cells", "synthetic-labelfree", "synthetic-histo"]
-    summaries = list(run_many(datasets, ["test-counting", "classic"], results_root=roots[0], limit=1,
-                              show_progress=False))
-    assert [(s.method, s.dataset) for s in summaries] == [(m, d) for m in ("test-counting", "classic") for d in datasets]
+    summaries = list(
+        run_many(datasets, ["test-counting", "classic"], results_root=roots[0], limit=1, show_progress=False)
+    )
+    assert [(s.method, s.dataset) for s in summaries] == [
+        (m, d) for m in ("test-counting", "classic") for d in datasets
+    ]
     assert CountingClassic.loads == ["nuclei-fluo", "nuclei-histo"]  # not once per dataset
     # the reused instance still segments each dataset with that dataset's domain handling
     histo = read_scores(summaries[3].directory)["msa"].iloc[0]
@@ -173,15 +206,18 @@ def test_run_many_loads_each_model_once(roots):
 
 
 # -- parameters, failures, time limit, tags (issue 12, items 5, 8, 13, 15) ---------------------------------
-@pytest.mark.parametrize(("params", "message"), [
-    ({"h": "abc"}, "'h' of 'classic' expects a finite number, got 'abc'"),
-    ({"h": "nan"}, "finite number"),
-    ({"h": "1e400"}, "finite number"),
-    ({"h": [1.0, 2.0]}, "finite number"),
-    ({"h": True}, "finite number"),
-    ({"min_size": 2.5}, "expects an integer"),
-    ({"threshold": 3}, "expects text"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"h": "abc"}, "'h' of 'classic' expects a finite number, got 'abc'"),
+        ({"h": "nan"}, "finite number"),
+        ({"h": "1e400"}, "finite number"),
+        ({"h": [1.0, 2.0]}, "finite number"),
+        ({"h": True}, "finite number"),
+        ({"min_size": 2.5}, "expects an integer"),
+        ({"threshold": 3}, "expects text"),
+    ],
+)
 def test_bad_parameter_values_fail_before_any_record(roots, params, message):
     from apgbench.methods import ParameterError
 
@@ -192,21 +228,30 @@ def test_bad_parameter_values_fail_before_any_record(roots, params, message):
 
 def test_int_for_float_default_is_the_default_record(roots):
     results, _ = roots
-    same = run_benchmark(DATASET, "classic", params={"sigma": 1}, results_root=results, limit=1, show_progress=False)
+    same = run_benchmark(
+        DATASET, "classic", params={"sigma": 1}, results_root=results, limit=1, show_progress=False
+    )
     assert same.directory.name == "default"
     assert json.loads((same.directory / "run.json").read_text())["params"]["sigma"] == 1.0
-    four = run_benchmark(DATASET, "classic", params={"h": 4}, results_root=results, limit=1, show_progress=False)
-    text = run_benchmark(DATASET, "classic", params={"h": "4e0"}, results_root=results, limit=1, show_progress=False)
+    four = run_benchmark(
+        DATASET, "classic", params={"h": 4}, results_root=results, limit=1, show_progress=False
+    )
+    text = run_benchmark(
+        DATASET, "classic", params={"h": "4e0"}, results_root=results, limit=1, show_progress=False
+    )
     assert four.directory == text.directory and four.directory.name == run_key({"h": 4.0}, {"h": 1.5})
     assert json.loads((four.directory / "run.json").read_text())["params"]["h"] == 4.0
 
 
-@register_method
 class Misbehaving(ClassicWatershed):
     """``classic`` whose first image exits the interpreter, sleeps, or returns a boolean mask (test only)."""
 
     name = "test-misbehaving"
-    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "mode": "exit", "seconds": 0.0}
+    default_params: ClassVar[dict[str, Any]] = {
+        **ClassicWatershed.default_params,
+        "mode": "exit",
+        "seconds": 0.0,
+    }
     calls = 0
 
     def _segment(self, image):
@@ -231,8 +276,14 @@ class Misbehaving(ClassicWatershed):
 @pytest.mark.parametrize(("mode", "error"), [("exit", "SystemExit: 3"), ("mask", "boolean mask")])
 def test_exit_and_bool_mask_are_recorded_failures(roots, mode, error):
     Misbehaving.calls = 0
-    summary = run_benchmark(DATASET, "test-misbehaving", params={"mode": mode}, results_root=roots[0],
-                            limit=3, show_progress=False)
+    summary = run_benchmark(
+        DATASET,
+        "test-misbehaving",
+        params={"mode": mode},
+        results_root=roots[0],
+        limit=3,
+        show_progress=False,
+    )
     scores = read_scores(summary.directory)
     assert summary.n_failed == 1 and summary.n_scored_total == 2 and not summary.all_failed
     assert error in scores["error"].dropna().iloc[0]
@@ -240,8 +291,15 @@ def test_exit_and_bool_mask_are_recorded_failures(roots, mode, error):
 
 def test_image_timeout_records_failure_and_goes_on(roots):
     Misbehaving.calls = 0
-    summary = run_benchmark(DATASET, "test-misbehaving", params={"mode": "sleep", "seconds": 30.0},
-                            results_root=roots[0], limit=3, image_timeout=0.3, show_progress=False)
+    summary = run_benchmark(
+        DATASET,
+        "test-misbehaving",
+        params={"mode": "sleep", "seconds": 30.0},
+        results_root=roots[0],
+        limit=3,
+        image_timeout=0.3,
+        show_progress=False,
+    )
     scores = read_scores(summary.directory).set_index("image_id")
     failed = scores["error"].dropna()
     assert len(failed) == 1 and "timed out after 0.3 s" in failed.iloc[0]
@@ -256,9 +314,13 @@ def test_image_timeout_refused_off_the_main_thread(roots):
     import threading
 
     errors = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(
-        RuntimeError, run_benchmark, DATASET, "classic", results_root=roots[0], image_timeout=5,
-        show_progress=False)))
+
+    def run_off_the_main_thread():
+        with pytest.raises(RuntimeError) as info:
+            run_benchmark(DATASET, "classic", results_root=roots[0], image_timeout=5, show_progress=False)
+        errors.append(info)
+
+    thread = threading.Thread(target=run_off_the_main_thread)
     thread.start()
     thread.join()
     assert "main thread" in str(errors[0].value)
@@ -268,15 +330,29 @@ def test_tag_names_the_record_in_reports(roots):
     results, _ = roots
     with pytest.raises(ValueError, match="non-default parameters"):
         run_benchmark(DATASET, "classic", results_root=results, limit=1, tag="base", show_progress=False)
-    tagged = run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="lowthresh",
-                           show_progress=False)
+    tagged = run_benchmark(
+        DATASET,
+        "classic",
+        params={"h": 3.0},
+        results_root=results,
+        limit=1,
+        tag="lowthresh",
+        show_progress=False,
+    )
     assert json.loads((tagged.directory / "run.json").read_text())["tag"] == "lowthresh"
     # resuming without the tag keeps it
     run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=2, show_progress=False)
     assert set(load_scores(results)["label"]) == {"classic[lowthresh]"}
     with pytest.raises(ValueError, match="already names other parameters"):
-        run_benchmark(DATASET, "classic", params={"h": 2.0}, results_root=results, limit=1, tag="lowthresh",
-                      show_progress=False)
+        run_benchmark(
+            DATASET,
+            "classic",
+            params={"h": 2.0},
+            results_root=results,
+            limit=1,
+            tag="lowthresh",
+            show_progress=False,
+        )
     with pytest.raises(ValueError, match="is tagged 'lowthresh'"):
         run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="other",
                       show_progress=False)

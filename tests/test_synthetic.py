@@ -27,7 +27,12 @@ def test_reproducible_and_well_formed(dataset_id):
 
 
 def test_domains_cover_all_four():
-    assert {get_dataset_config(i).domain for i in IDS} == {"nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo"}
+    assert {get_dataset_config(i).domain for i in IDS} == {
+        "nuclei-fluo",
+        "cells-fluo",
+        "cells-labelfree",
+        "nuclei-histo",
+    }
 
 
 def test_get_by_id():

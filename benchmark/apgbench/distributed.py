@@ -28,20 +28,20 @@ from filelock import FileLock, Timeout
 from .config import config_dir, load_yaml
 from .config import data_root as _data_root
 from .config import results_root as _results_root
-from .datasets import get_dataset_config, load_dataset
-from .methods import get_method
+from .errors import InvalidInputError, NotFoundError, UnavailableError
+from .plan import plan_runs
 from .results import (
     JOURNAL,
     PARTS,
     CorruptRecordError,
     RunInfo,
+    atomic_write,
     check_record,
     held_claims,
-    record_dir,
     recover,
-    run_key,
+    utc_now,
 )
-from .runner import resolve_params, run_benchmark
+from .runner import error_line, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
 SUBMISSIONS = ".submissions"
@@ -51,7 +51,9 @@ RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_paral
 
 @dataclass
 class Task:
-    """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images."""
+    """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images.
+
+    ``record`` is the record's folder, as everywhere in apgbench (its last part is the run key)."""
 
     dataset: str
     method: str
@@ -102,11 +104,11 @@ def load_profile(profile: str | os.PathLike) -> Resources:
         path = config_dir() / "slurm" / f"{profile}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (config_dir() / "slurm").glob("*.yaml"))
-        raise FileNotFoundError(f"No SLURM profile '{profile}' ({path}); known profiles: {', '.join(known)}.")
+        raise NotFoundError(f"No SLURM profile '{profile}' ({path}); known profiles: {', '.join(known)}.")
     values = load_yaml(path) or {}
     unknown = set(values) - set(RESOURCE_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}.")
+        raise InvalidInputError(f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}.")
     return Resources(**values)
 
 
@@ -115,22 +117,17 @@ def plan_tasks(dataset_ids: list[str], method_ids: list[str], params: dict[str, 
                limit: int | None = None, shard_size: int | None = None) -> list[Task]:
     """Tasks for every (dataset, method) pair, split into shards of ``shard_size`` images if given.
 
-    Every id, parameter and dataset is checked here, on the submitting machine, before anything is queued.
+    Every id, parameter and dataset is checked here (:func:`~apgbench.plan.plan_runs`), on the submitting
+    machine, before anything is queued.
     """
     root = Path(_results_root(results_root)).resolve()
     tasks: list[Task] = []
-    for dataset in dataset_ids:
-        config = get_dataset_config(dataset)
-        n_images = len(load_dataset(config, data_root))
-        n = min(n_images, limit) if limit else n_images
-        for method in method_ids:
-            method_cls = get_method(method)
-            resolved = resolve_params(method_cls, config, params or {})
-            method_cls(**resolved)  # rejects unknown parameters now, not on the cluster
-            record = str(record_dir(root, method_cls.name, dataset, run_key(resolved, method_cls.default_params)))
-            shards = [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)] if shard_size else [None]
-            for shard in shards if len(shards) > 1 else [None]:
-                tasks.append(Task(dataset, method_cls.name, dict(params or {}), record, limit, shard, len(tasks)))
+    for plan in plan_runs(dataset_ids, method_ids, params, results_root=root, data_root=data_root, limit=limit):
+        with plan.build():  # a method's own checks of its parameters fail now, not on the cluster
+            pass
+        for part in plan.shards(shard_size):
+            tasks.append(Task(plan.dataset, plan.method, dict(plan.user_params), str(plan.directory), limit,
+                              part.shard, len(tasks)))
     return tasks
 
 
@@ -144,7 +141,7 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
     for task in tasks:
         status = Path(options["status_dir"]) / f"{task['index']:05d}.json"
         base = {"task": task["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()}
-        _write_json(status, {**base, "state": "running", "started": _now()})
+        atomic_write(status, _json(base | {"state": "running", "started": utc_now()}))
         try:
             summary = run_benchmark(task["dataset"], task["method"], params=task["params"],
                                     results_root=options["results_root"], data_root=options["data_root"],
@@ -154,10 +151,9 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
             outcome = {**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
                        "repairs": summary.repairs}
         except Exception as err:  # noqa: BLE001 - recorded for `apgbench status`, then the next task runs
-            outcome = {**base, "state": "failed", "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
-                       "traceback": traceback.format_exc(limit=5)}
-        outcome["finished"] = _now()
-        _write_json(status, outcome)
+            outcome = {**base, "state": "failed", "error": error_line(err), "traceback": traceback.format_exc(limit=5)}
+        outcome["finished"] = utc_now()
+        atomic_write(status, _json(outcome))
         outcomes.append(outcome)
     failed = [o for o in outcomes if o["state"] == "failed"]
     if failed and options.get("raise_errors", True):
@@ -170,9 +166,9 @@ def make_executor(kind: str, folder: str | os.PathLike, resources: Resources):
     try:
         import submitit
     except ImportError as err:
-        raise RuntimeError("`apgbench submit` needs submitit: pip install 'apgbench[slurm]'.") from err
+        raise UnavailableError("`apgbench submit` needs submitit: pip install 'apgbench[slurm]'.") from err
     if kind not in EXECUTORS:
-        raise ValueError(executor_problem(kind))
+        raise InvalidInputError(executor_problem(kind))
     executor = submitit.AutoExecutor(folder=folder, cluster=kind)
     slurm = {"slurm_partition": resources.partition, "slurm_array_parallelism": resources.array_parallelism,
              "slurm_additional_parameters": dict(resources.sbatch) or None,
@@ -187,7 +183,7 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
            results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
            device: str = "cpu", fail_fast: bool = False, workers: int | None = None,
            wait: bool = False) -> dict[str, Any]:
-    """Submit tasks and write the submission record; return it (``id``, ``job_ids``, ``tasks``...).
+    """Submit tasks and write the submission record (submission.json); return it (``id``, ``job_ids``, ``tasks``...).
 
     ``slurm`` makes one array job with one element per task; ``local`` starts ``workers`` processes (default:
     CPU count), each running its share of the tasks in turn; ``debug`` runs everything in this process.
@@ -195,7 +191,7 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
     """
     resources = resources or Resources()
     if problem := executor_problem(executor):
-        raise RuntimeError(problem)
+        raise UnavailableError(problem)
     root = Path(_results_root(results_root)).resolve()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     folder = root / SUBMISSIONS / stamp
@@ -210,8 +206,8 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
         chunks = [payload[i::n] for i in range(n)]
     else:
         chunks = [[t] for t in payload]
-    record = {"id": stamp, "created": _now(), "executor": executor, "resources": asdict(resources),
-              "options": options, "tasks": payload, "jobs": []}
+    submission_record = {"id": stamp, "created": utc_now(), "executor": executor,
+                         "resources": asdict(resources), "options": options, "tasks": payload, "jobs": []}
     try:
         runner = make_executor(executor, folder / "logs" / "%j", resources)
         jobs = runner.map_array(run_tasks, chunks, [options] * len(chunks)) if chunks else []
@@ -221,17 +217,17 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
             with contextlib.suppress(OSError):  # only if still empty
                 path.rmdir()
         raise
-    record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
+    submission_record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
                        "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
                       for job, chunk in zip(jobs, chunks)]
-    record["job_ids"] = [j["job_id"] for j in record["jobs"]]
-    _write_json(folder / "submission.json", record)
+    submission_record["job_ids"] = [j["job_id"] for j in submission_record["jobs"]]
+    atomic_write(folder / "submission.json", _json(submission_record))
     if wait or executor == "debug":
         with _closing_log_files():
             for job in jobs:
                 with contextlib.suppress(Exception):  # each task's failure is in its status file
                     job.result()
-    return record
+    return submission_record
 
 
 @contextlib.contextmanager
@@ -254,20 +250,20 @@ def _closing_log_files():
 
 
 def load_submission(results_root: str | os.PathLike | None = None, submission: str | None = None) -> dict | None:
-    """A submission record by id (or a unique prefix), else the latest one; None when there is none."""
+    """A submission (its submission.json) by id (or a unique prefix), else the latest one; None when there is none."""
     base = Path(_results_root(results_root)) / SUBMISSIONS
     found = sorted(p.parent.name for p in base.glob("*/submission.json"))
     if submission:
         found = [s for s in found if s.startswith(submission)]
         if len(found) != 1:
-            raise ValueError(f"No single submission matches '{submission}' under {base} ({len(found)} match).")
+            raise InvalidInputError(f"No single submission matches '{submission}' under {base} ({len(found)} match).")
     if not found:
         return None
-    record = json.loads((base / found[-1] / "submission.json").read_text())
-    for task in record["tasks"]:
-        path = Path(record["options"]["status_dir"]) / f"{task['index']:05d}.json"
+    submission_record = json.loads((base / found[-1] / "submission.json").read_text())
+    for task in submission_record["tasks"]:
+        path = Path(submission_record["options"]["status_dir"]) / f"{task['index']:05d}.json"
         task["status"] = json.loads(path.read_text()) if path.exists() else None
-    return record
+    return submission_record
 
 
 def record_state(directory: str | os.PathLike) -> dict[str, Any]:
@@ -317,7 +313,7 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
         statuses = [t.get("status") for t in group]
         failed = [s for s in statuses if s and s["state"] == "failed"]
         died = [t for t, s in zip(group, statuses) if s and s["state"] == "running"]
-        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "record": Path(record).name,
+        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "run_key": Path(record).name,
                "state": state["state"], "done": state["n_done"], "images": state["n_images"],
                "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
                "tag": state.get("tag"),
@@ -356,11 +352,5 @@ def _job_id() -> str | None:
     return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or env.get("SUBMITIT_DEBUG_JOB_ID")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, default=str).encode()

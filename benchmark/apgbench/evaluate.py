@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .config import ID_PATTERN
-from .config import results_root as _results_root
-from .datasets import get_dataset_config, load_dataset
+from .errors import InvalidInputError, NotFoundError
 from .label_files import Candidates, candidates, read_label_file
 from .methods.base import check_labels
 from .metrics import score_image
-from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, record_dir
+from .plan import plan_external
+from .results import RecordWriter, dataset_mean, utc_now
 from .runner import RunSummary
 
 
@@ -48,7 +46,7 @@ def _pick(image_id: str, found: Candidates, image: np.ndarray,
         read.append((path, labels))
     if len(read) > 1 and any(not np.array_equal(read[0][1], labels) for _, labels in read[1:]):
         names = ", ".join(path.name for path, _ in read)
-        raise ValueError(f"Several files match image '{image_id}' and differ: {names}; keep one of them "
+        raise InvalidInputError(f"Several files match image '{image_id}' and differ: {names}; keep one of them "
                          "(naming rules: apgbench.label_files).")
     if read:
         return read[0][0], read[0][1], None
@@ -85,44 +83,34 @@ def evaluate_predictions(
         ``apgbench run`` (never replaced, ``force`` or not) or from another folder (unless ``force``), if
         several differing files match one image, or if no file in the folder matches any image id.
     """
-    from .methods import available_methods
-
     folder = Path(predictions)
     if not folder.is_dir():
-        raise FileNotFoundError(f"Predictions folder {folder} does not exist.")
-    if not ID_PATTERN.match(name):
-        raise ValueError(f"Method name '{name}' must be kebab-case (lower-case letters, digits, '-').")
-    if name in available_methods():
-        raise ValueError(f"'{name}' is the id of a registered method; store these predictions under another "
-                         f"--name (e.g. '{name}-external').")
-    config = get_dataset_config(dataset)
-    data = load_dataset(config, data_root)
+        raise NotFoundError(f"Predictions folder {folder} does not exist.")
+    plan = plan_external(dataset, name, folder, results_root=results_root, data_root=data_root)
+    data, directory = plan.data, plan.directory
     found = candidates(folder, data.image_ids)
     if not any(c.files for c in found.values()):
-        raise ValueError(f"No file in {folder} matches an image id of '{dataset}' (e.g. '{data.image_ids[0]}.tif'; "
-                         "naming rules: apgbench.label_files).")
+        raise InvalidInputError(f"No file in {folder} matches an image id of '{dataset}' (e.g. "
+                                f"'{data.image_ids[0]}.tif'; naming rules: apgbench.label_files).")
     picked = {sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image, sample.labels.ndim)
               for sample in data}  # ndim 3: label volumes for 3D test sets
     if not any(path is not None for path, _, _ in picked.values()):
         reasons = sorted({why for _, _, why in picked.values() if why})
-        raise ValueError(f"No usable prediction in {folder} for '{dataset}': {reasons[0]}.")
+        raise InvalidInputError(f"No usable prediction in {folder} for '{dataset}': {reasons[0]}.")
 
-    directory = record_dir(_results_root(results_root), name, dataset, "default")
     n_failed = 0
     with RecordWriter(directory) as writer:
         previous = writer.previous_info()
         if previous and not (previous.get("method_info") or {}).get("external"):
-            raise ValueError(f"{directory} holds results of `apgbench run` for method '{name}'; evaluate never "
-                             "replaces them. Choose another --name.")
-        if previous and previous.get("params", {}).get("predictions") != str(folder.resolve()) and not force:
-            raise ValueError(f"Results named '{name}' on '{dataset}' come from another folder; use --force to replace them.")
+            raise InvalidInputError(f"{directory} holds results of `apgbench run` for method '{name}'; evaluate "
+                                    "never replaces them. Choose another --name.")
+        if previous and previous.get("params", {}).get("predictions") != plan.params["predictions"] and not force:
+            raise InvalidInputError(f"Results named '{name}' on '{dataset}' come from another folder; use --force "
+                                    "to replace them.")
         writer.clear()
-        info = RunInfo(dataset=dataset, domain=config.domain, method=name, run_key="default",
-                       params={"predictions": str(folder.resolve())}, method_info={"external": True},
-                       dataset_fingerprint=data.fingerprint(), apgbench_version=__version__,
-                       git_revision=git_revision(), device="n/a", started=now(), n_images=len(data))
+        info = plan.run_info(device="n/a", method_info={"external": True})
         for sample in data:
-            row = {"dataset": dataset, "method": name, "run_key": "default", "image_id": sample.image_id,
+            row = {"dataset": dataset, "method": name, "run_key": plan.run_key, "image_id": sample.image_id,
                    "seconds": None, "peak_mem_mb": None, "error": None}
             path, labels, why = picked[sample.image_id]
             try:
@@ -136,6 +124,6 @@ def evaluate_predictions(
                 continue
             row.update(score_image(sample.labels, labels))
             writer.add(sample.image_id, labels, row)
-        info.finished, info.complete = now(), True
+        info.finished = utc_now()  # finalize sets ``complete``: every image has a row
         scores = writer.finalize(info, image_ids=data.image_ids)
     return RunSummary(dataset, name, directory, len(data), len(data), 0, n_failed, dataset_mean(scores))

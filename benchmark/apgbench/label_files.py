@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InvalidInputError
+
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".npy")
 #: (suffix, extensions) in the order the table above gives them; longer suffixes are tried first.
 LABEL_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -110,11 +112,11 @@ def read_label_file(path: str | os.PathLike, ndim: int = 2) -> np.ndarray:
             labels = np.load(path, allow_pickle=False)
         except ValueError:
             if not path.name.endswith("_seg.npy"):
-                raise ValueError(f"{path.name} holds Python objects, not a label image.") from None
+                raise InvalidInputError(f"{path.name} holds Python objects, not a label image.") from None
             # Cellpose's _seg.npy is a pickled dict; only this documented name is unpickled
             data = np.load(path, allow_pickle=True).item()
             if not isinstance(data, dict) or "masks" not in data:
-                raise ValueError(f"{path.name} is not a Cellpose _seg.npy file (no 'masks' entry).") from None
+                raise InvalidInputError(f"{path.name} is not a Cellpose _seg.npy file (no 'masks' entry).") from None
             labels = np.asarray(data["masks"])
     elif extension in (".tif", ".tiff"):
         labels = tifffile.imread(path)
@@ -122,7 +124,7 @@ def read_label_file(path: str | os.PathLike, ndim: int = 2) -> np.ndarray:
         labels = iio.imread(path)
     labels = np.squeeze(labels) if labels.ndim > ndim else labels
     if labels.ndim != ndim:
-        raise ValueError(f"{path.name} is not a {ndim}D label image (shape {labels.shape}).")
+        raise InvalidInputError(f"{path.name} is not a {ndim}D label image (shape {labels.shape}).")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path.name} has dtype {labels.dtype}; label images must be integer.")
+        raise InvalidInputError(f"{path.name} has dtype {labels.dtype}; label images must be integer.")
     return labels

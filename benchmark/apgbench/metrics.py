@@ -37,6 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "SCORE_KEYS",
     "Matching",
     "matching",
     "mean_segmentation_accuracy",
@@ -295,6 +296,10 @@ def score_image(label_true, label_pred, *, thresholds=None):
 # --------------------------------------------------------------------------- internals
 
 _DEFAULT_KEYS = [threshold_key(t) for t in DEFAULT_THRESHOLDS]
+
+#: The keys :func:`score_image` returns with the default thresholds, in order: the columns a results
+#: store keeps per image.
+SCORE_KEYS = ("msa", *_DEFAULT_KEYS, "n_true", "n_pred", "tp50")
 
 
 def _check_thresholds(thresholds):

@@ -1,6 +1,7 @@
 """One benchmark run: a method on a dataset's test split, scored image by image, resumable.
 
-The method is built and prepared once; each image is segmented, scored and committed to the results store
+Each (dataset, method) pair is planned first (:mod:`apgbench.plan`); the method is built and prepared once;
+each image is segmented, scored and committed to the results store
 as soon as it is done. A run that stops (crash, Ctrl-C, kill) resumes with the next image on the next call.
 """
 
@@ -25,12 +26,11 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
-from .config import ID_PATTERN
-from .config import results_root as _results_root
-from .datasets import DatasetConfig, get_dataset_config, load_dataset
-from .methods import Segmenter, check_params, get_method
+from .errors import InvalidInputError, UnavailableError
+from .methods import ParameterError, Segmenter
 from .metrics import score_image
-from .results import RecordWriter, RunInfo, dataset_mean, git_revision, now, record_dir, run_key
+from .plan import RunPlan, plan_run, plan_runs, resolve_params  # noqa: F401 - resolve_params: public here too
+from .results import RecordWriter, dataset_mean, utc_now
 
 
 @dataclass
@@ -66,11 +66,14 @@ class ImageTimeout(BaseException):
 
 
 def check_timeout_supported() -> None:
-    """Raise ``RuntimeError`` unless a per-image time limit can work here (SIGALRM, main thread)."""
+    """Raise :class:`~apgbench.errors.UnavailableError` unless a per-image time limit can work here.
+
+    It needs SIGALRM and the main thread of a process.
+    """
     if not hasattr(signal, "setitimer"):
-        raise RuntimeError("--image-timeout needs SIGALRM, which this platform lacks; run without it.")
+        raise UnavailableError("--image-timeout needs SIGALRM, which this platform lacks; run without it.")
     if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("--image-timeout works only in the main thread of a process; run without it.")
+        raise UnavailableError("--image-timeout works only in the main thread of a process; run without it.")
 
 
 @contextlib.contextmanager
@@ -144,17 +147,56 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def resolve_params(method_cls: type[Segmenter], config: DatasetConfig, params: dict[str, Any]) -> dict[str, Any]:
-    """A method's full parameters: defaults, then the dataset's text prompt (concept models), then the user's.
+@dataclass(frozen=True)
+class RunOptions:
+    """How plans are executed (not what they compute: that is the :class:`~apgbench.plan.RunPlan`)."""
 
-    The user's values are type-checked and normalised first (:func:`~apgbench.methods.check_params`), so a
-    bad value fails before any record exists and ``sigma=1`` selects the same record as the default ``1.0``.
+    force: bool = False
+    device: str = "cpu"
+    fail_fast: bool = False
+    show_progress: bool = True
+    image_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        timeout = self.image_timeout
+        if timeout is not None:
+            if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+                raise InvalidInputError(f"The image timeout must be a positive number of seconds, got {timeout!r}.")
+            check_timeout_supported()
+
+
+class Segmenters:
+    """The segmenter in use, built when a plan first needs one and closed when the next plan needs another.
+
+    A context manager (an :class:`~contextlib.ExitStack` inside): leaving it closes the last segmenter,
+    whatever happened. Plans of the same method and parameters share one segmenter, whose ``prepare`` loads
+    a model only when the device or the domain's model changes.
     """
-    resolved = dict(method_cls.default_params)
-    if "prompt" in resolved and config.prompt:
-        resolved["prompt"] = config.prompt
-    resolved.update(check_params(method_cls.name, method_cls.default_params, params))
-    return resolved
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._key: tuple[str, str] | None = None
+        self._segmenter: Segmenter | None = None
+
+    def get(self, plan: RunPlan) -> Segmenter:
+        """The segmenter for ``plan``'s method and parameters (the previous one is closed if they differ)."""
+        key = (plan.method, plan.run_key)
+        if key != self._key or self._segmenter is None:
+            self.close()
+            self._segmenter = self._stack.enter_context(plan.build())
+            self._key = key
+        return self._segmenter
+
+    def close(self) -> None:
+        """Close the segmenter in use, if any."""
+        self._key, self._segmenter = None, None
+        self._stack.close()
+
+    def __enter__(self) -> Segmenters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run_benchmark(
@@ -170,7 +212,6 @@ def run_benchmark(
     fail_fast: bool = False,
     show_progress: bool = True,
     shard: tuple[int, int] | None = None,
-    segmenters: dict[tuple[str, str], Segmenter] | None = None,
     image_timeout: float | None = None,
     tag: str | None = None,
 ) -> RunSummary:
@@ -199,10 +240,6 @@ def run_benchmark(
     shard : (int, int), optional
         Only the images with index in ``[start, stop)`` (after ``limit``). Workers on disjoint shards of a
         record run side by side; the last one to finish consolidates the record.
-    segmenters : dict, optional
-        A cache the caller keeps across calls (see :func:`run_many`): a method built for one dataset is
-        reused for the next one with the same parameters, and its model is loaded only when it must change.
-        The caller closes the cached segmenters.
     image_timeout : float, optional
         Seconds an image may take to segment; a slower image is recorded as failed ("timed out after N s")
         and the run goes on (see :func:`time_limit`). Off by default.
@@ -214,101 +251,67 @@ def run_benchmark(
     -------
     RunSummary
     """
-    config = get_dataset_config(dataset)
-    data = load_dataset(config, data_root)
-    method_cls = get_method(method)
-    resolved = resolve_params(method_cls, config, params or {})
-    volume_kwargs: dict[str, Any] = {}
-    if config.volumetric:  # a 3D test set: whole volumes, scored in 3D; a 2D-only method needs stitch=...
-        method_cls.volume_mode(resolved)
-        volume_kwargs = {"ndim": 3, "spacing": config.voxel_size}
-    key = run_key(resolved, method_cls.default_params)
-    if image_timeout is not None:
-        if not (isinstance(image_timeout, (int, float)) and math.isfinite(image_timeout) and image_timeout > 0):
-            raise ValueError(f"The image timeout must be a positive number of seconds, got {image_timeout!r}.")
-        check_timeout_supported()
-    if tag is not None:
-        check_tag(_results_root(results_root), method, key, tag)
-    directory = record_dir(_results_root(results_root), method, dataset, key)
-    image_ids = list(data.image_ids)[: limit if limit is not None else None]
-    if shard is not None:
-        image_ids = image_ids[shard[0]: shard[1]]
-    fingerprint = data.fingerprint()
+    options = RunOptions(force, device, fail_fast, show_progress, image_timeout)
+    plan = plan_run(dataset, method, params, results_root=results_root, data_root=data_root, limit=limit,
+                    shard=shard, tag=tag)
+    with Segmenters() as segmenters:
+        return run_plan(plan, options, segmenters)
 
-    with RecordWriter(directory, shard=shard) as writer:
-        if force:
+
+def run_plan(plan: RunPlan, options: RunOptions, segmenters: Segmenters) -> RunSummary:
+    """Compute what ``plan``'s record still lacks and consolidate it; the segmenter comes from ``segmenters``.
+
+    The provenance (dataset fingerprint, parameters, method info) is checked once against the stored
+    results, after the method is prepared, and the writer stamps it on every image it commits.
+    """
+    with RecordWriter(plan.directory, shard=plan.shard) as writer:
+        if options.force:
             writer.clear()
         done = writer.done_ids()
-        writer.check_provenance(dataset_fingerprint=fingerprint, params=resolved)
         stored_tag = (writer.previous_info() or {}).get("tag")
-        if tag and stored_tag and stored_tag != tag:
-            raise ValueError(f"{directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or --force to "
-                             "recompute it under a new tag.")
-        todo = [i for i in image_ids if i not in done]
-        info = RunInfo(dataset=dataset, domain=config.domain, method=method, run_key=key, params=resolved,
-                       dataset_fingerprint=fingerprint, apgbench_version=__version__,
-                       git_revision=git_revision(), device=device, started=now(), n_images=len(data))
-        if tag or stored_tag:
-            info.tag = tag or stored_tag  # run.json allows extra fields: the layout is unchanged
-        n_failed = 0
+        if plan.tag and stored_tag and stored_tag != plan.tag:
+            raise ParameterError(f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or --force "
+                                 "to recompute it under a new tag.")
+        todo = [i for i in plan.image_ids if i not in done]
+        info = plan.run_info(device=options.device)
+        if stored_tag and not plan.tag:
+            info.tag = stored_tag  # a resumed run keeps the record's tag
+        segmenter = None
         if todo:
-            cache_key = (method, key)
-            cached = segmenters is not None and cache_key in segmenters
-            segmenter = segmenters[cache_key] if cached else method_cls(**resolved)
-            if segmenters is not None:
-                segmenters[cache_key] = segmenter
-            with contextlib.nullcontext(segmenter) if segmenters is not None else segmenter:
-                segmenter.prepare(device=device, domain=config.domain)
-                info.method_info = segmenter.info()
-                info.hardware = hardware_info(device)
-                writer.check_provenance(method_info=info.method_info)
-                writer.worker = {"hardware": info.hardware, "git_revision": info.git_revision,
-                                 "apgbench_version": __version__, "device": device}
-                n_failed = _run_images(writer, segmenter, data, todo, dataset, method, key, fail_fast,
-                                       show_progress, image_timeout, volume_kwargs)
-        info.finished = now()
-        scores = writer.finalize(info, last_only=shard is not None, image_ids=data.image_ids)
+            segmenter = segmenters.get(plan)
+            segmenter.prepare(device=options.device, domain=plan.config.domain)
+            info.method_info, info.hardware = segmenter.info(), hardware_info(options.device)
+        writer.start(dataset_fingerprint=info.dataset_fingerprint, params=plan.params,
+                     method_info=info.method_info or None,
+                     worker={"hardware": info.hardware, "git_revision": info.git_revision,
+                             "apgbench_version": __version__, "device": options.device})
+        n_failed = run_images(writer, segmenter, plan, todo, options) if segmenter is not None else 0
+        info.finished = utc_now()
+        scores = writer.finalize(info, last_only=plan.shard is not None, image_ids=plan.data.image_ids)
+    return _summary(plan, scores, len(todo), n_failed, writer.repairs, getattr(info, "tag", None))
 
+
+def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str], tag: str | None) -> RunSummary:
     mean, totals, first_error = None, (0, 0), None
     if scores is not None:
         failed = scores["error"].notna()
         mean = dataset_mean(scores)  # failed images count 0, as in the report
         totals = (int((~failed).sum()), int(failed.sum()))
         first_error = str(scores.loc[failed, "error"].iloc[0]) if failed.any() else None
-    return RunSummary(dataset, method, directory, len(image_ids), len(todo), len(image_ids) - len(todo),
-                      n_failed, mean, repairs=list(writer.repairs), consolidated=scores is not None,
-                      n_scored_total=totals[0], n_failed_total=totals[1], first_error=first_error,
-                      tag=getattr(info, "tag", None))
+    n = len(plan.image_ids)
+    return RunSummary(plan.dataset, plan.method, plan.directory, n, n_new, n - n_new, n_failed, mean,
+                      repairs=list(repairs), consolidated=scores is not None, n_scored_total=totals[0],
+                      n_failed_total=totals[1], first_error=first_error, tag=tag)
 
 
-def check_tag(results_root: Path, method: str, key: str, tag: str) -> None:
-    """Refuse a tag that is malformed, names default parameters, or names another parameter set."""
-    import json
-
-    if not ID_PATTERN.match(tag):
-        raise ValueError(f"Tag '{tag}' must be lower-case letters, digits, dots and dashes (e.g. lowthresh).")
-    if key == "default":
-        raise ValueError(f"--tag {tag} names a run with non-default parameters; these are the defaults.")
-    for path in Path(results_root, method).glob("*/*/run.json"):
-        try:
-            other = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # an unreadable record is the report's and `status`'s to flag
-        if other.get("tag") == tag and other.get("run_key") != key:
-            raise ValueError(f"Tag '{tag}' already names other parameters of '{method}' "
-                             f"({path.parent}); choose another tag.")
-
-
-def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str], dataset: str, method: str,
-                key: str, fail_fast: bool, show_progress: bool, image_timeout: float | None = None,
-                segment_kwargs: dict[str, Any] | None = None) -> int:
-    """Segment, score and commit the ``todo`` images one by one; return how many failed."""
+def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: list[str],
+               options: RunOptions) -> int:
+    """Segment, score and commit the ``todo`` images of ``plan`` one by one; return how many failed."""
     n_failed, todo_set = 0, set(todo)
-    with _progress(show_progress) as progress:
-        task = progress.add_task(f"{method} on {dataset}", total=len(todo))
-        for sample in _samples(data, todo):
-            row, labels, _ = _process(segmenter, sample, dataset, method, key, fail_fast, image_timeout,
-                                      segment_kwargs)
+    with _progress(options.show_progress) as progress:
+        task = progress.add_task(f"{plan.method} on {plan.dataset}", total=len(todo))
+        for sample in _samples(plan.data, todo):
+            row, labels, _ = process_image(segmenter, sample, plan, options)
             n_failed += row["error"] is not None
             writer.add(sample.image_id, labels, row)
             progress.advance(task)
@@ -318,33 +321,37 @@ def _run_images(writer: RecordWriter, segmenter: Segmenter, data, todo: list[str
     return n_failed
 
 
+#: Below this share of the test split, the images to do are read one by one (random access, e.g. a shard or
+#: a resume); above it, one sequential pass over the dataset is faster than seeking.
+RANDOM_ACCESS_SHARE = 0.25
+
+
 def _samples(data, todo: list[str]):
     """The samples of ``todo``: random access for a small subset (a shard, a resume), else one pass."""
-    if len(todo) * 4 < len(data):
+    if len(todo) < RANDOM_ACCESS_SHARE * len(data):
         return (data.get(image_id) for image_id in todo)
     wanted = set(todo)
     return (sample for sample in data if sample.image_id in wanted)
 
 
-def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, fail_fast: bool,
-             image_timeout: float | None = None, segment_kwargs: dict[str, Any] | None = None):
-    """Segment and score one sample (a volume with ``ndim``/``spacing`` in ``segment_kwargs``); a failure
-    becomes an error row unless ``fail_fast``.
+def process_image(segmenter: Segmenter, sample, plan: RunPlan, options: RunOptions):
+    """Segment and score one sample: ``(row, labels or None, seconds)``; a failure becomes an error row
+    unless ``options.fail_fast``.
 
     Failures include a method calling ``sys.exit`` (``SystemExit``) and an image past ``image_timeout``;
     Ctrl-C (``KeyboardInterrupt``) still stops the run, which resumes on the next call.
     """
-    row: dict[str, Any] = {"dataset": dataset, "method": method, "run_key": key, "image_id": sample.image_id}
+    row: dict[str, Any] = {"dataset": plan.dataset, "method": plan.method, "run_key": plan.run_key,
+                           "image_id": sample.image_id}
     start = time.perf_counter()
     try:
-        with time_limit(image_timeout):
-            labels = segmenter.segment(sample.image, **(segment_kwargs or {}))
+        with time_limit(options.image_timeout):
+            labels = segmenter.segment(sample.image, **plan.segment_kwargs)
     except (Exception, SystemExit, ImageTimeout) as err:
-        if fail_fast:
+        if options.fail_fast:
             raise
         elapsed = time.perf_counter() - start
-        message = (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0][:500]
-        row.update(seconds=elapsed, peak_mem_mb=peak_memory_mb(), error=message,
+        row.update(seconds=elapsed, peak_mem_mb=peak_memory_mb(), error=error_line(err),
                    n_true=int(np.count_nonzero(np.unique(sample.labels))), n_pred=0)
         traceback.print_exc(limit=3)
         return row, None, elapsed
@@ -352,6 +359,15 @@ def _process(segmenter: Segmenter, sample, dataset: str, method: str, key: str, 
     row.update(score_image(sample.labels, labels))
     row.update(seconds=elapsed, peak_mem_mb=peak_memory_mb(), error=None)
     return row, labels, elapsed
+
+
+#: Longest error message stored per image (scores.csv, status files): the first line, cut to this length.
+MAX_ERROR_CHARS = 500
+
+
+def error_line(err: BaseException) -> str:
+    """``Type: message`` of an exception, its first line only, at most :data:`MAX_ERROR_CHARS` long."""
+    return (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0][:MAX_ERROR_CHARS]
 
 
 class _NullProgress:
@@ -375,17 +391,18 @@ def _progress(show: bool):
                     transient=False)
 
 
-def run_many(datasets: list[str], methods: list[str], **options: Any) -> Iterator[RunSummary]:
+def run_many(datasets: list[str], methods: list[str], *, params: dict[str, Any] | None = None,
+             results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+             limit: int | None = None, tag: str | None = None, **options: Any) -> Iterator[RunSummary]:
     """Run every method on every dataset, building each method once and loading its model only when needed.
 
-    Methods are the outer loop, so a model (e.g. µSAM's ViT-B) is loaded once for all datasets it serves
-    instead of once per dataset. ``options`` are those of :func:`run_benchmark`.
+    Every pair is planned (and so checked) before the first one runs. Methods are the outer loop, so a model
+    (e.g. µSAM's ViT-B) is loaded once for all datasets it serves instead of once per dataset; the segmenters
+    are closed when the loop ends, however it ends. ``options`` are :class:`RunOptions`' fields.
     """
-    for method in methods:
-        segmenters: dict[tuple[str, str], Segmenter] = {}
-        try:
-            for dataset in datasets:
-                yield run_benchmark(dataset, method, segmenters=segmenters, **options)
-        finally:
-            for segmenter in segmenters.values():
-                segmenter.close()
+    run_options = RunOptions(**options)
+    plans = plan_runs(datasets, methods, params, results_root=results_root, data_root=data_root, limit=limit,
+                      tag=tag)
+    with Segmenters() as segmenters:
+        for plan in plans:
+            yield run_plan(plan, run_options, segmenters)

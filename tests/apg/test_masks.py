@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from apgbench.apg import PromptMasks, mask_nms, masks_to_labels, paint_masks, ranking_scores
+from apgbench.apg import PromptMasks, mask_nms, ranking_scores
+from apgbench.apg import paint_prompt_masks as paint_masks
+from apgbench.apg import prompt_masks_to_labels as masks_to_labels
 from apgbench.apg.masks import tight_box
 
 
@@ -54,6 +56,16 @@ def test_ranking_scores():
     np.testing.assert_allclose(ranking_scores(masks, "iou"), [0.5, 0.8])
     with pytest.raises(ValueError, match="ranking"):
         ranking_scores(masks, "area")
+
+
+def test_ranking_spelling_needs_no_quotes_and_the_old_one_is_deprecated():
+    from apgbench.apg import APG_DEFAULTS
+
+    masks = PromptMasks((4, 4), np.zeros((2, 4)), [np.zeros((0, 0), bool)] * 2, [0.5, 0.8], [1.0, 0.5])
+    assert APG_DEFAULTS["ranking"] == "iou-x-stability"  # the spelling the README documents
+    np.testing.assert_allclose(ranking_scores(masks, "iou-x-stability"), [0.5, 0.4])
+    with pytest.warns(DeprecationWarning, match="write 'iou-x-stability'"):
+        np.testing.assert_allclose(ranking_scores(masks, "iou*stability"), [0.5, 0.4])
 
 
 def test_paint_order_area_vs_score():

@@ -27,9 +27,16 @@ SYNTHETIC = ["synthetic-nuclei", "synthetic-cells", "synthetic-labelfree", "synt
 REAL = [] if shared_data_dir() is None else [s[:3] for s in iter_shared_samples()]
 # One skipped case with its reason when the samples are absent (an empty list would skip as "got empty
 # parameter set", which says nothing about what is missing).
-REAL_CASES = [pytest.param(s[1], s[2], id=s[2]) for s in REAL] or [pytest.param(
-    None, None, id="no-real-samples", marks=pytest.mark.skip(
-        reason="the real samples folder ../shared/data is absent (set APGBENCH_SHARED_DATA to use it)"))]
+REAL_CASES = [pytest.param(s[1], s[2], id=s[2]) for s in REAL] or [
+    pytest.param(
+        None,
+        None,
+        id="no-real-samples",
+        marks=pytest.mark.skip(
+            reason="the real samples folder ../shared/data is absent (set APGBENCH_SHARED_DATA to use it)"
+        ),
+    )
+]
 
 
 def _real(stem):

@@ -20,7 +20,7 @@ def invoke(*args: str):
 
 
 def test_run_all_builtin_then_report(roots, tmp_path):
-    results, _ = roots
+    _results, _ = roots
     result = invoke("run", "--dataset", "builtin", "--method", "classic", "--limit", "2")
     assert result.exit_code == 0, result.output
     assert result.output.count(": mSA ") == 4 and "run summary" in result.output
@@ -82,9 +82,13 @@ def test_evaluate_external_predictions(roots, tmp_path):
     samples = list(load_dataset("synthetic-cells"))
     tifffile.imwrite(predictions / f"{samples[0].image_id}.tif", samples[0].labels)  # perfect
     np.save(predictions / f"{samples[1].image_id}_masks.npy", np.zeros_like(samples[1].labels))  # empty
-    result = invoke("evaluate", "--dataset", "synthetic-cells", "--predictions", str(predictions), "--name", "my-tool")
+    result = invoke(
+        "evaluate", "--dataset", "synthetic-cells", "--predictions", str(predictions), "--name", "my-tool"
+    )
     assert result.exit_code == 0, result.output
-    scores = pd.read_csv(roots[0] / "my-tool" / "synthetic-cells" / "default" / "scores.csv").set_index("image_id")
+    scores = pd.read_csv(roots[0] / "my-tool" / "synthetic-cells" / "default" / "scores.csv").set_index(
+        "image_id"
+    )
     assert scores.loc[samples[0].image_id, "msa"] == 1.0
     assert scores.loc[samples[1].image_id, "msa"] == 0.0
     assert scores["error"].notna().sum() == len(samples) - 2  # the rest have no file: visible as failures

@@ -14,16 +14,20 @@ from typer.testing import CliRunner
 
 from apgbench.cli import app
 from apgbench.datasets import Sample, load_dataset, write_prepared
-from apgbench.methods import Segmenter, register_method
+from apgbench.methods import Segmenter
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _test_methods(register_methods):
+    register_methods(AlwaysExits, NeedsMissing)
 
 
 def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@register_method
 class AlwaysExits(Segmenter):
     """Calls ``sys.exit`` on every image (test only)."""
 
@@ -33,7 +37,6 @@ class AlwaysExits(Segmenter):
         sys.exit("bye")
 
 
-@register_method
 class NeedsMissing(Segmenter):
     """Needs two libraries that do not exist (test only)."""
 
@@ -106,17 +109,34 @@ def test_run_where_every_image_failed_exits_1(roots):
 
 # -- item 13: summary, tag, version, flags, device, report checks ------------------------------------------
 def test_run_summary_tag_and_report_label(roots, tmp_path):
-    result = invoke("run", "-d", "synthetic-nuclei,synthetic-cells", "-m", "classic", "--limit", "2",
-                    "-p", "h=3", "--tag", "lowthresh", "--no-force", "--no-fail-fast")
+    result = invoke(
+        "run",
+        "-d",
+        "synthetic-nuclei,synthetic-cells",
+        "-m",
+        "classic",
+        "--limit",
+        "2",
+        "-p",
+        "h=3",
+        "--tag",
+        "lowthresh",
+        "--no-force",
+        "--no-fail-fast",
+    )
     assert result.exit_code == 0, result.output
-    summary = result.output[result.output.index("run summary"):]
+    summary = result.output[result.output.index("run summary") :]
     rows = [line for line in summary.splitlines() if "classic[lowthresh]" in line]
     assert len(rows) == 2 and all("│ 2 " in row for row in rows)  # scored column
     assert "Next: `apgbench report`" in result.output
     result = invoke("report", "--out", str(tmp_path / "r"), "--format", "csv")
     assert result.exit_code == 0, result.output
-    assert list(pd.read_csv(tmp_path / "r" / "msa_table.csv", index_col=[0, 1]).columns) == ["classic[lowthresh]"]
-    result = invoke("report", "--out", str(tmp_path / "r"), "--method", "classic[lowthresh]", "--format", "csv")
+    assert list(pd.read_csv(tmp_path / "r" / "msa_table.csv", index_col=[0, 1]).columns) == [
+        "classic[lowthresh]"
+    ]
+    result = invoke(
+        "report", "--out", str(tmp_path / "r"), "--method", "classic[lowthresh]", "--format", "csv"
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -124,8 +144,11 @@ def test_report_filters_suggest_and_missing_root_is_refused(roots, tmp_path):
     result = invoke("report", "--out", str(tmp_path / "r"))
     assert result.exit_code == 1 and "does not exist" in result.output
     assert invoke("run", "-d", "synthetic-nuclei", "-m", "classic", "--limit", "1").exit_code == 0
-    for flag, typo, right in (("--domain", "nuclei-flou", "nuclei-fluo"), ("--dataset", "synthetic-nucleus",
-                              "synthetic-nuclei"), ("--method", "clasic", "classic")):
+    for flag, typo, right in (
+        ("--domain", "nuclei-flou", "nuclei-fluo"),
+        ("--dataset", "synthetic-nucleus", "synthetic-nuclei"),
+        ("--method", "clasic", "classic"),
+    ):
         result = invoke("report", "--out", str(tmp_path / "r"), flag, typo)
         assert result.exit_code == 2 and f"Did you mean '{right}'" in result.output, result.output
     assert not (tmp_path / "r").exists()
@@ -150,11 +173,29 @@ def test_cuda_device_without_cuda_is_an_error(roots):
 
 def test_piped_output_is_not_wrapped_at_80_columns(roots):
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    out = subprocess.run([sys.executable, "-c", "from apgbench.cli import main; main()", "run", "-d",
-                          "synthetic-nuclei", "-m", "classic", "--limit", "1"],
-                         capture_output=True, text=True, env=env, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from apgbench.cli import main; main()",
+            "run",
+            "-d",
+            "synthetic-nuclei",
+            "-m",
+            "classic",
+            "--limit",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    ).stdout
     line = next(line for line in out.splitlines() if ": mSA " in line)
-    assert len(line) > 80 and line.rstrip().endswith(str(roots[0] / "classic" / "synthetic-nuclei" / "default"))
+    assert len(line) > 80 and line.rstrip().endswith(
+        str(roots[0] / "classic" / "synthetic-nuclei" / "default")
+    )
 
 
 # -- item 11: install hints -------------------------------------------------------------------------------
@@ -162,8 +203,10 @@ def test_install_hints_keep_extras_and_grammar(monkeypatch):
     result = invoke("methods", "list")
     assert result.exit_code == 0
     line = next(line for line in result.output.splitlines() if "test-needs-missing" in line)
-    assert 'needs apgbench_missing_a and apgbench_missing_b, which are not installed: run pip install ' \
-           '"apgbench[sam]"' in line
+    assert (
+        "needs apgbench_missing_a and apgbench_missing_b, which are not installed: run pip install "
+        '"apgbench[sam]"' in line
+    )
     from apgbench import methods
 
     monkeypatch.setattr(methods, "missing_modules", lambda names: list(names))
@@ -172,14 +215,18 @@ def test_install_hints_keep_extras_and_grammar(monkeypatch):
 
 
 def test_prepare_error_grammar():
-    with pytest.raises(Exception, match=r"needs apgbench_missing_a and apgbench_missing_b, which are not installed"):
+    with pytest.raises(
+        Exception, match=r"needs apgbench_missing_a and apgbench_missing_b, which are not installed"
+    ):
         NeedsMissing().prepare()
 
 
 # -- item 12: submit checks ------------------------------------------------------------------------------
 def test_submit_refuses_unavailable_method_up_front(roots):
     result = invoke("submit", "-d", "synthetic-nuclei", "-m", "classic,test-needs-missing", "-e", "local")
-    assert result.exit_code == 1 and "test-needs-missing" in result.output and '"apgbench[sam]"' in result.output
+    assert (
+        result.exit_code == 1 and "test-needs-missing" in result.output and '"apgbench[sam]"' in result.output
+    )
     assert not roots[0].exists()
 
 
@@ -206,8 +253,21 @@ def test_submit_profiles_set_an_image_timeout():
 
 def test_submit_passes_the_image_timeout_to_workers(roots):
     pytest.importorskip("submitit", reason="submit needs the slurm extra (submitit)")
-    result = invoke("submit", "-d", "synthetic-nuclei", "-m", "classic", "-e", "debug", "--limit", "1",
-                    "--profile", "cpu", "--image-timeout", "77")
+    result = invoke(
+        "submit",
+        "-d",
+        "synthetic-nuclei",
+        "-m",
+        "classic",
+        "-e",
+        "debug",
+        "--limit",
+        "1",
+        "--profile",
+        "cpu",
+        "--image-timeout",
+        "77",
+    )
     assert result.exit_code == 0, result.output
     submission = next((roots[0] / ".submissions").glob("*/submission.json"))
     assert json.loads(submission.read_text())["options"]["image_timeout"] == 77
@@ -225,8 +285,12 @@ def test_every_boolean_flag_has_a_no_form():
 
     commands = list(walk(typer.main.get_command(app), []))
     assert len(commands) > 10
-    flags = [(path, param) for path, command in commands for param in command.params
-             if getattr(param, "is_bool_flag", False) and not param.is_eager]
+    flags = [
+        (path, param)
+        for path, command in commands
+        for param in command.params
+        if getattr(param, "is_bool_flag", False) and not param.is_eager
+    ]
     assert any(param.opts == ["--force"] for _, param in flags)
     lacking = [f"{' '.join(path)} {param.opts[0]}" for path, param in flags if not param.secondary_opts]
     assert not lacking
@@ -257,8 +321,11 @@ def test_many_pairs_are_summarised_per_method(monkeypatch):
 
     printed = []
     monkeypatch.setattr(run_cli.console, "print", lambda table, **_: printed.append(table))
-    summaries = [RunSummary(f"d{i}", m, Path("."), 2, 2, 0, 0, 0.5, n_scored_total=2)
-                 for i in range(20) for m in ("apg", "ais")]
+    summaries = [
+        RunSummary(f"d{i}", m, Path("."), 2, 2, 0, 0, 0.5, n_scored_total=2)
+        for i in range(20)
+        for m in ("apg", "ais")
+    ]
     run_cli.print_summary(summaries)
     table = printed[0]
     assert table.row_count == 2 and "per method" in table.title

@@ -70,8 +70,9 @@ class FileServer:
         self.hits = handler.hits
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     def add(self, path: Path, name: str | None = None) -> str:
@@ -89,8 +90,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def published(config: DatasetConfig | str, server: FileServer, files: dict[str, Path], *,
-              with_hash: bool | None = None) -> DatasetConfig:
+def published(
+    config: DatasetConfig | str, server: FileServer, files: dict[str, Path], *, with_hash: bool | None = None
+) -> DatasetConfig:
     """The config with each source file served from ``server`` (sha256 of the built file where the real
     config has one, or always/never with ``with_hash``)."""
     config = get_dataset_config(config) if isinstance(config, str) else config
@@ -138,7 +140,7 @@ def disks(shape: tuple[int, int], n: int, seed: int = 0, radius: int = 5) -> np.
         if placed == n:
             break
         r, c = rng.integers(radius, shape[0] - radius), rng.integers(radius, shape[1] - radius)
-        disk = (rows - r) ** 2 + (cols - c) ** 2 <= radius ** 2
+        disk = (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
         if labels[(rows - r) ** 2 + (cols - c) ** 2 <= (radius + 2) ** 2].any():
             continue
         placed += 1

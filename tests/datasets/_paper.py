@@ -25,8 +25,8 @@ def center_crop(image: np.ndarray, seg: np.ndarray | None = None, target: tuple[
         cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
         top = max(0, min(cy - crop_h // 2, image.shape[0] - crop_h))
         left = max(0, min(cx - crop_w // 2, image.shape[1] - crop_w))
-    out = image[top: top + crop_h, left: left + crop_w, ...]
-    return out if seg is None else (out, seg[top: top + crop_h, left: left + crop_w])
+    out = image[top : top + crop_h, left : left + crop_w, ...]
+    return out if seg is None else (out, seg[top : top + crop_h, left : left + crop_w])
 
 
 def pad_image(image: np.ndarray, target: tuple[int, int] = (512, 512)) -> np.ndarray:
@@ -43,7 +43,7 @@ def norm_image(image: np.ndarray) -> np.ndarray:
     assert image.shape[-1] == 3
     image = image.astype("float32")
     image -= image.min(axis=(0, 1))
-    image /= (image.max(axis=(0, 1)) + 1e-7)
+    image /= image.max(axis=(0, 1)) + 1e-7
     image *= 255
     return image.astype("uint8")
 
@@ -76,7 +76,9 @@ def slices(volumes):
 def prepare_with_apgbench(dataset_id: str, archive: Path, data_root: Path, config=None):
     """Import ``archive`` through apgbench's real unpack-and-prepare path; return the prepared samples."""
     config = config or get_dataset_config(dataset_id)
-    files = [f.model_copy(update={"sha256": None}) for f in config.source.files]  # a built copy, not the real one
+    files = [
+        f.model_copy(update={"sha256": None}) for f in config.source.files
+    ]  # a built copy, not the real one
     config = config.model_copy(update={"source": config.source.model_copy(update={"files": files})})
     import_dataset(config, archive, data_root)
     return list(load_dataset(config, data_root))

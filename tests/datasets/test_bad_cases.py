@@ -70,7 +70,7 @@ def test_zip_slip_archive_is_refused(tmp_path, server):
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("../../escaped.txt", b"x")
     config = published("dsb", server, {"dsb2018.zip": archive})
-    with pytest.raises(UnsafeArchiveError, match="escaped.txt"):
+    with pytest.raises(UnsafeArchiveError, match=r"escaped.txt"):
         fetch_and_prepare(config, tmp_path / "data")
     assert not list(tmp_path.rglob("escaped.txt"))
     assert "extracted" not in _state(tmp_path / "data") and "prepared.h5" not in _state(tmp_path / "data")
@@ -80,11 +80,15 @@ def test_unreadable_image_names_the_file(tmp_path, server):
     src = _dsb_tree(tmp_path)
     (src / "images" / "im1.tif").write_bytes(b"this is not a tiff")
     config = published("dsb", server, {"dsb2018.zip": zip_tree(tmp_path / "src", tmp_path / "d.zip")})
-    with pytest.raises(ReaderError, match="im1.tif"):
+    with pytest.raises(ReaderError, match=r"im1.tif"):
         fetch_and_prepare(config, tmp_path / "data")
     state = _state(tmp_path / "data")
-    assert "raw/dsb2018.zip" in state and "prepared.h5" not in state and not any(
-        s.startswith("extracted") for s in state) and not any(s.endswith(".partial") for s in state)
+    assert (
+        "raw/dsb2018.zip" in state
+        and "prepared.h5" not in state
+        and not any(s.startswith("extracted") for s in state)
+        and not any(s.endswith(".partial") for s in state)
+    )
 
 
 def test_label_shape_mismatch(tmp_path, server):
@@ -101,7 +105,9 @@ def test_manual_download_prints_instructions(tmp_path):
     with pytest.raises(ManualDatasetError) as info:
         download_dataset(config, tmp_path)
     text = str(info.value)
-    assert "datasets.deepcell.org" in text and "apgbench datasets import tissuenet" in text and "\n" not in text
+    assert (
+        "datasets.deepcell.org" in text and "apgbench datasets import tissuenet" in text and "\n" not in text
+    )
     assert text == manual_instructions(config)
 
 
@@ -137,9 +143,11 @@ def test_multi_file_dataset_imported_one_file_at_a_time(tmp_path):
         write(masks / f"x{i:02d}.png", np.dstack([labels.astype(np.uint8)] * 4))
     config = get_dataset_config("u20s")
     first = zip_tree(tmp_path / "i", tmp_path / "images.zip")
-    with pytest.raises(FileNotFoundError, match="still needs masks.zip"), pytest.warns(UserWarning):
+    with pytest.raises(FileNotFoundError, match=r"still needs masks.zip"), pytest.warns(UserWarning):
         import_dataset(config, first, tmp_path / "data", verify=False)
     with pytest.warns(UserWarning, match="masks.zip"):
-        import_dataset(config, zip_tree(tmp_path / "m", tmp_path / "masks.zip"), tmp_path / "data", verify=False)
+        import_dataset(
+            config, zip_tree(tmp_path / "m", tmp_path / "masks.zip"), tmp_path / "data", verify=False
+        )
     assert set(read_manifest(config, tmp_path / "data")["raw"]) == {"images.zip", "masks.zip"}
     assert [s.image_id for s in load_dataset(config, tmp_path / "data")] == ["images_x25"]

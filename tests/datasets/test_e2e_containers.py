@@ -38,18 +38,23 @@ def test_covid_if_hdf5_channel_packing(tmp_path, server):
 
 
 def test_plantseg_volumes_sliced_with_slice_split(tmp_path, server):
-    src = tmp_path / "src"  # the .h5 files are at the archive top (torch-em plantseg.py globs <unzipped>/*.h5)
+    src = (
+        tmp_path / "src"
+    )  # the .h5 files are at the archive top (torch-em plantseg.py globs <unzipped>/*.h5)
     src.mkdir(parents=True)
     for name, seed in (("Movie2_T00010.h5", 0), ("Movie10_T00020.h5", 5)):  # lexicographic: Movie10 first
         labels = _volume((4, 36, 36), 5, seed) + 1  # id 1 is background in PlantSeg root
         with h5py.File(src / name, "w") as f:
             f["raw"] = (labels * 10).astype(np.uint8)
             f["label"] = labels
-    config = published("plantseg-root", server, {"root_test.zip": zip_tree(tmp_path / "src", tmp_path / "p.zip")})
+    config = published(
+        "plantseg-root", server, {"root_test.zip": zip_tree(tmp_path / "src", tmp_path / "p.zip")}
+    )
     split = config.split.model_copy(update={"options": {"start": 3, "level": "slice"}})  # 400 in the paper
     samples = fetch_and_prepare(config.model_copy(update={"split": split}), tmp_path / "data")
     assert [s.image_id for s in samples] == ["Movie10_T00020_z003"] + [
-        f"Movie2_T00010_z{z:03d}" for z in range(4)]
+        f"Movie2_T00010_z{z:03d}" for z in range(4)
+    ]
     assert all(s.labels.min() == 0 and len(np.unique(s.labels)) == 6 for s in samples)
     assert samples[0].meta["slice"] == 3
 
@@ -63,10 +68,14 @@ def test_zarr_reader(tmp_path, server):
         group.create_array("raw", data=(labels * 5).astype(np.uint8))
         group.create_array("labels", data=labels.astype(np.uint32))
     base = get_dataset_config("dsb").model_dump()
-    base.update(id="zarr-demo", format={"reader": "zarr", "options": {"files": "*.zarr", "raw": "raw",
-                                                                       "labels": "labels"}})
+    base.update(
+        id="zarr-demo",
+        format={"reader": "zarr", "options": {"files": "*.zarr", "raw": "raw", "labels": "labels"}},
+    )
     base["source"]["files"] = [{"url": "http://unused", "filename": "zarr.zip", "sha256": None}]
-    config = published(DatasetConfig.model_validate(base), server, {"zarr.zip": zip_tree(src, tmp_path / "z.zip")})
+    config = published(
+        DatasetConfig.model_validate(base), server, {"zarr.zip": zip_tree(src, tmp_path / "z.zip")}
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
     assert [s.image_id for s in samples] == ["image_0000", "image_0001"]
 
@@ -87,8 +96,9 @@ def test_tissuenet_npz_manual_import(tmp_path):
     image = samples[0].image
     assert image.dtype == np.uint8 and image.shape == (48, 48, 3) and not image[..., 2].any()
     cell = x[0, ..., 1]
-    np.testing.assert_array_equal(image[..., 0], ((cell - cell.min()) / (cell.max() - cell.min() + 1e-7)
-                                                  * 255).astype(np.uint8))
+    np.testing.assert_array_equal(
+        image[..., 0], ((cell - cell.min()) / (cell.max() - cell.min() + 1e-7) * 255).astype(np.uint8)
+    )
     np.testing.assert_array_equal(samples[0].labels, y[0, ..., 0])
 
 
@@ -106,7 +116,9 @@ def test_pannuke_npy_stack_padded(tmp_path, server):
     np.save(folder / "masks" / "fold3" / "masks.npy", masks)
     config = published("pannuke", server, {"fold_3.zip": zip_tree(tmp_path / "src", tmp_path / "f.zip")})
     samples = fetch_and_prepare(config, tmp_path / "data")
-    assert len(samples) == 2 and samples[0].image.shape == (512, 512, 3) and samples[0].image.dtype == np.float64  # as stored, as in the paper's TIFFs
+    assert (
+        len(samples) == 2 and samples[0].image.shape == (512, 512, 3) and samples[0].image.dtype == np.float64
+    )  # as stored, as in the paper's TIFFs
     expected = len(np.unique(masks[0, ..., 0])) - 1 + len(np.unique(masks[0, ..., 2])) - 1
     assert len(np.unique(samples[0].labels)) - 1 == expected and not samples[0].labels[32:].any()
 
@@ -131,7 +143,9 @@ def test_lynsec_npy_pairs_and_parhyale_timepoints(tmp_path, server):
         series[t] = labels * 50
         tifffile.imwrite(psrc / f"Parhyale_instance-segmentation-labels_tp{t + 1:02d}.tif", labels)
     tifffile.imwrite(psrc / "Parhyale_H2B-EGFP_images_tp01-50.tif", series)
-    config = published("parhyale-regen", server, {"parhyale_regen_8252039.zip": zip_tree(psrc, tmp_path / "p.zip")})
+    config = published(
+        "parhyale-regen", server, {"parhyale_regen_8252039.zip": zip_tree(psrc, tmp_path / "p.zip")}
+    )
     samples = fetch_and_prepare(config, tmp_path / "pdata")
     assert len(samples) == 8  # 6 volumes x 8 slices, the first 40 slices are validation
     assert samples[0].image_id == "tp50_z000" and samples[0].meta["timepoint"] == 49
@@ -144,15 +158,21 @@ def test_gonuclear_fixes_and_nis3d_foreground_crop(tmp_path, server):
         labels = _volume((4, 64, 64), 20, seed=int(sample), radius=3)
         (base / sample).mkdir(parents=True)
         # the stored labels are flipped along y relative to the image; the reader flips them back
-        tifffile.imwrite(base / sample / f"{sample}_n_H2BtdTomato.tif", (labels * 3).astype(np.uint16)[:, ::-1])
+        tifffile.imwrite(
+            base / sample / f"{sample}_n_H2BtdTomato.tif", (labels * 3).astype(np.uint16)[:, ::-1]
+        )
         padded = np.pad(labels, ((0, 0), (0, 0), (0, 2)))  # labels one pixel wider: clipped to the image
         tifffile.imwrite(base / sample / f"{sample}_n_stain_StarDist_goldGT.tiff", padded)
     config = published("gonuclear", server, {"gonuclear.zip": zip_tree(tmp_path / "g", tmp_path / "g.zip")})
     split = config.split.model_copy(update={"options": {"start": 2, "level": "slice"}})
     samples = fetch_and_prepare(config.model_copy(update={"split": split}), tmp_path / "gdata")
-    assert [s.image_id for s in samples] == ["1135_1135_n_H2BtdTomato_z002", "1135_1135_n_H2BtdTomato_z003",
-                                            "1137_1137_n_H2BtdTomato_z000", "1137_1137_n_H2BtdTomato_z001",
-                                            "1137_1137_n_H2BtdTomato_z002"]  # 1137 loses its last slice
+    assert [s.image_id for s in samples] == [
+        "1135_1135_n_H2BtdTomato_z002",
+        "1135_1135_n_H2BtdTomato_z003",
+        "1137_1137_n_H2BtdTomato_z000",
+        "1137_1137_n_H2BtdTomato_z001",
+        "1137_1137_n_H2BtdTomato_z002",
+    ]  # 1137 loses its last slice
     s = samples[0]
     assert s.labels.shape == (64, 64)
     np.testing.assert_array_equal(s.image // 3, s.labels)  # labels flipped back onto the image

@@ -23,8 +23,11 @@ def _grey(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _center(array: np.ndarray, size: int = 512) -> np.ndarray:
-    top, left = (array.shape[0] - min(size, array.shape[0])) // 2, (array.shape[1] - min(size, array.shape[1])) // 2
-    return array[top:top + size, left:left + size]
+    top, left = (
+        (array.shape[0] - min(size, array.shape[0])) // 2,
+        (array.shape[1] - min(size, array.shape[1])) // 2,
+    )
+    return array[top : top + size, left : left + size]
 
 
 def test_dsb_real_images(tmp_path, server, shared_data):
@@ -51,7 +54,10 @@ def test_u20s_two_archives_index_split_and_crop(tmp_path, server, shared_data):
     for i in range(25):  # natsorted first 25 are validation (natsort is case-sensitive: "A" < "IXM")
         labels = disks((40, 40), 5, seed=i, radius=3)
         write(images / f"A{i:02d}.tif", _grey(labels).astype(np.uint16))
-        write(masks / f"A{i:02d}.png", np.dstack([labels.astype(np.uint8)] * 3 + [np.full((40, 40), 255, np.uint8)]))
+        write(
+            masks / f"A{i:02d}.png",
+            np.dstack([labels.astype(np.uint8)] * 3 + [np.full((40, 40), 255, np.uint8)]),
+        )
     real = {}
     for stem in ("IXMtest_A02_s1", "IXMtest_B22_s8"):
         image = tifffile.imread(shared_data / "nuclei-fluo" / "bbbc039" / f"{stem}.tif")
@@ -61,9 +67,14 @@ def test_u20s_two_archives_index_split_and_crop(tmp_path, server, shared_data):
         write(masks / f"{stem}.png", rgba)
         real[f"images_{stem}"] = (image, labels)
     write(tmp_path / "masks_src" / "__MACOSX" / "masks" / "._junk.png", np.zeros((4, 4), np.uint8))
-    config = published("u20s", server, {
-        "images.zip": zip_tree(tmp_path / "images_src", tmp_path / "images.zip"),
-        "masks.zip": zip_tree(tmp_path / "masks_src", tmp_path / "masks.zip")})
+    config = published(
+        "u20s",
+        server,
+        {
+            "images.zip": zip_tree(tmp_path / "images_src", tmp_path / "images.zip"),
+            "masks.zip": zip_tree(tmp_path / "masks_src", tmp_path / "masks.zip"),
+        },
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
     assert sorted(s.image_id for s in samples) == sorted(real)
     for sample in samples:
@@ -87,11 +98,16 @@ def test_usiigaci_repository_snapshot(tmp_path, server, shared_data):
     write(repo / "ExampleData" / "T98G_sample" / "f01.tif", _grey(small))
     write(repo / "ExampleData" / "T98G_sample_mask_avg" / "f01.png", small.astype(np.uint8))
     (repo / "README.md").write_text("repository files are ignored")
-    config = published("usiigaci", server, {"Usiigaci-9501d80c.zip": zip_tree(tmp_path / "src", tmp_path / "u.zip")})
+    config = published(
+        "usiigaci", server, {"Usiigaci-9501d80c.zip": zip_tree(tmp_path / "src", tmp_path / "u.zip")}
+    )
     assert config.source.files[0].sha256 is None  # GitHub archives publish no checksum
     samples = fetch_and_prepare(config, tmp_path / "data")
-    assert [s.image_id for s in samples] == ["Mask_R-CNN_train_set1_raw", "Mask_R-CNN_train_set2_raw",
-                                            "ExampleData_T98G_sample_f01"]
+    assert [s.image_id for s in samples] == [
+        "Mask_R-CNN_train_set1_raw",
+        "Mask_R-CNN_train_set2_raw",
+        "ExampleData_T98G_sample_f01",
+    ]
     assert samples[0].image.shape == (512, 512) and samples[2].image.shape == (64, 64)
 
 
@@ -106,11 +122,15 @@ def test_bitdepth_nested_zip_and_per_group_split(tmp_path, server):
     repo = tmp_path / "repo" / "BitDepth_NucSeg-e235d31d09779cf2adf075254ce337157bbffc6a"
     (repo / "data").mkdir(parents=True)
     zip_tree(data, repo / "data" / "data.zip")
-    config = published("bitdepth-nucseg", server, {"BitDepth_NucSeg-e235d31d.zip": zip_tree(
-        tmp_path / "repo", tmp_path / "b.zip")})
+    config = published(
+        "bitdepth-nucseg",
+        server,
+        {"BitDepth_NucSeg-e235d31d.zip": zip_tree(tmp_path / "repo", tmp_path / "b.zip")},
+    )
     samples = fetch_and_prepare(config, tmp_path / "cache")
-    assert [s.image_id for s in samples] == [f"{m}_images_16bit_img_{i}" for m in ("20x", "40x_air")
-                                            for i in (4, 5)]
+    assert [s.image_id for s in samples] == [
+        f"{m}_images_16bit_img_{i}" for m in ("20x", "40x_air") for i in (4, 5)
+    ]
     assert {s.meta["group"] for s in samples} == {"20x", "40x air"}
 
 
@@ -121,7 +141,9 @@ def test_tnbc_binary_masks_seeded_split(tmp_path, server):
         rgba = np.dstack([_grey(labels, i)] * 3 + [np.full((64, 64), 255, np.uint8)])
         write(src / "Slide_01" / f"01_{i}.png", rgba)
         write(src / "GT_01" / f"01_{i}.png", ((labels > 0) * 255).astype(np.uint8))
-    config = published("tnbc", server, {"TNBC_NucleiSegmentation.zip": zip_tree(tmp_path / "src", tmp_path / "t.zip")})
+    config = published(
+        "tnbc", server, {"TNBC_NucleiSegmentation.zip": zip_tree(tmp_path / "src", tmp_path / "t.zip")}
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
     assert len(samples) == 2  # ceil(20% of 10)
     assert all(s.image.shape == (64, 64, 3) and len(np.unique(s.labels)) == 11 for s in samples)
@@ -148,7 +170,9 @@ def test_toiam_ctc_layout_and_cytodark0_fold_csv(tmp_path, server):
         writer = csv.DictWriter(handle, ["img_id", "fold"])
         writer.writeheader()
         writer.writerows(rows)
-    config = published("cytodark0", server, {"cytoDArk0.zip": zip_tree(tmp_path / "cyto", tmp_path / "c.zip")})
+    config = published(
+        "cytodark0", server, {"cytoDArk0.zip": zip_tree(tmp_path / "cyto", tmp_path / "c.zip")}
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
     assert [s.image_id for s in samples] == ["image_c2", "image_c3"]
     assert samples[0].image.shape == (512, 512, 3)
@@ -159,11 +183,18 @@ def test_ihc_tma_npy_masks(tmp_path, server):
     for name in ("fold1_1", "fold3_1", "fold3_2"):
         labels = disks((48, 48), 6, seed=len(name) + int(name[-1]))
         write(src / "images" / f"{name}.png", np.dstack([_grey(labels)] * 3))
-        channels = np.stack([(labels % 2 == 1) & (labels > 0), (labels % 2 == 0) & (labels > 0)]).astype(np.uint8)
+        channels = np.stack([(labels % 2 == 1) & (labels > 0), (labels % 2 == 0) & (labels > 0)]).astype(
+            np.uint8
+        )
         write(src / "masks" / f"{name}.npy", channels)
-    config = published("ihc-tma", server, {"IHC_TMA_dataset.zip": zip_tree(tmp_path / "src", tmp_path / "i.zip")})
+    config = published(
+        "ihc-tma", server, {"IHC_TMA_dataset.zip": zip_tree(tmp_path / "src", tmp_path / "i.zip")}
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
-    assert [s.image_id for s in samples] == ["IHC_TMA_dataset_images_fold3_1", "IHC_TMA_dataset_images_fold3_2"]
+    assert [s.image_id for s in samples] == [
+        "IHC_TMA_dataset_images_fold3_1",
+        "IHC_TMA_dataset_images_fold3_2",
+    ]
     assert all(len(np.unique(s.labels)) == 7 for s in samples)
 
 
@@ -221,12 +252,25 @@ def test_mat_labels_hovernet_layout(tmp_path, server, shared_data):
         (src / "Labels").mkdir(parents=True, exist_ok=True)
         savemat(src / "Labels" / f"{stem}.mat", {"inst_map": tifffile.imread(folder / f"{stem}_label.tif")})
     data = get_dataset_config("dsb").model_dump()
-    data.update(id="consep-demo", domain="nuclei-histo", format={"reader": "image-folder", "options": {
-        "images": "Test/Images/*.png", "label_sub": ["^Test/Images/(.*)\\.png$", "Test/Labels/\\1.mat"],
-        "mat_key": "inst_map"}}, preparation={"crop": None, "channels": "rgb"})
+    data.update(
+        id="consep-demo",
+        domain="nuclei-histo",
+        format={
+            "reader": "image-folder",
+            "options": {
+                "images": "Test/Images/*.png",
+                "label_sub": ["^Test/Images/(.*)\\.png$", "Test/Labels/\\1.mat"],
+                "mat_key": "inst_map",
+            },
+        },
+        preparation={"crop": None, "channels": "rgb"},
+    )
     data["source"]["files"] = [{"url": "http://unused", "filename": "consep.zip", "sha256": None}]
-    config = published(DatasetConfig.model_validate(data), server,
-                       {"consep.zip": zip_tree(tmp_path / "src", tmp_path / "c.zip")})
+    config = published(
+        DatasetConfig.model_validate(data),
+        server,
+        {"consep.zip": zip_tree(tmp_path / "src", tmp_path / "c.zip")},
+    )
     samples = fetch_and_prepare(config, tmp_path / "data")
     assert [s.image_id for s in samples] == ["Test_Images_patch1", "Test_Images_patch2"]
     np.testing.assert_array_equal(samples[0].labels, tifffile.imread(folder / "patch1_label.tif"))

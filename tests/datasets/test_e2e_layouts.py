@@ -21,7 +21,9 @@ def _img(labels, channels=0):
 
 def _arvidsson(root):
     labels = disks((40, 40), 5)
-    colours = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]], np.uint8)
+    colours = np.array(
+        [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]], np.uint8
+    )
     write(root / "test_nuclei" / "images" / "a1.png", _img(labels))
     write(root / "test_nuclei" / "annotations" / "a1.png", colours[labels])
     return 1
@@ -133,8 +135,15 @@ def _deepseas(root):
     return 1
 
 
-AUTOMATIC = {"arvidsson": _arvidsson, "ifnuclei": _ifnuclei, "pnas-arabidopsis": _pnas,
-             "mouse-embryo": _mouse_embryo, "omnipose": _omnipose, "deepbacs": _deepbacs, "vicar": _vicar}
+AUTOMATIC = {
+    "arvidsson": _arvidsson,
+    "ifnuclei": _ifnuclei,
+    "pnas-arabidopsis": _pnas,
+    "mouse-embryo": _mouse_embryo,
+    "omnipose": _omnipose,
+    "deepbacs": _deepbacs,
+    "vicar": _vicar,
+}
 MANUAL_ZIP = {"nuinsseg": _nuinsseg, "cryonuseg": _cryonuseg, "dynamicnuclearnet": _dynamicnuclearnet}
 MANUAL_FOLDER = {"cellbindb": _cellbindb, "deepseas": _deepseas}
 
@@ -145,7 +154,9 @@ def test_automatic_layout(dataset_id, tmp_path, server):
     expected = AUTOMATIC[dataset_id](root)
     config = get_dataset_config(dataset_id)
     (name,) = [f.filename for f in config.source.files]
-    samples = fetch_and_prepare(published(config, server, {name: zip_tree(root, tmp_path / name)}), tmp_path / "d")
+    samples = fetch_and_prepare(
+        published(config, server, {name: zip_tree(root, tmp_path / name)}), tmp_path / "d"
+    )
     assert len(samples) == expected
     assert all(s.labels.shape == s.image.shape[:2] and s.labels.any() for s in samples)
 

@@ -9,7 +9,7 @@ import pytest
 
 from apgbench.datasets import get_dataset_config, load_dataset
 from apgbench.datasets.manage import import_dataset
-from apgbench.datasets.readers.polygons import paint_masks, rasterize
+from apgbench.datasets.readers.polygons import paint_annotations, rasterize
 
 from ._helpers import fetch_and_prepare, published, write, zip_tree
 
@@ -34,7 +34,7 @@ def test_overlap_rules():
     assert not tiny.any()  # under min_area: dropped
     masks = [np.zeros((8, 8), bool), np.zeros((8, 8), bool)]
     masks[0][:6, :6], masks[1][4:, 4:] = True, True
-    painted = paint_masks(masks, (8, 8))
+    painted = paint_annotations(masks, (8, 8))
     assert painted[5, 5] in (1, 2) and (painted > 0).sum() == 36 + 16 - 4
 
 

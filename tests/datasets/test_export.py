@@ -22,7 +22,8 @@ def test_export_writes_the_split_exactly(roots, tmp_path, dataset):
     samples = list(load_dataset(dataset))
     assert summary.n_images == len(samples) > 0
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == sorted(
-        f"{s.image_id}.tif" for s in samples)
+        f"{s.image_id}.tif" for s in samples
+    )
     for sample in samples:
         image = tifffile.imread(tmp_path / "out" / "images" / f"{sample.image_id}.tif")
         labels = tifffile.imread(tmp_path / "out" / "labels" / f"{sample.image_id}.tif")
@@ -40,8 +41,10 @@ def test_exported_labels_score_one_with_evaluate(roots, tmp_path, dataset):
     summary = evaluate_predictions(dataset, out / "labels", "exported")
     assert summary.mean_msa == 1.0 and summary.n_failed == 0
     assert summary.n_images == len(load_dataset(dataset))
-    cli = runner.invoke(app, ["evaluate", "--dataset", dataset, "--predictions", str(out / "labels"),
-                              "--name", "exported-cli"])
+    cli = runner.invoke(
+        app,
+        ["evaluate", "--dataset", dataset, "--predictions", str(out / "labels"), "--name", "exported-cli"],
+    )
     assert cli.exit_code == 0 and "mSA 1.000" in cli.output
 
 

@@ -62,7 +62,7 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
     (src / "d" / "f.bin").write_bytes(bytes(range(256)) * 200)
     archive = zip_tree(src, tmp_path / "a.zip")
     archive.write_bytes(archive.read_bytes()[:-300])
-    with pytest.raises(ValueError, match="a.zip"):
+    with pytest.raises(ValueError, match=r"a.zip"):
         safe_extract([archive], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -82,7 +82,9 @@ def test_zip_tar_and_nested_archives(tmp_path):
     tarball = tar_tree(tar_src, tmp_path / "t.tar.gz")
     plain = tmp_path / "notes.json"
     plain.write_text("{}")
-    target = safe_extract([archive, tarball], tmp_path / "out", nested=["*/data/data.zip"], copy_files=[plain])
+    target = safe_extract(
+        [archive, tarball], tmp_path / "out", nested=["*/data/data.zip"], copy_files=[plain]
+    )
     assert (target / "repo-abc" / "data" / "x" / "deep.txt").read_text() == "deep"
     assert (target / "t" / "a.txt").read_text() == "a" and (target / "notes.json").exists()
     assert is_archive("x.tar.gz") and is_archive("X.ZIP") and not is_archive("a.json")
@@ -113,7 +115,7 @@ def test_ratio_limit_from_environment_and_tar(tmp_path, monkeypatch):
     (src / "zeros.bin").write_bytes(bytes(2 << 20))
     tarball = tar_tree(src, tmp_path / "t.tar.gz")
     monkeypatch.setenv("APGBENCH_MAX_UNPACK_RATIO", "30")
-    with pytest.raises(ArchiveTooLargeError, match="t.tar.gz.*30x"):
+    with pytest.raises(ArchiveTooLargeError, match=r"t.tar.gz.*30x"):
         safe_extract([tarball], tmp_path / "out", budget=UnpackBudget(ratio_floor="1K"))
     monkeypatch.setenv("APGBENCH_MAX_UNPACK_RATIO", "lots")
     with pytest.raises(ValueError, match="APGBENCH_MAX_UNPACK_RATIO='lots'"):
@@ -131,12 +133,14 @@ def test_absolute_cap_counts_every_archive_and_nested_ones(tmp_path, monkeypatch
     _zeros_zip(outer_src / "d" / "inner.zip", 900 << 10)
     (outer_src / "d" / "pad.bin").write_bytes(os.urandom(200 << 10))
     outer = zip_tree(outer_src, tmp_path / "outer.zip")
-    with pytest.raises(ArchiveTooLargeError, match="inner.zip"):  # 200 KB + inner file, then 900 KB more
+    with pytest.raises(ArchiveTooLargeError, match=r"inner.zip"):  # 200 KB + inner file, then 900 KB more
         safe_extract([outer], tmp_path / "out", nested=["d/inner.zip"], pinned=[outer])
 
 
-@pytest.mark.parametrize("text, expected", [(123, 123), ("500M", 500 << 20), ("1.5 GB", 3 << 29),
-                                            ("2TiB", 2 << 40), ("10k", 10 << 10)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [(123, 123), ("500M", 500 << 20), ("1.5 GB", 3 << 29), ("2TiB", 2 << 40), ("10k", 10 << 10)],
+)
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 

@@ -55,8 +55,9 @@ def test_both_layouts_run_end_to_end_on_real_images(shared_data, roots, tmp_path
     results, data = roots
     flat, split = _flat(shared_data, tmp_path), _split(shared_data, tmp_path)
     for folder, dataset_id in ((flat, "my-data"), (split, "split-data")):
-        result = runner.invoke(app, ["run", "--dataset", str(folder), "--method", "classic",
-                                     "--domain", "nuclei-fluo"])
+        result = runner.invoke(
+            app, ["run", "--dataset", str(folder), "--method", "classic", "--domain", "nuclei-fluo"]
+        )
         assert result.exit_code == 0, result.output
         assert f"classic on {dataset_id}: mSA" in " ".join(result.output.split())
     flat_scores, split_scores = _scores(results, "my-data"), _scores(results, "split-data")
@@ -78,7 +79,9 @@ def test_rgb_histology_pairs_with_png_and_cellpose_masks(shared_data, roots, tmp
     folder = tmp_path / "he_patches"
     folder.mkdir()
     tails = ["_cp_masks.png", "_masks.tif", "_label.tif"]
-    for tail, label_path in zip(tails, sorted((shared_data / "nuclei-histo" / "consep_patches").glob("*_label.tif"))):
+    for tail, label_path in zip(
+        tails, sorted((shared_data / "nuclei-histo" / "consep_patches").glob("*_label.tif"))
+    ):
         stem = label_path.name[: -len("_label.tif")]
         shutil.copyfile(label_path.with_name(f"{stem}.png"), folder / f"{stem}.png")
         labels = tifffile.imread(label_path)
@@ -137,7 +140,10 @@ def test_bad_folders_get_one_sentence(shared_data, roots, tmp_path):
     assert "needs a domain" in _message(folder) and "--domain" in _message(folder)
     tifffile.imwrite(folder / "stardist_tests_img2d_label.tif", np.zeros((100, 100), np.uint16))
     text = _message(folder, "--domain", "nuclei-fluo")
-    assert "stardist_tests_img2d.tif is 256x256 but its labels stardist_tests_img2d_label.tif are 100x100" in text
+    assert (
+        "stardist_tests_img2d.tif is 256x256 but its labels stardist_tests_img2d_label.tif are 100x100"
+        in text
+    )
     (folder / "stardist_tests_img2d_label.tif").write_bytes(b"not an image")
     folder_module._REGISTERED.clear()
     assert "Cannot read stardist_tests_img2d_label.tif" in _message(folder, "--domain", "nuclei-fluo")

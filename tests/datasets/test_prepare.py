@@ -27,10 +27,15 @@ def test_center_and_foreground_crop():
     assert crop_box(labels, 512, "center") == (44, 94, 512, 512)
     assert crop_box(labels, 512, "foreground-center") == (88, 0, 512, 512)
     assert crop_box(labels[:300], 512, "center") == (0, 94, 300, 512)  # a short axis is kept as is
-    assert prepare_image(labels.astype(np.uint8), labels, Preparation(crop=512)) is None  # object cropped away
-    image, out, meta = prepare_image(labels.astype(np.uint8), labels,
-                                     Preparation(crop=512, crop_mode="foreground-center"))
-    assert image.shape == out.shape == (512, 512) and meta["crop"] == [88, 0, 512, 512] and out.sum() == 80 * 50
+    assert (
+        prepare_image(labels.astype(np.uint8), labels, Preparation(crop=512)) is None
+    )  # object cropped away
+    image, out, meta = prepare_image(
+        labels.astype(np.uint8), labels, Preparation(crop=512, crop_mode="foreground-center")
+    )
+    assert (
+        image.shape == out.shape == (512, 512) and meta["crop"] == [88, 0, 512, 512] and out.sum() == 80 * 50
+    )
 
 
 def test_channels_padding_resize_background():
@@ -39,11 +44,20 @@ def test_channels_padding_resize_background():
     prep = Preparation(crop=None, channels="rgb", background_label=1, pad_to=64)
     image, out, _ = prepare_image(rgba_first, labels, prep)
     assert image.shape == (64, 64, 3) and out.shape == (64, 64) and out.min() == 0 and not out[40:].any()
-    assert prepare_image(rgba_first, labels, Preparation(crop=None, channels="rgb",
-                                                         channel_options={"drop_other": True})) is None
+    assert (
+        prepare_image(
+            rgba_first, labels, Preparation(crop=None, channels="rgb", channel_options={"drop_other": True})
+        )
+        is None
+    )
     two = np.stack([labels * 2.0, labels * 3.0], axis=-1)
-    packed, _, _ = prepare_image(two, labels, Preparation(crop=None, channels="pack", channel_options={
-        "order": [1, 0], "normalize": "minmax-uint8"}))
+    packed, _, _ = prepare_image(
+        two,
+        labels,
+        Preparation(
+            crop=None, channels="pack", channel_options={"order": [1, 0], "normalize": "minmax-uint8"}
+        ),
+    )
     assert packed.shape == (40, 40, 3) and packed.dtype == np.uint8 and packed[..., 0].max() >= 254
     resized, rlabels, _ = prepare_image(labels.astype(np.uint16), labels, Preparation(crop=None, resize=80))
     assert resized.shape == rlabels.shape == (80, 80) and set(np.unique(rlabels)) == set(np.unique(labels))
@@ -65,8 +79,9 @@ def test_label_modes():
 
 def test_index_rules_and_slice_level_split():
     entries = [Entry(id=f"{g}{i}", load=lambda: None, group=g) for g in "ab" for i in range(5)]
-    assert [e.id for e in select_split(entries, Split(description="x", rule="index", options={"start": -2}))] \
-        == ["b3", "b4"]
+    assert [
+        e.id for e in select_split(entries, Split(description="x", rule="index", options={"start": -2}))
+    ] == ["b3", "b4"]
     per_group = Split(description="x", rule="index", options={"start": 3, "per_group": True})
     assert [e.id for e in select_split(entries, per_group)] == ["a3", "a4", "b3", "b4"]
 
@@ -92,8 +107,11 @@ def test_datasets_taken_straight_from_torch_em_keep_empty_images(dataset_id):
     prep = get_dataset_config(dataset_id).preparation
     assert not prep.drop_empty and prep.min_objects is None and prep.crop is None
     labels = np.zeros((16, 16), np.uint16)
-    image, out, _ = prepare_image(labels.astype(np.uint8), labels, prep if prep.channels != "rgb" else
-                                  prep.model_copy(update={"channels": "as-is"}))
+    image, out, _ = prepare_image(
+        labels.astype(np.uint8),
+        labels,
+        prep if prep.channels != "rgb" else prep.model_copy(update={"channels": "as-is"}),
+    )
     assert not out.any() and image.shape == (16, 16)
 
 
@@ -101,8 +119,27 @@ def test_natural_order_is_natsorts():
     natsort = pytest.importorskip("natsort", reason="natsort (the paper's sort) comes with torch-em")
     from apgbench.datasets.readers._base import natural_key
 
-    names = ["B1.tif", "a1.tif", "a10.tif", "a2.tif", "a_1_masks.tif", "a_masks.tif", "A2058/1_img.tif",
-             "x01.tif", "x1.tif", "1a", "a", "a.tif", "a_1.tif", "Ab", "aB", "é1", "e2", "normal_10", "normal_9"]
+    names = [
+        "B1.tif",
+        "a1.tif",
+        "a10.tif",
+        "a2.tif",
+        "a_1_masks.tif",
+        "a_masks.tif",
+        "A2058/1_img.tif",
+        "x01.tif",
+        "x1.tif",
+        "1a",
+        "a",
+        "a.tif",
+        "a_1.tif",
+        "Ab",
+        "aB",
+        "é1",
+        "e2",
+        "normal_10",
+        "normal_9",
+    ]
     assert sorted(names, key=natural_key) == natsort.natsorted(names)
 
 

@@ -65,8 +65,11 @@ def _dsb_archive(tmp_path, name, n, shape=(48, 48), broken=None):
 
 def _snapshot(data):
     folder = data / "dsb"
-    return {"raw": sha256(folder / "raw" / "dsb2018.zip"), "prepared": sha256(folder / "prepared.h5"),
-            "manifest": json.loads((folder / "manifest.json").read_text())}
+    return {
+        "raw": sha256(folder / "raw" / "dsb2018.zip"),
+        "prepared": sha256(folder / "prepared.h5"),
+        "manifest": json.loads((folder / "manifest.json").read_text()),
+    }
 
 
 @pytest.fixture
@@ -77,8 +80,15 @@ def good(tmp_path):
     return data, _snapshot(data)
 
 
-@pytest.mark.parametrize("broken, error", [("truncated", CorruptArchiveError), ("unsafe", UnsafeArchiveError),
-                                           ("unreadable", ReaderError), ("too-large", ArchiveTooLargeError)])
+@pytest.mark.parametrize(
+    "broken, error",
+    [
+        ("truncated", CorruptArchiveError),
+        ("unsafe", UnsafeArchiveError),
+        ("unreadable", ReaderError),
+        ("too-large", ArchiveTooLargeError),
+    ],
+)
 def test_failed_import_keeps_the_good_copy(tmp_path, good, monkeypatch, broken, error):
     data, before = good
     if broken == "too-large":
@@ -87,8 +97,9 @@ def test_failed_import_keeps_the_good_copy(tmp_path, good, monkeypatch, broken, 
     with pytest.raises(error):
         import_dataset(get_dataset_config("dsb"), bad, data, verify=False)
     assert _snapshot(data) == before and not (data / "dsb" / ".staging").exists()
-    assert len(load_dataset("dsb", data)) == 3 and all(ok for _, ok, _ in verify_dataset(
-        get_dataset_config("dsb"), data))
+    assert len(load_dataset("dsb", data)) == 3 and all(
+        ok for _, ok, _ in verify_dataset(get_dataset_config("dsb"), data)
+    )
 
 
 @pytest.mark.network
@@ -96,7 +107,7 @@ def test_failed_download_keeps_the_good_copy(tmp_path, good, server):
     data, before = good
     # The published file downloads and verifies, but its preparation fails: the imported copy must stay.
     config = published("dsb", server, {"dsb2018.zip": _dsb_archive(tmp_path, "bad", 2, broken="unreadable")})
-    with pytest.raises(ReaderError, match="im0.tif"):
+    with pytest.raises(ReaderError, match=r"im0.tif"):
         download_dataset(config, data, force=True, progress=False, retries=0, mirror="")
     assert _snapshot(data) == before and not (data / "dsb" / ".staging").exists()
     # and a download that does work replaces the copy completely
@@ -108,8 +119,12 @@ def test_failed_download_keeps_the_good_copy(tmp_path, good, server):
 
 
 def _spawn(script, *args):
-    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=os.environ.copy())
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
 
 
 def _wait_for(path, process, timeout=90.0):
@@ -189,8 +204,13 @@ def test_temporary_files_of_a_killed_download_are_cleaned(tmp_path, server):
     process.wait()
     left = partial_downloads(raw)
     assert left and not (raw / "data.bin").exists()
-    fetch_file(RemoteFile(url=f"{server.url}/data.bin", filename="data.bin", sha256=sha256(payload)), raw,
-               progress=False, retries=0, mirror="")
+    fetch_file(
+        RemoteFile(url=f"{server.url}/data.bin", filename="data.bin", sha256=sha256(payload)),
+        raw,
+        progress=False,
+        retries=0,
+        mirror="",
+    )
     assert not any(p.exists() for p in left) and sha256(raw / "data.bin") == sha256(payload)
     assert sorted(p.name for p in raw.iterdir()) == ["data.bin"]
 
@@ -206,4 +226,9 @@ def test_kept_unpacked_files_follow_the_committed_copy(tmp_path, good):
     assert (data / "dsb" / "extracted" / "dsb2018" / "test" / "images" / "im1.tif").exists()
     import_dataset(config, _dsb_archive(tmp_path, "third", 3), data, verify=False)  # not kept: stale ones go
     assert not (data / "dsb" / "extracted").exists() and len(load_dataset("dsb", data)) == 3
-    assert sorted(p.name for p in (data / "dsb").iterdir()) == [".lock", "manifest.json", "prepared.h5", "raw"]
+    assert sorted(p.name for p in (data / "dsb").iterdir()) == [
+        ".lock",
+        "manifest.json",
+        "prepared.h5",
+        "raw",
+    ]

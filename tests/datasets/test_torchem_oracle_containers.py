@@ -23,7 +23,9 @@ iio = pytest.importorskip("imageio.v3")
 
 
 def _volume(n_slices, shape, n, seed, radius=3):
-    return np.stack([disks(shape, n, seed=seed + z, radius=radius) for z in range(n_slices)]).astype(np.uint16)
+    return np.stack([disks(shape, n, seed=seed + z, radius=radius) for z in range(n_slices)]).astype(
+        np.uint16
+    )
 
 
 def _h5(path, resizable=False, **arrays):
@@ -60,10 +62,15 @@ def test_plantseg_root_test_volume_trimmed_before_the_slice_window(tmp_path):
     labels = _paper.slices([h5py.File(p, "r")["label"][:] for p in fpaths])
     assert len(images) == 3 + 4  # 54 - 50 slices left of Movie2_T00020
     start = 2  # the paper's window is [400:] (util.py:586-589); the tiny volumes need a smaller start
-    expected = _paper.process([_paper.center_crop(i) for i in images[start:]],
-                              [_paper.center_crop(lab) for lab in labels[start:]], criterion=5, ignore_label=1)
-    samples = _paper.prepare_with_apgbench("plantseg-root", archive, tmp_path / "data",
-                                           _with_split_start("plantseg-root", start))
+    expected = _paper.process(
+        [_paper.center_crop(i) for i in images[start:]],
+        [_paper.center_crop(lab) for lab in labels[start:]],
+        criterion=5,
+        ignore_label=1,
+    )
+    samples = _paper.prepare_with_apgbench(
+        "plantseg-root", archive, tmp_path / "data", _with_split_start("plantseg-root", start)
+    )
     _paper.assert_same(samples, expected)
     assert [s.meta["slice"] for s in samples] == [2, 0, 1, 2, 3]
 
@@ -80,8 +87,12 @@ def test_plantseg_ovules_unannotated_region_stays_an_object(tmp_path):
         labels[:, :, :6] = -1
         if seed:
             labels[1, :, 6:] = 0  # a slice with only the unannotated region and background: 2 values
-        _h5(src / name, raw=(labels * 3 + 10).astype(np.uint8), label=np.maximum(labels, 0),
-            label_with_ignore=labels)
+        _h5(
+            src / name,
+            raw=(labels * 3 + 10).astype(np.uint8),
+            label=np.maximum(labels, 0),
+            label_with_ignore=labels,
+        )
     archive = zip_tree(src, tmp_path / "ovules_test.zip")
 
     _paper.copy_to(archive, tmp_path / "te", "ovules_test.zip")
@@ -89,10 +100,14 @@ def test_plantseg_ovules_unannotated_region_stays_an_object(tmp_path):
     images = _paper.slices([h5py.File(p, "r")["raw"][:] for p in fpaths])
     labels = _paper.slices([h5py.File(p, "r")["label_with_ignore"][:] for p in fpaths])
     start = 1  # the paper's window is [600:]
-    expected = _paper.process([_paper.center_crop(i) for i in images[start:]],
-                              [_paper.center_crop(lab) for lab in labels[start:]], criterion=25)
-    samples = _paper.prepare_with_apgbench("plantseg-ovules", archive, tmp_path / "data",
-                                           _with_split_start("plantseg-ovules", start))
+    expected = _paper.process(
+        [_paper.center_crop(i) for i in images[start:]],
+        [_paper.center_crop(lab) for lab in labels[start:]],
+        criterion=25,
+    )
+    samples = _paper.prepare_with_apgbench(
+        "plantseg-ovules", archive, tmp_path / "data", _with_split_start("plantseg-ovules", start)
+    )
     assert len(expected) == 4  # 26 disks + background = 27 values, +1 for the -1 region
     _paper.assert_same(samples, expected, partition=True)  # -1 becomes the next free id in apgbench
 
@@ -108,21 +123,33 @@ def test_mouse_embryo_volumes_in_lexicographic_order(tmp_path):
     (src / "Membrane" / "train").mkdir(parents=True)
     for stack, seed in ((2, 0), (10, 20)):
         labels = _volume(3, (32, 32), 10, seed, radius=2)
-        _h5(src / "Membrane" / "val" / f"fused_paral_stack{stack}_chan2_tp00001_raw_crop_bg_noise.h5",
-            raw=(labels * 2).astype(np.uint8), label=labels)
-    _h5(src / "Membrane" / "train" / "fused_paral_stack0_chan2_tp00073_raw_crop_bg_noise.h5",
-        raw=np.zeros((1, 8, 8), np.uint8), label=np.zeros((1, 8, 8), np.uint16))
+        _h5(
+            src / "Membrane" / "val" / f"fused_paral_stack{stack}_chan2_tp00001_raw_crop_bg_noise.h5",
+            raw=(labels * 2).astype(np.uint8),
+            label=labels,
+        )
+    _h5(
+        src / "Membrane" / "train" / "fused_paral_stack0_chan2_tp00073_raw_crop_bg_noise.h5",
+        raw=np.zeros((1, 8, 8), np.uint8),
+        label=np.zeros((1, 8, 8), np.uint16),
+    )
     archive = zip_tree(src, tmp_path / "MouseEmbryos.zip")
 
-    util.unzip(str(archive), str(tmp_path / "te"), remove=False)  # get_mouse_embryo_data skips an existing path
+    util.unzip(
+        str(archive), str(tmp_path / "te"), remove=False
+    )  # get_mouse_embryo_data skips an existing path
     fpaths = get_mouse_embryo_paths(str(tmp_path / "te"), name="membrane", split="val")
     images = _paper.slices([h5py.File(p, "r")["raw"][:] for p in fpaths])
     labels = _paper.slices([h5py.File(p, "r")["label"][:] for p in fpaths])
     start = 2  # the paper's window is [100:] (util.py:608-611)
-    expected = _paper.process([_paper.center_crop(i) for i in images[start:]],
-                              [_paper.center_crop(lab) for lab in labels[start:]], criterion=10)
-    samples = _paper.prepare_with_apgbench("mouse-embryo", archive, tmp_path / "data",
-                                           _with_split_start("mouse-embryo", start))
+    expected = _paper.process(
+        [_paper.center_crop(i) for i in images[start:]],
+        [_paper.center_crop(lab) for lab in labels[start:]],
+        criterion=10,
+    )
+    samples = _paper.prepare_with_apgbench(
+        "mouse-embryo", archive, tmp_path / "data", _with_split_start("mouse-embryo", start)
+    )
     _paper.assert_same(samples, expected)
     assert samples[0].image_id.startswith("Membrane_val_fused_paral_stack10")
 
@@ -140,7 +167,10 @@ def test_pannuke_float64_images_and_merged_instances(tmp_path):
     rng = np.random.default_rng(0)
     masks = np.zeros((3, 48, 48, 6))
     for i in range(3):
-        a, b = disks((48, 48), 3, seed=i), disks((48, 48), 2 + i, seed=10 + i) * 7  # ids repeat across classes
+        a, b = (
+            disks((48, 48), 3, seed=i),
+            disks((48, 48), 2 + i, seed=10 + i) * 7,
+        )  # ids repeat across classes
         masks[i, ..., 0], masks[i, ..., 3] = a, b  # overlapping pixels: the later class wins in torch-em
         masks[i, ..., 5] = (a == 0) & (b == 0)
     np.save(src / "images" / "fold3" / "images.npy", rng.integers(0, 256, (3, 48, 48, 3)).astype(np.float64))
@@ -151,8 +181,9 @@ def test_pannuke_float64_images_and_merged_instances(tmp_path):
     volume = get_pannuke_paths(str(tmp_path / "te"), folds=["fold_3"], download=False)[0]
     with h5py.File(volume, "r") as f:  # util.py:261-267
         images, labels = f["images"][:].transpose(1, 2, 3, 0), f["labels/instances"][:]
-    expected = _paper.process([_paper.pad_image(im) for im in images], [_paper.pad_image(lab) for lab in labels],
-                              criterion=5)
+    expected = _paper.process(
+        [_paper.pad_image(im) for im in images], [_paper.pad_image(lab) for lab in labels], criterion=5
+    )
     samples = _paper.prepare_with_apgbench("pannuke", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)  # float64 images, as the paper stored them
     assert len(samples) == 3 and samples[0].image.shape == (512, 512, 3)
@@ -170,8 +201,9 @@ def test_tissuenet_channels_packed_and_scaled_per_image(tmp_path, monkeypatch):
     src.mkdir()
     rng = np.random.default_rng(1)
     for split, n in (("train", 1), ("val", 1), ("test", 3)):
-        y = np.stack([np.stack([disks((40, 40), 12, seed=10 * i + c, radius=3) for c in (0, 1)], -1)
-                      for i in range(n)]).astype(np.int32)
+        y = np.stack(
+            [np.stack([disks((40, 40), 12, seed=10 * i + c, radius=3) for c in (0, 1)], -1) for i in range(n)]
+        ).astype(np.int32)
         x = (rng.random((n, 40, 40, 2)) * [5.0, 300.0] + [1.0, 40.0]).astype(np.float32)
         meta = np.array([["filename", "tissue"]] + [[f"img{i}", "breast"] for i in range(n)], dtype=object)
         np.savez(src / f"tissuenet_v1.1_{split}.npz", X=x, y=y, meta=meta)
@@ -201,8 +233,10 @@ def test_segpc_masks_painted_in_glob_order_last_wins(tmp_path):
         write(inner / "x" / f"{name}.bmp", np.full((40, 48, 3), 120, np.uint8))
         for k in range(6):
             mask = np.zeros((40, 48, 3), np.uint8)
-            mask[2 + 5 * k: 10 + 5 * k, 5:20 + k] = 20  # each overlaps the next: the order decides the pixels
-            mask[3 + 5 * k: 5 + 5 * k, 8:12] = 40
+            mask[2 + 5 * k : 10 + 5 * k, 5 : 20 + k] = (
+                20  # each overlaps the next: the order decides the pixels
+            )
+            mask[3 + 5 * k : 5 + 5 * k, 8:12] = 40
             write(inner / "y" / f"{name}_{k + 1}.bmp", mask)
     outer = tmp_path / "outer" / "TCIA_SegPC_dataset"
     outer.mkdir(parents=True)
@@ -211,7 +245,9 @@ def test_segpc_masks_painted_in_glob_order_last_wins(tmp_path):
 
     _paper.copy_to(archive, tmp_path / "te", "TCIA_SegPC_dataset.zip")
     fpaths = get_segpc_paths(str(tmp_path / "te"), split="validation")
-    images = [_paper.center_crop(h5py.File(p, "r")["raw"][:].transpose(1, 2, 0)) for p in fpaths]  # util.py:241
+    images = [
+        _paper.center_crop(h5py.File(p, "r")["raw"][:].transpose(1, 2, 0)) for p in fpaths
+    ]  # util.py:241
     labels = [_paper.center_crop(h5py.File(p, "r")["labels/cells"][:]) for p in fpaths]
     expected = _paper.process(images, labels, criterion=5)
     samples = _paper.prepare_with_apgbench("segpc", archive, tmp_path / "data")
@@ -228,7 +264,8 @@ def test_plantseg_root_background_id_correction_is_an_option(tmp_path):
     _h5(tmp_path / "Movie2_T00020_crop_gt.h5", raw=labels.astype(np.uint8), label=labels)
     options = get_dataset_config("plantseg-root").format.options
     default = get_reader("hdf5")(tmp_path, **{**options, "crop_slices": None})
-    corrected = get_reader("hdf5")(tmp_path, **{**options, "crop_slices": None,
-                                               "background_ids": {"Movie2_T00020_crop_gt.h5": 411}})
+    corrected = get_reader("hdf5")(
+        tmp_path, **{**options, "crop_slices": None, "background_ids": {"Movie2_T00020_crop_gt.h5": 411}}
+    )
     assert set(np.unique(default[0].load()[1])) == {5, 411}
     assert set(np.unique(corrected[0].load()[1])) == {0, 5}

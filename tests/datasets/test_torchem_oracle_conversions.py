@@ -39,8 +39,10 @@ def test_arvidsson_rgb_labels_equal_torch_em(tmp_path, server):
         rgb = np.zeros((600, 700, 3), np.uint8)
         for j in range(12):
             r, c = 60 + 40 * j, 80 + 45 * j
-            rgb[r:r + 30, c:c + 30] = rng.integers(1, 255, 3)
-        rgb[300:320, 100:130] = rgb[60, 80]  # same colour as the first nucleus, elsewhere: split by components
+            rgb[r : r + 30, c : c + 30] = rng.integers(1, 255, 3)
+        rgb[300:320, 100:130] = rgb[
+            60, 80
+        ]  # same colour as the first nucleus, elsewhere: split by components
         rgb[61:71, 110:140] = (7, 7, 7)  # touches the first nucleus: a separate object
         write(src / "annotations" / f"img_{k}.png", rgb)
     archive = zip_tree(tmp_path / "src", tmp_path / "test_nuclei.zip")
@@ -51,7 +53,9 @@ def test_arvidsson_rgb_labels_equal_torch_em(tmp_path, server):
         zf.extractall(oracle)
     with _oracle():
         raw_paths, label_paths = arvidsson.get_arvidsson_paths(str(oracle), "test")
-    expected = [(_centre_crop(iio.imread(r)), _centre_crop(iio.imread(lab))) for r, lab in zip(raw_paths, label_paths)]
+    expected = [
+        (_centre_crop(iio.imread(r)), _centre_crop(iio.imread(lab))) for r, lab in zip(raw_paths, label_paths)
+    ]
     expected = [(im, lab) for im, lab in expected if _keep(lab, 5)]
     assert len(ours) == len(expected) == 3
     for sample, (image, labels) in zip(ours, expected):
@@ -72,7 +76,7 @@ def test_gonuclear_volumes_equal_torch_em(tmp_path, server):
     grid = np.zeros((52, 54), np.uint16)
     for i in range(5):
         for j in range(5):
-            grid[2 + 10 * i: 9 + 10 * i, 2 + 10 * j: 9 + 10 * j] = 1 + 5 * i + j
+            grid[2 + 10 * i : 9 + 10 * i, 2 + 10 * j : 9 + 10 * j] = 1 + 5 * i + j
     for n, sample in enumerate(GONUCLEAR_SAMPLES):
         depth = 70 + n
         raw = rng.integers(0, 60000, (depth, 50, 52), dtype=np.uint16)
@@ -89,8 +93,10 @@ def test_gonuclear_volumes_equal_torch_em(tmp_path, server):
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path / "torch_em")
     with _oracle():
-        gonuclear._process_data(str(tmp_path / "torch_em" / "Training image dataset_Tiff Files"),
-                                str(tmp_path / "torch_em" / "gonuclear_datasets"))
+        gonuclear._process_data(
+            str(tmp_path / "torch_em" / "Training image dataset_Tiff Files"),
+            str(tmp_path / "torch_em" / "gonuclear_datasets"),
+        )
     images, labels = [], []
     for sample in sorted(GONUCLEAR_SAMPLES):  # get_gonuclear_paths: sorted(glob(*.h5)); util.py:465-485
         with h5py.File(tmp_path / "torch_em" / "gonuclear_datasets" / f"{sample}.h5", "r") as f:
@@ -117,20 +123,26 @@ def test_deepbacs_mixed_archive_equals_torch_em(tmp_path, server):
     for k in range(3):
         labels = np.zeros((600, 640), np.uint16)
         for j in range(8):
-            labels[40 + 60 * j: 70 + 60 * j, 30 + 70 * j: 50 + 70 * j] = j + 1
+            labels[40 + 60 * j : 70 + 60 * j, 30 + 70 * j : 50 + 70 * j] = j + 1
         for split in ("training", "test"):
             write(src / split / "source" / f"img_{k}.tif", rng.integers(0, 255, (600, 640), dtype=np.uint8))
             write(src / split / "target" / f"img_{k}.tif", labels)
     archive = zip_tree(src, tmp_path / "deepbacs_mixed.zip")
-    ours = fetch_and_prepare(published("deepbacs", server, {"deepbacs_mixed.zip": archive}), tmp_path / "data")
+    ours = fetch_and_prepare(
+        published("deepbacs", server, {"deepbacs_mixed.zip": archive}), tmp_path / "data"
+    )
 
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path / "torch_em" / "mixed")
     with _oracle():
-        image_dir, label_dir = deepbacs.get_deepbacs_paths(str(tmp_path / "torch_em"), bac_type="mixed", split="test")
+        image_dir, label_dir = deepbacs.get_deepbacs_paths(
+            str(tmp_path / "torch_em"), bac_type="mixed", split="test"
+        )
     # micro-sam util.py:191-201: natsorted *.tif of both folders, paired by position, centre crop, >= 5 values
-    pairs = zip(natsorted((tmp_path / "torch_em" / "mixed" / "test" / "source").glob("*.tif")),
-                natsorted((tmp_path / "torch_em" / "mixed" / "test" / "target").glob("*.tif")))
+    pairs = zip(
+        natsorted((tmp_path / "torch_em" / "mixed" / "test" / "source").glob("*.tif")),
+        natsorted((tmp_path / "torch_em" / "mixed" / "test" / "target").glob("*.tif")),
+    )
     assert image_dir.endswith("mixed/test/source") and label_dir.endswith("mixed/test/target")
     expected = [(_centre_crop(iio.imread(i)), _centre_crop(iio.imread(lab))) for i, lab in pairs]
     expected = [(im, lab) for im, lab in expected if _keep(lab, 5)]
@@ -152,7 +164,7 @@ def test_dynamicnuclearnet_channels_equal_torch_em(tmp_path):
     rng = np.random.default_rng(7)
     grid = np.zeros((64, 64), np.int32)
     for k in range(9):
-        grid[4 + 20 * (k // 3): 14 + 20 * (k // 3), 4 + 20 * (k % 3): 14 + 20 * (k % 3)] = k + 1
+        grid[4 + 20 * (k // 3) : 14 + 20 * (k // 3), 4 + 20 * (k % 3) : 14 + 20 * (k % 3)] = k + 1
     y = np.stack([np.stack([np.roll(grid, i, 0), np.roll(grid, 2 * i, 1) * (i % 2)], -1) for i in range(4)])
     y[3, ..., 0] = np.where(y[3, ..., 0] > 3, 0, y[3, ..., 0])  # 4 values only: dropped by the minimum of 5
     x = rng.random((4, 64, 64, 2)).astype(np.float32)

@@ -84,17 +84,25 @@ def test_tnbc_binary_masks_to_components_alpha_dropped(tmp_path):
     for k in ("01", "02"):
         for i in (1, 2):
             labels = disks((40, 40), 12, seed=int(k) * 10 + i, radius=3)
-            write(src / "TNBC_NucleiSegmentation" / f"Slide_{k}" / f"{k}_{i}.png",
-                  np.dstack([_grey(labels)] * 3 + [np.full((40, 40), 255, np.uint8)]))
-            write(src / "TNBC_NucleiSegmentation" / f"GT_{k}" / f"{k}_{i}.png", ((labels > 0) * 255).astype(np.uint8))
+            write(
+                src / "TNBC_NucleiSegmentation" / f"Slide_{k}" / f"{k}_{i}.png",
+                np.dstack([_grey(labels)] * 3 + [np.full((40, 40), 255, np.uint8)]),
+            )
+            write(
+                src / "TNBC_NucleiSegmentation" / f"GT_{k}" / f"{k}_{i}.png",
+                ((labels > 0) * 255).astype(np.uint8),
+            )
     write(src / "__MACOSX" / "TNBC_NucleiSegmentation" / "._x.png", np.zeros((2, 2), np.uint8))
     archive = zip_tree(src, tmp_path / "TNBC_NucleiSegmentation.zip")
     _paper.copy_to(archive, tmp_path / "te", "TNBC_NucleiSegmentation.zip")
     data_dir = get_tnbc_data(str(tmp_path / "te"), download=False)
     names = ["01_1", "01_2", "02_1", "02_2"]
     files = [h5py.File(f"{data_dir}/{n}.h5", "r") for n in names]
-    expected = _paper.process([f["raw"][:].transpose(1, 2, 0) for f in files],  # util.py:331-339
-                              [f["labels/instances"][:] for f in files], criterion=10)
+    expected = _paper.process(
+        [f["raw"][:].transpose(1, 2, 0) for f in files],  # util.py:331-339
+        [f["labels/instances"][:] for f in files],
+        criterion=10,
+    )
     samples = _paper.prepare_with_apgbench("tnbc", archive, tmp_path / "data", _split("tnbc"))
     _paper.assert_same(samples, expected)
 
@@ -108,17 +116,25 @@ def test_u20s_first_mask_channel_components(tmp_path):
     for i in range(4):
         labels = disks((520, 530) if i == 3 else (40, 40), 6, seed=i, radius=4)
         write(src / "i" / "images" / f"IXMtest_A0{i}_s1_w1.tif", _grey(labels, np.uint16))
-        write(src / "m" / "masks" / f"IXMtest_A0{i}_s1_w1.png",
-              np.dstack([(labels > 0) * 255] * 3 + [np.full(labels.shape, 255)]).astype(np.uint8))
+        write(
+            src / "m" / "masks" / f"IXMtest_A0{i}_s1_w1.png",
+            np.dstack([(labels > 0) * 255] * 3 + [np.full(labels.shape, 255)]).astype(np.uint8),
+        )
     write(src / "m" / "__MACOSX" / "masks" / "._a.png", np.zeros((2, 2), np.uint8))
-    images_zip, masks_zip = zip_tree(src / "i", tmp_path / "images.zip"), zip_tree(src / "m", tmp_path / "masks.zip")
+    images_zip, masks_zip = (
+        zip_tree(src / "i", tmp_path / "images.zip"),
+        zip_tree(src / "m", tmp_path / "masks.zip"),
+    )
     te = tmp_path / "te"
     _paper.copy_to(images_zip, te, "images.zip")
     _paper.copy_to(masks_zip, te, "masks.zip")
     ipaths, lpaths = get_u20s_paths(str(te), download=False)
     start = 1  # [25:] in the paper (util.py:396-402)
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths[start:]],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths[start:]], criterion=5)
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths[start:]],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths[start:]],
+        criterion=5,
+    )
     both = tmp_path / "both"
     both.mkdir()
     shutil.copy(images_zip, both / "images.zip")
@@ -162,9 +178,15 @@ def test_nis3d_cross_image_test_slices_foreground_centred(tmp_path):
     write(base / "train" / "X" / "GroundTruth.tif", np.zeros((1, 8, 8), np.uint16))
     archive = zip_tree(tmp_path / "src", tmp_path / "NIS3D.zip")
     _paper.copy_to(archive, tmp_path / "te", "NIS3D.zip")
-    ipaths, lpaths = get_nis3d_paths(str(tmp_path / "te"), split="test", split_type="cross-image", download=False)
-    pairs = [_paper.center_crop(im, seg=lab) for im, lab in zip(  # util.py:495-507
-        _paper.slices([iio.imread(p) for p in ipaths]), _paper.slices([iio.imread(p) for p in lpaths]))]
+    ipaths, lpaths = get_nis3d_paths(
+        str(tmp_path / "te"), split="test", split_type="cross-image", download=False
+    )
+    pairs = [
+        _paper.center_crop(im, seg=lab)
+        for im, lab in zip(  # util.py:495-507
+            _paper.slices([iio.imread(p) for p in ipaths]), _paper.slices([iio.imread(p) for p in lpaths])
+        )
+    ]
     expected = _paper.process(*zip(*pairs), criterion=20)
     samples = _paper.prepare_with_apgbench("nis3d", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)
@@ -186,10 +208,15 @@ def test_yeaz_split_is_torch_ems_seeded_one(tmp_path):
         tf.add(src, arcname="gold-standard-BF-V-1")
     _paper.copy_to(archive, tmp_path / "te", archive.name)
     ipaths, lpaths = get_yeaz_paths(str(tmp_path / "te"), choice="bf", split="test")
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths], criterion=5)
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths],
+        criterion=5,
+    )
     samples = _paper.prepare_with_apgbench("yeaz", archive, tmp_path / "data")
-    assert sorted(s.meta["source"].split("/")[-1] for s in samples) == sorted(p.split("/")[-1] for p in ipaths)
+    assert sorted(s.meta["source"].split("/")[-1] for s in samples) == sorted(
+        p.split("/")[-1] for p in ipaths
+    )
     order = {p.split("/")[-1]: i for i, p in enumerate(ipaths)}  # torch-em lists the test names in draw order
     samples.sort(key=lambda s: order[s.meta["source"].split("/")[-1]])
     _paper.assert_same(samples, expected)
@@ -207,15 +234,19 @@ def test_pnas_stacks_sorted_by_name_background_one(tmp_path):
             labels = np.stack([disks((96, 96), 50, seed=len(t) + z, radius=2) for z in range(2)]) + 1
             stem = f"{t}_{plant}_trim-acylYFP"
             write(base / "processed_tiffs" / f"{stem}.tif", (labels * 2).astype(np.uint8))
-            write(base / "segmentation_tiffs" / f"{stem}_hmin_2_asf_1_s_2.00_clean_3.tif", labels.astype(np.uint16))
+            write(
+                base / "segmentation_tiffs" / f"{stem}_hmin_2_asf_1_s_2.00_clean_3.tif",
+                labels.astype(np.uint16),
+            )
     archive = zip_tree(tmp_path / "src", tmp_path / "PNAS.zip")
     _paper.copy_to(archive, tmp_path / "te", "PNAS.zip")
     fpaths = get_pnas_arabidopsis_paths(str(tmp_path / "te"), download=False)[-2:]  # [-10:] in the paper
     images = _paper.slices([h5py.File(p, "r")["raw"][:] for p in fpaths])
     labels = _paper.slices([h5py.File(p, "r")["labels"][:] for p in fpaths])
     expected = _paper.process(images, labels, criterion=50, ignore_label=1)  # util.py:638-656
-    samples = _paper.prepare_with_apgbench("pnas-arabidopsis", archive, tmp_path / "data",
-                                           _split("pnas-arabidopsis", start=-2))
+    samples = _paper.prepare_with_apgbench(
+        "pnas-arabidopsis", archive, tmp_path / "data", _split("pnas-arabidopsis", start=-2)
+    )
     _paper.assert_same(samples, expected)
     assert samples[0].meta["source"].endswith("12hrs_plant2_trim-acylYFP.tif")
 
@@ -229,7 +260,9 @@ def test_parhyale_annotated_timepoints(tmp_path):
     src = tmp_path / "src"
     series = np.zeros((50, 2, 32, 32), np.uint16)
     for k, t in enumerate((0, 10, 20, 30, 40, 49)):
-        labels = np.stack([disks((32, 32), 10, seed=10 * k + z, radius=2) for z in range(2)]).astype(np.uint16)
+        labels = np.stack([disks((32, 32), 10, seed=10 * k + z, radius=2) for z in range(2)]).astype(
+            np.uint16
+        )
         series[t] = _grey(labels, np.uint16)
         write(src / f"Parhyale_H2B-EGFP_instance-segmentation-labels_tp{t + 1:02d}.tif", labels)
     write(src / "Parhyale_H2B-EGFP_images_tp01-50.tif", series)
@@ -243,8 +276,9 @@ def test_parhyale_annotated_timepoints(tmp_path):
     images = _paper.slices([h5py.File(p, "r")["raw"][:] for p in fpaths])
     labels = _paper.slices([h5py.File(p, "r")["labels"][:] for p in fpaths])
     expected = _paper.process(images[3:], labels[3:], criterion=10)  # [40:] in the paper (util.py:523-526)
-    samples = _paper.prepare_with_apgbench("parhyale-regen", archive, tmp_path / "data",
-                                           _split("parhyale-regen", start=3))
+    samples = _paper.prepare_with_apgbench(
+        "parhyale-regen", archive, tmp_path / "data", _split("parhyale-regen", start=3)
+    )
     _paper.assert_same(samples, expected)
 
 
@@ -265,8 +299,11 @@ def test_usiigaci_train_sets_and_example_frames(tmp_path):
     archive = zip_tree(tmp_path / "src", tmp_path / "Usiigaci-9501d80c.zip")
     shutil.copytree(repo, tmp_path / "te" / "Usiigaci")  # the clone torch-em would make
     ipaths, lpaths = get_usiigaci_paths(str(tmp_path / "te"), split="train")
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths], criterion=3)
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths],
+        criterion=3,
+    )
     samples = _paper.prepare_with_apgbench("usiigaci", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)
 
@@ -282,12 +319,17 @@ def test_nuinsseg_organs_in_listing_order(tmp_path):
     for organ, n in (("mouse kidney", 3), ("human bladder", 3), ("human brain", 2)):
         for i in range(n):
             labels = disks((32, 32), 9, seed=i + len(organ), radius=2)
-            write(src / organ / "tissue images" / f"{organ[:5]}_{i}.png", np.dstack([_grey(labels)] * (4 if i == 2 else 3)))
+            write(
+                src / organ / "tissue images" / f"{organ[:5]}_{i}.png",
+                np.dstack([_grey(labels)] * (4 if i == 2 else 3)),
+            )
             write(src / organ / "label masks modify" / f"{organ[:5]}_{i}.tif", labels)
     archive = zip_tree(src, tmp_path / "nuinsseg.zip")
     util.unzip(str(archive), str(tmp_path / "te" / "data"), remove=False)
     ipaths, lpaths = get_nuinsseg_paths(str(tmp_path / "te"), download=False)
     pairs = [(im, lab) for im, lab in _read_all(ipaths[3:], lpaths[3:]) if im.ndim == 3 and im.shape[-1] == 3]
     expected = _paper.process(*zip(*pairs), criterion=10)
-    samples = _paper.prepare_with_apgbench("nuinsseg", archive, tmp_path / "data", _split("nuinsseg", start=3))
+    samples = _paper.prepare_with_apgbench(
+        "nuinsseg", archive, tmp_path / "data", _split("nuinsseg", start=3)
+    )
     _paper.assert_same(samples, expected)

@@ -37,8 +37,11 @@ def test_vicar_cell_lines_at_archive_top(tmp_path):
 
     _paper.copy_to(archive, tmp_path / "te", "labelled.zip")
     ipaths, lpaths = get_vicar_paths(str(tmp_path / "te"), download=False)
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths], criterion=5)  # util.py:214-222
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths],
+        criterion=5,
+    )  # util.py:214-222
     samples = _paper.prepare_with_apgbench("vicar", archive, tmp_path / "data")
     assert len(expected) == 3  # PC3_001 has 3 cells (4 values < 5): dropped by both
     _paper.assert_same(samples, expected)
@@ -69,8 +72,11 @@ def test_omnipose_pairs_by_position_of_two_natsorted_lists(tmp_path):
     _paper.copy_to(archive, tmp_path / "te", "datasets.zip")
     ipaths, lpaths = get_omnipose_paths(str(tmp_path / "te"), "test", data_choice=["bact_phase", "worm"])
     assert ipaths[-2].endswith("w.png") and lpaths[-2].endswith("w_1_masks.png")  # the positional pairing
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths], criterion=3)  # util.py:180-189
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths],
+        criterion=3,
+    )  # util.py:180-189
     samples = _paper.prepare_with_apgbench("omnipose", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)
     assert samples[-2].meta["label_source"] == "worm/test/w_1_masks.png"
@@ -98,8 +104,11 @@ def test_ifnuclei_images_as_read_channel_first_rgb_made_channels_last(tmp_path):
     _paper.copy_to(archive, tmp_path / "te", "dataset.zip")
     ipaths, lpaths = get_ifnuclei_paths(str(tmp_path / "te"), download=False)
     ipaths, lpaths = ipaths[10:], lpaths[10:]  # util.py:420-423
-    expected = _paper.process([_paper.center_crop(iio.imread(p)) for p in ipaths],
-                              [_paper.center_crop(iio.imread(p)) for p in lpaths], criterion=5)
+    expected = _paper.process(
+        [_paper.center_crop(iio.imread(p)) for p in ipaths],
+        [_paper.center_crop(iio.imread(p)) for p in lpaths],
+        criterion=5,
+    )
     samples = _paper.prepare_with_apgbench("ifnuclei", archive, tmp_path / "data")
     _paper.assert_same(samples, expected)
     assert sorted(s.image.shape for s in samples) == [(40, 48), (40, 48, 3), (40, 48, 3)]

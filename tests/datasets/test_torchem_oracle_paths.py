@@ -27,7 +27,7 @@ def _grid(shape: tuple[int, int], n: int, seed: int) -> np.ndarray:
     labels = np.zeros(shape, np.uint16)
     for k in range(n):
         r, c = 3 + 9 * (k // 6) + seed % 3, 3 + 9 * (k % 6) + seed % 2
-        labels[r:r + 6, c:c + 6] = k + 1
+        labels[r : r + 6, c : c + 6] = k + 1
     return labels
 
 
@@ -66,7 +66,10 @@ def test_cytodark0_fold_split_equals_torch_em(tmp_path, server):
     expected = {}
     for path in paths:  # micro-sam util.py:377-390
         with h5py.File(path, "r") as f:
-            image, labels = _centre_crop(f["raw"][:].transpose(1, 2, 0)), _centre_crop(f["labels/instances"][:])
+            image, labels = (
+                _centre_crop(f["raw"][:].transpose(1, 2, 0)),
+                _centre_crop(f["labels/instances"][:]),
+            )
         if _keep(labels, 5):
             expected[path.rsplit("/", 1)[1][:-3]] = (image, labels)
     ours = sorted(ours, key=lambda s: s.meta["source"])
@@ -111,7 +114,9 @@ def test_bitdepth_magnifications_equal_torch_em(tmp_path, server):
     data = tmp_path / "data_zip"
     for mag in ("20x", "40x air", "40x oil", "63x oil"):
         for i in range(1, 7):
-            write(data / mag / "images_16bit" / f"img_{i}.tif", rng.integers(0, 4000, (48, 60), dtype=np.uint16))
+            write(
+                data / mag / "images_16bit" / f"img_{i}.tif", rng.integers(0, 4000, (48, 60), dtype=np.uint16)
+            )
             write(data / mag / "images_8bit" / f"img_{i}.tif", rng.integers(0, 255, (48, 60), dtype=np.uint8))
             write(data / mag / "label masks" / f"img_{i}.tif", _grid((48, 60), 10, i))
     repo = tmp_path / "repo" / "BitDepth_NucSeg-e235d31d09779cf2adf075254ce337157bbffc6a"
@@ -119,8 +124,9 @@ def test_bitdepth_magnifications_equal_torch_em(tmp_path, server):
     zip_tree(data, repo / "data" / "data.zip")
     (repo / "README.md").write_text("repository files besides data/")
     archive = zip_tree(tmp_path / "repo", tmp_path / "b.zip")
-    ours = fetch_and_prepare(published("bitdepth-nucseg", server, {"BitDepth_NucSeg-e235d31d.zip": archive}),
-                             tmp_path / "cache")
+    ours = fetch_and_prepare(
+        published("bitdepth-nucseg", server, {"BitDepth_NucSeg-e235d31d.zip": archive}), tmp_path / "cache"
+    )
 
     oracle = tmp_path / "torch_em"
     shutil.copytree(data, oracle / "data")  # what get_bitdepth_nucseg_data leaves after unzipping data.zip
@@ -150,7 +156,9 @@ def test_deepseas_and_cellpose_equal_torch_em(tmp_path):
     import_dataset(config, tmp_path / "deepseas", tmp_path / "data")
     with _oracle():
         images, masks = deepseas.get_deepseas_paths(str(tmp_path / "deepseas"), split="test")
-    expected = [(iio.imread(i), connected_components(iio.imread(m))) for i, m in zip(images, masks)]  # util.py:286-297
+    expected = [
+        (iio.imread(i), connected_components(iio.imread(m))) for i, m in zip(images, masks)
+    ]  # util.py:286-297
     _assert_equal(list(load_dataset(config, tmp_path / "data")), [p for p in expected if _keep(p[1], 10)])
 
     # Layout: torch-em cellpose.py: test.zip unpacks (into cyto/) to test/<nnn>_img.png and <nnn>_masks.png.
@@ -165,5 +173,7 @@ def test_deepseas_and_cellpose_equal_torch_em(tmp_path):
         zf.extractall(tmp_path / "torch_em" / "cyto")
     with _oracle():
         images, masks = cellpose.get_cellpose_paths(str(tmp_path / "torch_em"), split="test", choice="cyto")
-    _assert_equal(list(load_dataset(config, tmp_path / "data")),
-                  [(iio.imread(i), iio.imread(m)) for i, m in zip(images, masks)])
+    _assert_equal(
+        list(load_dataset(config, tmp_path / "data")),
+        [(iio.imread(i), iio.imread(m)) for i, m in zip(images, masks)],
+    )

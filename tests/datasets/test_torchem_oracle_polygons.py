@@ -41,7 +41,7 @@ def _centre_crop(array: np.ndarray, size: int = 512) -> np.ndarray:
     """micro-sam util.py:110-155 ``_make_center_crop`` without labels: top = (H - 512) // 2, left likewise."""
     h, w = min(size, array.shape[0]), min(size, array.shape[1])
     top, left = (array.shape[0] - h) // 2, (array.shape[1] - w) // 2
-    return array[top:top + h, left:left + w]
+    return array[top : top + h, left : left + w]
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 12) -> list[list[float]]:
@@ -58,10 +58,17 @@ def _hpa_features(rng, size: int) -> list[dict]:
     polys = [_ellipse(*rng.uniform(20, size - 20, 2), *rng.uniform(8, 18, 2)) for _ in range(6)]
     polys.append(_ellipse(size / 2, -3.0, 12, 9))  # crosses the border: torch-em clamps rows onto it
     polys.append(polys[0])  # a duplicate polygon: torch-em skips it
-    features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [p + [p[0]]]},
-                 "properties": {"label": "cell"}} for p in polys]
-    features.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": polys[1][:4]},
-                     "properties": {}})  # edges only, no label
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[*p, p[0]]]},
+            "properties": {"label": "cell"},
+        }
+        for p in polys
+    ]
+    features.append(
+        {"type": "Feature", "geometry": {"type": "LineString", "coordinates": polys[1][:4]}, "properties": {}}
+    )  # edges only, no label
     return features
 
 
@@ -79,8 +86,9 @@ def test_hpa_equals_torch_em_and_micro_sam_resize(tmp_path, server):
             for channel in ("microtubules", "protein", "nuclei", "er"):
                 write(folder / f"{channel}.png", rng.integers(0, 255, (size, size), dtype=np.uint8))
             if split != "test":
-                (folder / "annotation.json").write_text(json.dumps(
-                    {"type": "FeatureCollection", "features": _hpa_features(rng, size)}))
+                (folder / "annotation.json").write_text(
+                    json.dumps({"type": "FeatureCollection", "features": _hpa_features(rng, size)})
+                )
     archive = zip_tree(tmp_path / "src", tmp_path / "hpa_dataset_v2.zip")
     config = published("hpa", server, {"hpa_dataset_v2.zip": archive})
     ours = _by_source(fetch_and_prepare(config, tmp_path / "data"))
@@ -114,10 +122,20 @@ def test_hpa_equals_torch_em_and_micro_sam_resize(tmp_path, server):
 
 # --- MoNuSeg -------------------------------------------------------------------------------------------------
 MONUSEG_TEST = [  # the 14 images of the MoNuSeg 2018 test set (MoNuSegTestData.zip)
-    "TCGA-2Z-A9J9-01A-01-TS1", "TCGA-44-2665-01B-06-BS6", "TCGA-69-7764-01A-01-TS1", "TCGA-A6-6782-01A-01-BS1",
-    "TCGA-AC-A2FO-01A-01-TS1", "TCGA-AO-A0J2-01A-01-BSA", "TCGA-CU-A0YN-01A-02-BSB", "TCGA-EJ-A46H-01A-03-TSC",
-    "TCGA-FG-A4MU-01B-01-TS1", "TCGA-GL-6846-01A-01-BS1", "TCGA-HC-7209-01A-01-TS1", "TCGA-HT-8564-01Z-00-DX1",
-    "TCGA-IZ-8196-01A-01-BS1", "TCGA-ZF-A9R5-01A-01-TS1",
+    "TCGA-2Z-A9J9-01A-01-TS1",
+    "TCGA-44-2665-01B-06-BS6",
+    "TCGA-69-7764-01A-01-TS1",
+    "TCGA-A6-6782-01A-01-BS1",
+    "TCGA-AC-A2FO-01A-01-TS1",
+    "TCGA-AO-A0J2-01A-01-BSA",
+    "TCGA-CU-A0YN-01A-02-BSB",
+    "TCGA-EJ-A46H-01A-03-TSC",
+    "TCGA-FG-A4MU-01B-01-TS1",
+    "TCGA-GL-6846-01A-01-BS1",
+    "TCGA-HC-7209-01A-01-TS1",
+    "TCGA-HT-8564-01Z-00-DX1",
+    "TCGA-IZ-8196-01A-01-BS1",
+    "TCGA-ZF-A9R5-01A-01-TS1",
 ]
 
 
@@ -125,12 +143,16 @@ def _aperio_xml(regions: list[list[list[float]]]) -> str:
     """Aperio ImageScope XML as in MoNuSeg: Annotations/Annotation/Regions/Region/Vertices/Vertex X Y Z."""
     body = "".join(
         f'<Region Id="{k + 1}" Type="0" Zoom="1" Selected="0"><Attributes/><Vertices>'
-        + "".join(f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in region) + "</Vertices></Region>"
-        for k, region in enumerate(regions))
-    return ('<?xml version="1.0" encoding="utf-8"?><Annotations MicronsPerPixel="0.252000">'
-            '<Annotation Id="1" Name="" ReadOnly="0" LineColor="65280"><Attributes/><Regions>'
-            '<RegionAttributeHeaders><AttributeHeader Id="9999" Name="Region" ColumnWidth="-1"/>'
-            f"</RegionAttributeHeaders>{body}</Regions><Plots/></Annotation></Annotations>")
+        + "".join(f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in region)
+        + "</Vertices></Region>"
+        for k, region in enumerate(regions)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><Annotations MicronsPerPixel="0.252000">'
+        '<Annotation Id="1" Name="" ReadOnly="0" LineColor="65280"><Attributes/><Regions>'
+        '<RegionAttributeHeaders><AttributeHeader Id="9999" Name="Region" ColumnWidth="-1"/>'
+        f"</RegionAttributeHeaders>{body}</Regions><Plots/></Annotation></Annotations>"
+    )
 
 
 def _numbers_from_one(monuseg_util, tmp_path: Path) -> bool:
@@ -152,8 +174,10 @@ def test_monuseg_test_archive_equals_torch_em(tmp_path, server):
     for name in MONUSEG_TEST:
         image = np.broadcast_to(np.arange(1000, dtype=np.uint8)[:, None, None] % 200, (1000, 1000, 3)).copy()
         write(folder / f"{name}.tif", image)
-        regions = [_ellipse(*rng.uniform(260, 740, 2), *rng.uniform(5, 14, 2), n=int(rng.integers(8, 20)))
-                   for _ in range(25)]  # overlapping ellipses with fractional vertices
+        regions = [
+            _ellipse(*rng.uniform(260, 740, 2), *rng.uniform(5, 14, 2), n=int(rng.integers(8, 20)))
+            for _ in range(25)
+        ]  # overlapping ellipses with fractional vertices
         (folder / f"{name}.xml").write_text(_aperio_xml(regions))
     archive = zip_tree(tmp_path / "src", tmp_path / "monuseg_test.zip")
     config = published("monuseg", server, {"monuseg_test.zip": archive})
@@ -190,13 +214,18 @@ def test_monuseg_corrected_variant_keeps_every_nucleus(tmp_path, server):
     write(folder / f"{MONUSEG_TEST[0]}.tif", np.zeros((1000, 1000, 3), np.uint8))
     regions = [_ellipse(300 + 60 * k, 500.5, 20, 15) for k in range(6)]
     (folder / f"{MONUSEG_TEST[0]}.xml").write_text(_aperio_xml(regions))
-    config = published("monuseg", server, {"monuseg_test.zip": zip_tree(tmp_path / "src", tmp_path / "m.zip")})
+    config = published(
+        "monuseg", server, {"monuseg_test.zip": zip_tree(tmp_path / "src", tmp_path / "m.zip")}
+    )
     paper = fetch_and_prepare(config, tmp_path / "data")[0]
     assert np.unique(paper.labels).tolist() == [0, 1, 2, 3, 4, 5]  # the first nucleus is lost
     variant = get_dataset_config("monuseg@corrected")
     out = prepare_cached(variant, tmp_path / "data")
     corrected = load_dataset(variant, tmp_path / "data")
     assert out == tmp_path / "data" / "monuseg@corrected" / "prepared.h5"
-    assert corrected.dataset_id == "monuseg@corrected" and (tmp_path / "data" / "monuseg" / "prepared.h5").is_file()
+    assert (
+        corrected.dataset_id == "monuseg@corrected"
+        and (tmp_path / "data" / "monuseg" / "prepared.h5").is_file()
+    )
     assert np.unique(next(iter(corrected)).labels).tolist() == [0, 1, 2, 3, 4, 5, 6]
     assert corrected.fingerprint() != load_dataset(config, tmp_path / "data").fingerprint()

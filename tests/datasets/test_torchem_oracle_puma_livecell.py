@@ -30,11 +30,22 @@ def _puma_geojson(rng) -> dict:
         cx, cy = rng.uniform(230, 800, 2)  # bounding box well inside the ROI: the paper's stretch shows
         ring = _ellipse(cx, cy, *rng.uniform(6, 16, 2), n=14)
         ring.append(ring[0])
-        geometry = {"type": "Polygon", "coordinates": [ring]} if k % 5 else \
-            {"type": "MultiPolygon", "coordinates": [[ring]]}
-        features.append({"type": "Feature", "id": f"n{k}", "geometry": geometry,
-                         "properties": {"objectType": "annotation",
-                                        "classification": {"name": "nuclei_tumor", "color": [200, 0, 0]}}})
+        geometry = (
+            {"type": "Polygon", "coordinates": [ring]}
+            if k % 5
+            else {"type": "MultiPolygon", "coordinates": [[ring]]}
+        )
+        features.append(
+            {
+                "type": "Feature",
+                "id": f"n{k}",
+                "geometry": geometry,
+                "properties": {
+                    "objectType": "annotation",
+                    "classification": {"name": "nuclei_tumor", "color": [200, 0, 0]},
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -54,9 +65,14 @@ def test_puma_paper_era_layout_equals_torch_em(tmp_path, server):
         write(rois / f"{name}.tif", np.tile(rng.integers(0, 255, (16, 16, 4), dtype=np.uint8), (64, 64, 1)))
         nuclei.mkdir(exist_ok=True)
         (nuclei / f"{name}_nuclei.geojson").write_text(json.dumps(_puma_geojson(rng)))
-    config = published("puma", server, {
-        "01_training_dataset_tif_ROIs.zip": zip_tree(rois, tmp_path / "r.zip"),
-        "01_training_dataset_geojson_nuclei.zip": zip_tree(nuclei, tmp_path / "g.zip")})
+    config = published(
+        "puma",
+        server,
+        {
+            "01_training_dataset_tif_ROIs.zip": zip_tree(rois, tmp_path / "r.zip"),
+            "01_training_dataset_geojson_nuclei.zip": zip_tree(nuclei, tmp_path / "g.zip"),
+        },
+    )
     ours = _by_source(fetch_and_prepare(config, tmp_path / "data"))
     assert sorted(Path(s).stem.split("_")[2] for s in ours) == ["metastatic", "primary"]  # 20% per group
 
@@ -86,12 +102,22 @@ def test_puma_paper_era_layout_equals_torch_em(tmp_path, server):
     corrected = _by_source(load_dataset(variant, tmp_path / "data"))
     for name in test_ids:
         assert not np.array_equal(corrected[f"{name}.tif"].labels, ours[f"{name}.tif"].labels)
-        features = json.loads((oracle / "annotations" / "nuclei" / "01_training_dataset_geojson_nuclei" /
-                               f"{name}_nuclei.geojson").read_text())["features"]
+        features = json.loads(
+            (
+                oracle
+                / "annotations"
+                / "nuclei"
+                / "01_training_dataset_geojson_nuclei"
+                / f"{name}_nuclei.geojson"
+            ).read_text()
+        )["features"]
         hits = 0
         for k, feature in enumerate(features, start=1):
-            ring = np.asarray(feature["geometry"]["coordinates"][0] if feature["geometry"]["type"] == "Polygon"
-                              else feature["geometry"]["coordinates"][0][0])
+            ring = np.asarray(
+                feature["geometry"]["coordinates"][0]
+                if feature["geometry"]["type"] == "Polygon"
+                else feature["geometry"]["coordinates"][0][0]
+            )
             row, col = int(ring[:, 1].mean()) - 256, int(ring[:, 0].mean()) - 256  # 512 crop of 1024
             if 0 <= row < 512 and 0 <= col < 512:
                 hits += corrected[f"{name}.tif"].labels[row, col] == k
@@ -102,27 +128,58 @@ def test_puma_paper_era_layout_equals_torch_em(tmp_path, server):
 def _coco(rng, names: list[str]) -> dict:
     from pycocotools import mask as mask_api
 
-    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "cell"}, {"id": 2, "name": "debris"}]}
+    coco = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "cell"}, {"id": 2, "name": "debris"}],
+    }
     ann_id = 0
     for image_id, name in enumerate(names, start=1):
         coco["images"].append({"id": image_id, "file_name": name, "height": 520, "width": 704})
-        for k in range(20):
-            ring = _ellipse(*rng.uniform(120, 600, 1), *rng.uniform(120, 400, 1), *rng.uniform(4, 40, 2), n=10)
+        for _k in range(20):
+            ring = _ellipse(
+                *rng.uniform(120, 600, 1), *rng.uniform(120, 400, 1), *rng.uniform(4, 40, 2), n=10
+            )
             area = float(rng.choice([100.0, 250.0, rng.uniform(30, 3000)]))  # ties, and areas unlike the mask
             ann_id += 1
-            coco["annotations"].append({"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                                        "area": area, "bbox": [0, 0, 1, 1],
-                                        "segmentation": [[v for xy in ring for v in xy]]})
+            coco["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "area": area,
+                    "bbox": [0, 0, 1, 1],
+                    "segmentation": [[v for xy in ring for v in xy]],
+                }
+            )
         ann_id += 1  # another category: torch-em keeps only 'cell' annotations
-        coco["annotations"].append({"id": ann_id, "image_id": image_id, "category_id": 2, "iscrowd": 0,
-                                    "area": 9e4, "segmentation": [[10, 10, 500, 10, 500, 400, 10, 400]]})
+        coco["annotations"].append(
+            {
+                "id": ann_id,
+                "image_id": image_id,
+                "category_id": 2,
+                "iscrowd": 0,
+                "area": 9e4,
+                "segmentation": [[10, 10, 500, 10, 500, 400, 10, 400]],
+            }
+        )
         crowd = np.zeros((520, 704), np.uint8, order="F")
         crowd[200:260, 300:380] = 1
         rle = mask_api.encode(crowd)
         rle["counts"] = rle["counts"].decode("ascii")
         ann_id += 1
-        coco["annotations"].append({"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 1,
-                                    "area": 4800.0, "bbox": [300, 200, 80, 60], "segmentation": rle})
+        coco["annotations"].append(
+            {
+                "id": ann_id,
+                "image_id": image_id,
+                "category_id": 1,
+                "iscrowd": 1,
+                "area": 4800.0,
+                "bbox": [300, 200, 80, 60],
+                "segmentation": rle,
+            }
+        )
     return coco
 
 
@@ -135,21 +192,29 @@ def test_livecell_equals_torch_em(tmp_path, server):
     # _get_livecell_paths globs images/livecell_test_images/<cell type>*, torch-em livecell.py:118-121 falls
     # back to it); the test annotations are the separate livecell_coco_test.json (torch-em livecell.py:33-41).
     rng = np.random.default_rng(3)
-    names = ["A172_Phase_C7_1_00d00h00m_1.tif", "BV2_Phase_A4_2_02d04h00m_2.tif", "SkBr3_Phase_E3_1_00d12h00m_3.tif"]
+    names = [
+        "A172_Phase_C7_1_00d00h00m_1.tif",
+        "BV2_Phase_A4_2_02d04h00m_2.tif",
+        "SkBr3_Phase_E3_1_00d12h00m_3.tif",
+    ]
     images = tmp_path / "src" / "images" / "livecell_test_images"
     for name in names:
         write(images / name, rng.integers(0, 255, (520, 704), dtype=np.uint8))
     coco = _coco(rng, names)
     json_path = tmp_path / "livecell_coco_test.json"
     json_path.write_text(json.dumps(coco))
-    config = published("livecell", server, {"images.zip": zip_tree(tmp_path / "src", tmp_path / "i.zip"),
-                                            "livecell_coco_test.json": json_path})
+    config = published(
+        "livecell",
+        server,
+        {"images.zip": zip_tree(tmp_path / "src", tmp_path / "i.zip"), "livecell_coco_test.json": json_path},
+    )
     ours = _by_source(fetch_and_prepare(config, tmp_path / "data"))
     assert len(ours) == 3
 
     with _oracle():
         image_paths, seg_paths = livecell._create_segmentations_from_annotations(
-            str(json_path), str(images), str(tmp_path / "seg"), None, "test")
+            str(json_path), str(images), str(tmp_path / "seg"), None, "test"
+        )
     for image_path, seg_path in zip(image_paths, seg_paths):
         sample = ours[Path(image_path).name]
         np.testing.assert_array_equal(sample.image, _centre_crop(iio.imread(image_path)))  # util.py:177-178

@@ -21,13 +21,15 @@ runner = CliRunner()
 def test_variant_config_overrides_and_is_its_own_dataset():
     base, variant = get_dataset_config("hpa"), get_dataset_config("hpa@corrected")
     assert variant.id == "hpa@corrected" and variant.base_id == "hpa" and variant.variant == "corrected"
-    assert base.preparation.label_resize == "linear-truncate" and variant.preparation.label_resize == "nearest"
+    assert (
+        base.preparation.label_resize == "linear-truncate" and variant.preparation.label_resize == "nearest"
+    )
     assert variant.format == base.format and variant.source == base.source and variant.variants == {}
     assert get_dataset_config("monuseg@corrected").format.options["first_id"] == 1
     assert get_dataset_config("monuseg").format.options["first_id"] == 0
     assert "monuseg@corrected" not in resolve_dataset_ids(["all"])  # variants only when asked for
     assert not np.isnan(paper_value("monuseg", "ais")) and np.isnan(paper_value("monuseg@corrected", "ais"))
-    with pytest.raises(KeyError, match="no variant 'fixed'.*corrected"):
+    with pytest.raises(KeyError, match=r"no variant 'fixed'.*corrected"):
         get_dataset_config("monuseg@fixed")
     data = get_dataset_config("hpa").model_dump()
     data["variants"]["corrected"]["preparation"] = {"label_resize": "cubic"}
@@ -39,8 +41,9 @@ def test_cli_prepare_variant_from_the_cached_download(tmp_path, roots):
     _, data = roots
     folder = tmp_path / "src" / "MoNuSegTestData"
     write(folder / f"{MONUSEG_TEST[0]}.tif", np.zeros((600, 600, 3), np.uint8))
-    (folder / f"{MONUSEG_TEST[0]}.xml").write_text(_aperio_xml([_ellipse(200 + 40 * k, 300, 15, 12)
-                                                                for k in range(6)]))
+    (folder / f"{MONUSEG_TEST[0]}.xml").write_text(
+        _aperio_xml([_ellipse(200 + 40 * k, 300, 15, 12) for k in range(6)])
+    )
     archive = zip_tree(tmp_path / "src", tmp_path / "monuseg_test.zip")
 
     with pytest.raises(FileNotFoundError, match="prepare monuseg --variant corrected"):

@@ -8,9 +8,10 @@ import pytest
 from apgbench.methods import cellpose as cellpose_module
 from apgbench.methods import get_method
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.cellpose import Cellpose3, CellposeSAM, masks_to_labels
+from apgbench.methods.cellpose import Cellpose3, CellposeSAM
+from apgbench.methods.cellpose import cellpose_masks_to_labels as masks_to_labels
 
-from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop
+from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop, spy_on
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
 
@@ -72,24 +73,64 @@ def test_unknown_model_name_is_refused_not_replaced():
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("domain", ["nuclei-fluo", "nuclei-histo"])
-def test_cellpose_sam_random_weights_real_library(domain):
+def test_cellpose_sam_random_weights_real_library(monkeypatch, domain):
     _require_cellpose(4)
+    from cellpose.models import CellposeModel
+
+    calls = spy_on(monkeypatch, CellposeModel, "eval")
     image = real_crop(256 if domain == "nuclei-fluo" else 128, domain)
     with CellposeSAM(random_weights=True) as method:
         method.prepare("cpu")
         labels = method.segment(image)
         info = method.info()
     assert_valid_labels(labels, image.shape[:2])
+    # Grey goes in as it is, RGB channels-last; the paper's settings reach eval; its masks come out unchanged.
+    ((_, (given,), kwargs, (masks, _, _)),) = calls
+    np.testing.assert_array_equal(given, image)
+    assert given.dtype == np.float32
+    assert kwargs["channel_axis"] == (None if image.ndim == 2 else -1) and kwargs["diameter"] is None
+    assert (kwargs["flow_threshold"], kwargs["cellprob_threshold"]) == (0.4, 0.0)
+    np.testing.assert_array_equal(labels, masks)
     assert info["precision"] == "bfloat16" and info["model"] == "cpsam"
     assert info["library"].startswith("cellpose==4")
 
 
 @pytest.mark.heavy
-def test_cellpose3_random_weights_real_library():
+def test_cellpose3_random_weights_real_library(monkeypatch):
     _require_cellpose(3)
+    from cellpose.models import CellposeModel
+
+    calls = spy_on(monkeypatch, CellposeModel, "eval")
     image = real_crop(256)
     with Cellpose3(random_weights=True) as method:
         method.prepare("cpu")
         labels = method.segment(image)
     assert_valid_labels(labels, image.shape)
+    ((_, (given,), kwargs, (masks, _, _)),) = calls
+    np.testing.assert_array_equal(given, image)
+    assert kwargs["channels"] == [0, 0] and kwargs["diameter"] == 30.0
+    np.testing.assert_array_equal(labels, masks)
     assert method.info()["library"].startswith("cellpose==3")
+
+
+class _NormalisesInPlace:
+    """Stands in for a cellpose model: ``eval`` normalises a float32 input in place, as cellpose 4 does
+    (``transforms.normalize_img``: ``img_norm = img if img.dtype == "float32" else img.astype(...)``)."""
+
+    def eval(self, x, **kwargs):
+        x -= x.min()
+        x /= max(float(x.max()), 1.0)
+        grey = x.mean(axis=-1) if x.ndim == 3 else x
+        return (grey > 0.5).astype(np.uint16), None, None
+
+
+@pytest.mark.parametrize("cls", [CellposeSAM, Cellpose3])
+@pytest.mark.parametrize("shape", [(32, 32), (32, 32, 3)])
+def test_the_callers_image_is_left_as_it_was(cls, shape, rng):
+    image = rng.uniform(0, 200, shape).astype(np.float32)
+    before = image.copy()
+    method = cls()
+    method._model, method._prepared = _NormalisesInPlace(), True
+    labels = method.segment(image)
+    np.testing.assert_array_equal(image, before)
+    assert labels.shape == shape[:2] and labels.any()

@@ -9,10 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apgbench.methods import cellsam as cellsam_module
 from apgbench.methods import get_method
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.cellsam import CELLSAM_COMMIT, CellSAM, cellsam_to_labels, cellsam_weights_path
+from apgbench.methods.cellsam import (
+    CELLSAM_COMMIT,
+    CellSAM,
+    cellsam_to_labels,
+    cellsam_weights_path,
+    installed_commit,
+)
+
+from ._helpers import fake_distribution
 
 
 def test_registered_with_pinned_commit():
@@ -66,8 +73,20 @@ def test_missing_library_names_the_extra(monkeypatch):
         CellSAM().prepare("cpu")
 
 
-def test_info_without_install(monkeypatch):
-    monkeypatch.setattr(cellsam_module, "installed_commit", lambda: CELLSAM_COMMIT)
+def _git_install(commit):
+    """pip's direct_url.json for ``pip install git+https://github.com/vanvalenlab/cellSAM@<commit>``."""
+    return {"url": "https://github.com/vanvalenlab/cellSAM", "vcs_info": {"vcs": "git", "commit_id": commit}}
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "commit"),
+    [(_git_install(CELLSAM_COMMIT), CELLSAM_COMMIT), (_git_install("f" * 40), "f" * 40), (None, None)],
+)
+def test_info_reads_the_installed_commit(tmp_path, monkeypatch, direct_url, commit):
+    """The commit comes from pip's install record: another commit shows as such, a plain install as None."""
+    fake_distribution(tmp_path, "cellSAM", "0.0.9", direct_url=direct_url)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_commit() == commit
     info = CellSAM().info()
-    assert info["commit"] == info["pinned_commit"] == CELLSAM_COMMIT
-    assert info["model"] == "cellsam_general v1.2"
+    assert info["commit"] == commit and info["pinned_commit"] == CELLSAM_COMMIT
+    assert info["library"] == "cellSAM==0.0.9" and info["model"] == "cellsam_general v1.2"

@@ -13,7 +13,12 @@ from ..conftest import iter_shared_samples
 
 # Floors a little under what the baseline reaches today (nuclei 0.61, cells 0.34, label-free 0.15, histo 0.77):
 # a change that breaks a domain's input handling falls far below them.
-FLOORS = {"synthetic-nuclei": 0.55, "synthetic-cells": 0.28, "synthetic-labelfree": 0.10, "synthetic-histo": 0.7}
+FLOORS = {
+    "synthetic-nuclei": 0.55,
+    "synthetic-cells": 0.28,
+    "synthetic-labelfree": 0.10,
+    "synthetic-histo": 0.7,
+}
 
 
 @pytest.mark.parametrize("dataset", sorted(FLOORS))
@@ -28,8 +33,11 @@ def test_quality_floor_on_synthetic(dataset):
 def test_real_fluorescence_nuclei(shared_data):
     method = get_method("classic")()
     method.prepare(domain="nuclei-fluo")
-    scores = {stem: mean_segmentation_accuracy(labels, method.segment(image))
-              for domain, source, stem, image, labels in iter_shared_samples() if source == "bbbc039"}
+    scores = {
+        stem: mean_segmentation_accuracy(labels, method.segment(image))
+        for domain, source, stem, image, labels in iter_shared_samples()
+        if source == "bbbc039"
+    }
     assert len(scores) == 2 and min(scores.values()) >= 0.55
 
 

@@ -188,7 +188,8 @@ def test_cached_brightfield_model_runs_on_real_he_and_grey(monkeypatch, brightfi
         labels = method.segment(image)
         grey = method.segment(image[..., 0])
         info = method.info()
-    assert_valid_labels(labels, image.shape[:2]) and assert_valid_labels(grey, image.shape[:2])
+    assert_valid_labels(labels, image.shape[:2])
+    assert_valid_labels(grey, image.shape[:2])
     (name, shape, kwargs), (_, grey_shape, _) = spy.calls
     assert name == "eval_small_image" and shape == (3, 128, 128) and grey_shape == (3, 128, 128)
     assert kwargs["target"] == "nuclei" and kwargs["pixel_size"] is None

@@ -3,6 +3,7 @@ it carries equal the ones the dataset configs carried before, and a plugin gets 
 
 from __future__ import annotations
 
+import copy
 import sys
 import textwrap
 from pathlib import Path
@@ -163,7 +164,8 @@ def plugin(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(
         "[apgbench.methods]\ntoy-threshold = apgbench_toy_plugin:ToyThreshold\n")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.available_methods()  # built-ins first; the copy below leaves with the test
+    monkeypatch.setattr(registry, "_REGISTRY", copy.deepcopy(registry._REGISTRY))
     monkeypatch.setattr(registry, "_LOADED", False)
     yield
     sys.modules.pop("apgbench_toy_plugin", None)
@@ -198,18 +200,17 @@ def test_slim_interface():
         type("Nameless", (Segmenter,), {"_segment": lambda self, image: image})()
 
 
-def test_validate_names_a_method_with_an_unknown_trained_on_dataset(monkeypatch):
+def test_validate_names_a_method_with_an_unknown_trained_on_dataset(register_methods):
     from typer.testing import CliRunner
 
     from apgbench.cli import app
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     ok = CliRunner().invoke(app, ["validate"])
     assert ok.exit_code == 0, ok.output
     typo = type("Typo", (Segmenter,), {"meta": MethodMeta(name="test-typo", description="x",
                                                           trained_on=frozenset({"dsb", "livcell"})),
                                        "_segment": lambda self, image: image})
-    registry.register_method(typo)
+    register_methods(typo)
     result = CliRunner().invoke(app, ["validate"])
     output = " ".join(result.output.split())  # rich wraps long lines
     assert result.exit_code == 1 and "Method 'test-typo'" in output and "trained_on: livcell." in output

@@ -7,11 +7,12 @@ import pytest
 
 from apgbench.methods import get_method
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution
 from apgbench.methods.amg import amg_records_to_labels
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.sam import SamAMG
+from apgbench.methods.weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution
 
-from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, pixel_masks, real_crop
+from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, fake_distribution, pixel_masks, real_crop, spy_on
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
 
@@ -105,13 +106,31 @@ def test_registered_and_unknown_parameter():
         SamAMG(prompt="cell")
 
 
+def test_owner_is_the_distribution_whose_record_matches_the_file(tmp_path, monkeypatch):
+    """Two distributions writing one package (segment-anything and its -py fork): the file on disk decides."""
+    site = tmp_path / "site"
+    (site / "fakepkg").mkdir(parents=True)
+    fake_distribution(site, "fake-upstream", "1.0", "fakepkg", "predictor.py", b"upstream")
+    fake_distribution(site, "fake-fork", "1.0.2", "fakepkg", "predictor.py", b"fork")
+    monkeypatch.syspath_prepend(str(site))
+    candidates = ("fake-upstream", "fake-fork")
+    probe = site / "fakepkg" / "predictor.py"
+    probe.write_bytes(b"fork")
+    assert owning_distribution("fakepkg", "predictor.py", candidates) == "fake-fork==1.0.2"
+    probe.write_bytes(b"upstream")
+    assert owning_distribution("fakepkg", "predictor.py", candidates) == "fake-upstream==1.0"
+    probe.write_bytes(b"edited by hand")
+    assert owning_distribution("fakepkg", "predictor.py", candidates) is None
+
+
 def test_segment_anything_install_is_deterministic():
     pytest.importorskip("segment_anything", reason="segment-anything is not installed")
-    if dist_version("segment-anything") and dist_version("segment-anything-py"):
-        # Both distributions write segment_anything/: the install reinstalls the -py fork last.
-        assert owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS).startswith(
-            "segment-anything-py=="
-        )
+    if not (dist_version("segment-anything") and dist_version("segment-anything-py")):
+        pytest.skip("only one segment-anything distribution is installed: nothing can overwrite the other")
+    # Both distributions write segment_anything/: the install reinstalls the -py fork last.
+    assert owning_distribution("segment_anything", "predictor.py", SAM_DISTRIBUTIONS).startswith(
+        "segment-anything-py=="
+    )
 
 
 def test_missing_checkpoint_is_one_clear_error(tmp_path):
@@ -131,20 +150,29 @@ def test_weights_status_reports_cache(monkeypatch, tmp_path):
 
 
 @pytest.mark.heavy
-def test_amg_random_weights_real_library():
+def test_amg_random_weights_real_library(monkeypatch):
+    """The real generator gets the paper's uint8 RGB input and settings; its records become the paper's labels."""
     pytest.importorskip("segment_anything", reason="segment-anything is not installed")
+    pytest.importorskip("micro_sam", reason="needs the musam extra (the paper's conversion is the oracle)")
+    from segment_anything import SamAutomaticMaskGenerator
+
+    from .test_amg_paper import paper_mask_data_to_segmentation
+
+    calls = spy_on(monkeypatch, SamAutomaticMaskGenerator, "generate")
     image = real_crop(256)
-    # Few prompts and no quality filter keep CPU time low and let the random masks reach the painting.
-    params = {
-        "points_per_side": 4,
-        "pred_iou_thresh": 0.0,
-        "stability_score_thresh": 0.0,
-        "max_area_fraction": 1.0,
-    }
+    # Few prompts, no quality filter and no box NMS keep CPU time low and let many random masks (large,
+    # overlapping) reach the painting, where the order decides which mask owns a pixel.
+    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
     with SamAMG(random_weights=True, **params) as method:
         method.prepare("cpu")
         labels = method.segment(image)
         info = method.info()
     assert_valid_labels(labels, image.shape)
+    ((generator, (rgb,), _, records),) = calls
+    np.testing.assert_array_equal(rgb, to_rgb_uint8(image))
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (0, 0, 1)
+    assert generator.min_mask_region_area == 0  # the paper ran no small-region removal
+    assert len(records) > 1
+    np.testing.assert_array_equal(labels, paper_mask_data_to_segmentation(records))
     assert info["model"] == "sam_vit_b" and info["library"].startswith("segment")
     assert info["weights"].startswith("random")

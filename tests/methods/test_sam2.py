@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from apgbench.methods import get_method
 from apgbench.methods import sam2 as sam2_module
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.sam2 import SAM2_MODELS, Sam2AMG, sam2_install
 
-from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop
+from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop, spy_on
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
 
@@ -63,22 +65,30 @@ def test_hydra_state_is_restored():
 
 
 @pytest.mark.heavy
-def test_sam2_random_weights_real_library():
+def test_sam2_random_weights_real_library(monkeypatch):
+    """The real generator gets uint8 RGB and the wrapper's settings; its records become amg's labels."""
     pytest.importorskip("sam2", reason="sam2 is not installed")
+    pytest.importorskip("micro_sam", reason="needs the musam extra (the paper's conversion is the oracle)")
     from hydra.core.global_hydra import GlobalHydra
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
+    from .test_amg_paper import paper_mask_data_to_segmentation
+
+    calls = spy_on(monkeypatch, SAM2AutomaticMaskGenerator, "generate")
     GlobalHydra.instance().clear()
     image = real_crop(256)
-    params = {
-        "points_per_side": 4,
-        "pred_iou_thresh": 0.0,
-        "stability_score_thresh": 0.0,
-        "max_area_fraction": 1.0,
-    }
+    # Few prompts, no quality filter and no box NMS keep CPU time low and let many random masks (large,
+    # overlapping) reach the painting, where the order decides which mask owns a pixel.
+    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
     with Sam2AMG(random_weights=True, **params) as method:
         method.prepare("cpu")
         labels = method.segment(image)
         info = method.info()
     assert_valid_labels(labels, image.shape)
+    ((generator, (rgb,), _, records),) = calls
+    np.testing.assert_array_equal(rgb, to_rgb_uint8(image))
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (0, 0, 1)
+    assert len(records) > 1
+    np.testing.assert_array_equal(labels, paper_mask_data_to_segmentation(records))
     assert not GlobalHydra.instance().is_initialized()
     assert info["library"] == sam2_install() and info["model"] == "sam2.1_hiera_b+"

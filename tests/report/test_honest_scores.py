@@ -28,8 +28,14 @@ def test_failures_count_against_the_method(tmp_path, config_dir):
     root = tmp_path / "results"
     ids = [f"i{k}" for k in range(6)]
     write_record(root, "dsb", "ais", "nuclei-fluo", dict.fromkeys(ids, 0.6))
-    write_record(root, "dsb", "apg", "nuclei-fluo", dict.fromkeys(ids[:3], 0.9),
-                 errors=dict.fromkeys(ids[3:], "RuntimeError: out of memory"))
+    write_record(
+        root,
+        "dsb",
+        "apg",
+        "nuclei-fluo",
+        dict.fromkeys(ids[:3], 0.9),
+        errors=dict.fromkeys(ids[3:], "RuntimeError: out of memory"),
+    )
     scores = load_filtered_scores(root)
     table = msa_table(scores)
     assert table.loc[("nuclei-fluo", "dsb"), "apg"] == pytest.approx(0.45)  # (3 x 0.9 + 3 x 0) / 6
@@ -77,8 +83,11 @@ def test_evaluate_with_half_the_files_does_not_say_perfect(roots, tmp_path):
     samples = list(load_dataset("synthetic-cells"))
     for sample in samples[: len(samples) // 2]:
         tifffile.imwrite(folder / f"{sample.image_id}.tif", sample.labels.astype(np.uint32))
-    result = CliRunner().invoke(app, ["evaluate", "-d", "synthetic-cells", "--predictions", str(folder),
-                                      "--name", "half-oracle"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "-d", "synthetic-cells", "--predictions", str(folder), "--name", "half-oracle"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "mSA 1.000" not in result.output
     expected = (len(samples) // 2) / len(samples)
@@ -110,8 +119,11 @@ def test_damaged_record_is_named_with_its_repair_and_the_report_goes_on(tmp_path
         load_scores(root)
     runner = CliRunner()
     out = tmp_path / "report"
-    result = runner.invoke(app, ["report", "--results-root", str(root), "--out", str(out), "--format", "csv,html"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        ["report", "--results-root", str(root), "--out", str(out), "--format", "csv,html"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "Unreadable record" in flat and "apgbench run -d dsb -m apg" in flat
@@ -164,8 +176,14 @@ def test_ranks_over_uneven_coverage_say_so(tmp_path, config_dir):
     avg = average_ranks(table)
     assert avg.loc["ais", "overall"] == 1 and avg.loc["apg", "overall"] == 2
     assert np.isnan(avg.loc["cellpose-sam", "overall"])  # not ranked overall: it lacks two datasets
-    assert avg.loc["cellpose-sam", "n_datasets"] == 1 and avg.attrs["overall_datasets"] == ["dsb", "tissuenet", "u20s"]
+    assert avg.loc["cellpose-sam", "n_datasets"] == 1 and avg.attrs["overall_datasets"] == [
+        "dsb",
+        "tissuenet",
+        "u20s",
+    ]
     result = build_report(root, tmp_path / "out", formats=("csv", "html"), n_boot=20)
     ranks = pd.read_csv(tmp_path / "out" / "ranks.csv", index_col=0)
-    assert ranks.loc["cellpose-sam", "n_datasets"] == 1 and np.isnan(ranks.loc["cellpose-sam", "rank overall"])
+    assert ranks.loc["cellpose-sam", "n_datasets"] == 1 and np.isnan(
+        ranks.loc["cellpose-sam", "rank overall"]
+    )
     assert any("cellpose-sam" in note and "not ranked overall" in note.lower() for note in result.notes)

@@ -48,8 +48,20 @@ def test_table_layout_and_means(crafted):
 def test_ranks_and_top_three(crafted):
     _, table = crafted
     rank = ranks(table)
-    assert rank.loc[("nuclei-fluo", "dsb")].to_dict() == {"amg": 5, "cellpose-sam": 1, "ais": 4, "apg-bd": 3, "apg": 2}
-    assert rank.loc[("nuclei-fluo", "u20s")].to_dict() == {"amg": 5, "cellpose-sam": 3, "ais": 1, "apg-bd": 4, "apg": 1}
+    assert rank.loc[("nuclei-fluo", "dsb")].to_dict() == {
+        "amg": 5,
+        "cellpose-sam": 1,
+        "ais": 4,
+        "apg-bd": 3,
+        "apg": 2,
+    }
+    assert rank.loc[("nuclei-fluo", "u20s")].to_dict() == {
+        "amg": 5,
+        "cellpose-sam": 3,
+        "ais": 1,
+        "apg-bd": 4,
+        "apg": 1,
+    }
     markdown = format_markdown(table)
     dsb = next(line for line in markdown.splitlines() if "| dsb |" in line)
     # cellpose-sam is best on dsb and trained on it (dsb.yaml of the fixture): bold, ¹ and †
@@ -58,7 +70,9 @@ def test_ranks_and_top_three(crafted):
     assert u20s.count("**0.500¹**") == 2 and "0.450³" in u20s  # a tie shares rank 1; the next is third
     assert "| −0.000 |" in u20s or "| +0.000 |" in u20s
     latex = format_latex(table)
-    assert r"\textbf{0.700}$^\dagger$" in latex and r"\underline{0.650}" in latex and r"\textit{0.620}" in latex
+    assert (
+        r"\textbf{0.700}$^\dagger$" in latex and r"\underline{0.650}" in latex and r"\textit{0.620}" in latex
+    )
 
 
 def test_trained_marks_tolerate_unknown_datasets(crafted):
@@ -81,13 +95,16 @@ def test_average_ranks(crafted):
     _, table = crafted
     avg = average_ranks(table)
     assert avg["nuclei-fluo"].to_dict() == pytest.approx(
-        {"amg": 5, "ais": 2.5, "apg": 1.5, "apg-bd": 3.5, "cellpose-sam": 2})
-    assert avg["cells-fluo"].to_dict() == pytest.approx({"amg": 4, "ais": 3, "apg": 2, "cellpose-sam": 1}
-                                                        | {"apg-bd": np.nan}, nan_ok=True)
+        {"amg": 5, "ais": 2.5, "apg": 1.5, "apg-bd": 3.5, "cellpose-sam": 2}
+    )
+    assert avg["cells-fluo"].to_dict() == pytest.approx(
+        {"amg": 4, "ais": 3, "apg": 2, "cellpose-sam": 1} | {"apg-bd": np.nan}, nan_ok=True
+    )
     # overall: only over the datasets every ranked method has; apg-bd lacks tissuenet, so it is not ranked
     # overall and the others are ranked among themselves (issue 12, item 15)
     assert avg["overall"].to_dict() == pytest.approx(
-        {"amg": 4, "ais": 7 / 3, "apg": 5 / 3, "apg-bd": np.nan, "cellpose-sam": 5 / 3}, nan_ok=True)
+        {"amg": 4, "ais": 7 / 3, "apg": 5 / 3, "apg-bd": np.nan, "cellpose-sam": 5 / 3}, nan_ok=True
+    )
     assert avg["n_datasets"].to_dict() == {"amg": 3, "ais": 3, "apg": 3, "apg-bd": 2, "cellpose-sam": 3}
     assert list(avg.index[:2]) in (["apg", "cellpose-sam"], ["cellpose-sam", "apg"])
 
@@ -128,7 +145,10 @@ def test_bootstrap_is_seeded_and_sane():
     low, high = bootstrap_ci(values, rng=np.random.default_rng(3))
     assert low < values.mean() < high and high - low < 0.2
     assert bootstrap_ci(values, rng=np.random.default_rng(3)) == (low, high)
-    assert bootstrap_ci(np.array([0.4]), rng=np.random.default_rng(0)) == (pytest.approx(0.4), pytest.approx(0.4))
+    assert bootstrap_ci(np.array([0.4]), rng=np.random.default_rng(0)) == (
+        pytest.approx(0.4),
+        pytest.approx(0.4),
+    )
     assert all(np.isnan(bootstrap_ci(np.array([]))))
     # large inputs are resampled in chunks with the same result shape
     big = np.random.default_rng(2).uniform(size=5000)
@@ -142,7 +162,9 @@ def test_intervals_and_threshold_curves(crafted):
     intervals = msa_intervals(valid, seed=0, n_boot=200)
     again = msa_intervals(valid, seed=0, n_boot=200)
     pd.testing.assert_frame_equal(intervals, again)
-    assert (intervals["ci_low"] <= intervals["msa"]).all() and (intervals["msa"] <= intervals["ci_high"]).all()
+    assert (intervals["ci_low"] <= intervals["msa"]).all() and (
+        intervals["msa"] <= intervals["ci_high"]
+    ).all()
     assert (intervals["n_images"] == 2).all() and len(intervals) == table.notna().sum().sum()
     curves = threshold_curves(valid)
     # every SA(t) of the crafted images equals their mSA, so each curve is flat at the domain mean

@@ -37,12 +37,29 @@ def store_as_run(root, dataset: str, method: str, samples) -> None:
     with RecordWriter(directory) as writer:
         for sample in samples:
             labels = oracle_labels(sample.labels, method)
-            row = {"dataset": dataset, "method": method, "run_key": "default", "image_id": sample.image_id,
-                   **score_image(sample.labels, labels), "seconds": 0.0, "peak_mem_mb": 0.0, "error": None}
+            row = {
+                "dataset": dataset,
+                "method": method,
+                "run_key": "default",
+                "image_id": sample.image_id,
+                **score_image(sample.labels, labels),
+                "seconds": 0.0,
+                "peak_mem_mb": 0.0,
+                "error": None,
+            }
             writer.add(sample.image_id, labels, row)
-        info = RunInfo(dataset=dataset, domain=get_dataset_config(dataset).domain, method=method,
-                       run_key="default", params={"oracle": True}, apgbench_version="test", started=now(),
-                       n_images=len(samples), complete=True, dataset_fingerprint=load_dataset(dataset).fingerprint())
+        info = RunInfo(
+            dataset=dataset,
+            domain=get_dataset_config(dataset).domain,
+            method=method,
+            run_key="default",
+            params={"oracle": True},
+            apgbench_version="test",
+            started=now(),
+            n_images=len(samples),
+            complete=True,
+            dataset_fingerprint=load_dataset(dataset).fingerprint(),
+        )
         writer.finalize(info, image_ids=[s.image_id for s in samples])
 
 

@@ -46,14 +46,18 @@ def test_numbers_end_to_end(results, report):
     expected = scores[scores["error"].isna()].groupby(["dataset", "label"])["msa"].sum() / 6
     table = pd.read_csv(report.out / "msa_table.csv", index_col=[0, 1])
     assert list(table.columns) == ["classic", "oracle"]
-    for (domain, dataset), row in table.iterrows():
+    for (_domain, dataset), row in table.iterrows():
         assert row["classic"] == pytest.approx(expected[(dataset, "classic")], abs=1e-4)
     markdown = (report.out / "msa_table.md").read_text()
-    assert f"{table.iloc[0]['classic']:.3f}\\*" in markdown and "classic on synthetic-nuclei: 4 of 6" in markdown
+    assert (
+        f"{table.iloc[0]['classic']:.3f}\\*" in markdown and "classic on synthetic-nuclei: 4 of 6" in markdown
+    )
     assert table["oracle"].dropna().to_numpy() == pytest.approx(1.0)  # the upper bound
     assert table["oracle"].isna().sum() == 2
     summary = pd.read_csv(report.out / "summary.csv")
-    assert (summary["ci_low"] <= summary["msa"] + 1e-9).all() and (summary["msa"] <= summary["ci_high"] + 1e-9).all()
+    assert (summary["ci_low"] <= summary["msa"] + 1e-9).all() and (
+        summary["msa"] <= summary["ci_high"] + 1e-9
+    ).all()
     assert summary.set_index(["dataset", "label"]).loc[("synthetic-nuclei", "oracle"), "n_images"] == 6
     ranks = pd.read_csv(report.out / "ranks.csv", index_col=0)
     # oracle ran on 2 of the 4 datasets: not ranked overall (issue 12, item 15); ranked where both ran
@@ -77,8 +81,15 @@ def test_all_outputs_written(report):
     names = {p.name for p in report.files}
     for stem in ("msa_table", "ranks", "paper_comparison", "sa_thresholds", "resources", "coverage"):
         assert {f"{stem}.md", f"{stem}.csv", f"{stem}.tex"} <= names
-    for stem in ("fig2_nuclei-fluo", "fig2_cells-fluo", "fig2_cells-labelfree", "fig2_nuclei-histo",
-                 "fig1b_ranks", "sa_thresholds", "msa_intervals"):
+    for stem in (
+        "fig2_nuclei-fluo",
+        "fig2_cells-fluo",
+        "fig2_cells-labelfree",
+        "fig2_nuclei-histo",
+        "fig1b_ranks",
+        "sa_thresholds",
+        "msa_intervals",
+    ):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
         assert (report.out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in (report.out / f"{stem}.svg").read_text()[:2000]
@@ -86,25 +97,42 @@ def test_all_outputs_written(report):
     tex = (report.out / "msa_table.tex").read_text()
     assert r"\begin{tabular}" in tex and r"\textbf{1.000}" in tex and r"\emph{Nuclei (histopathology)}" in tex
     html = report.html.read_text()
-    assert html.count('<img src="data:image/png;base64,') == 4 + 1 + 1 + 1 + 1  # fig2 x4, ranks, CIs, SA, qualitative
+    assert (
+        html.count('<img src="data:image/png;base64,') == 4 + 1 + 1 + 1 + 1
+    )  # fig2 x4, ranks, CIs, SA, qualitative
     assert "http://" not in html and "https://" not in html and "<script" not in html
 
 
 def test_filters_formats_and_crafted_figures(tmp_path, config_dir):
     root = tmp_path / "results"
     write_crafted(root)
-    write_record(root, "dsb", "apg", "nuclei-fluo", {"img-0": 0.1}, errors={"img-1": "RuntimeError: boom"},
-                 run_key="p-0123456789")
+    write_record(
+        root,
+        "dsb",
+        "apg",
+        "nuclei-fluo",
+        {"img-0": 0.1},
+        errors={"img-1": "RuntimeError: boom"},
+        run_key="p-0123456789",
+    )
     out = tmp_path / "report"
-    result = build_report(root, out, domains=["nuclei-fluo"], methods=["apg", "ais", "apg-bd"], formats=("csv", "png"),
-                          n_boot=100)
+    result = build_report(
+        root,
+        out,
+        domains=["nuclei-fluo"],
+        methods=["apg", "ais", "apg-bd"],
+        formats=("csv", "png"),
+        n_boot=100,
+    )
     table = pd.read_csv(out / "msa_table.csv", index_col=[0, 1])
     assert list(table.columns) == ["ais", "apg-bd", "apg", "apg[p-0123456789]", "APG − AIS"]
     assert list(table.index.get_level_values(1)) == ["dsb", "u20s"]
     # one image at 0.1, one failed: the failure counts as 0 (issue 12, item 1)
     assert table.loc[("nuclei-fluo", "dsb"), "apg[p-0123456789]"] == pytest.approx(0.05)
     assert any("1 image(s) failed (counted as 0" in note for note in result.notes)
-    old_view = build_report(root, tmp_path / "old", methods=["apg"], formats=("csv",), n_boot=10, exclude_failed=True)
+    old_view = build_report(
+        root, tmp_path / "old", methods=["apg"], formats=("csv",), n_boot=10, exclude_failed=True
+    )
     assert old_view.table.loc[("nuclei-fluo", "dsb"), "apg[p-0123456789]"] == pytest.approx(0.1)
     assert (out / "fig3_relative.png").exists() and not (out / "fig3_relative.svg").exists()
     assert not list(out.glob("*.md")) and result.html is None
@@ -119,9 +147,25 @@ def test_cli_report_options(tmp_path, config_dir, roots):
     write_crafted(root)
     out = tmp_path / "r"
     runner = CliRunner()
-    result = runner.invoke(app, ["report", "--results-root", str(root), "--out", str(out), "--compare", "apg,ais",
-                                 "--dataset", "dsb,u20s,synthetic-cells", "--format", "md,csv,html", "--images", "dsb"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--results-root",
+            str(root),
+            "--out",
+            str(out),
+            "--compare",
+            "apg,ais",
+            "--dataset",
+            "dsb,u20s,synthetic-cells",
+            "--format",
+            "md,csv,html",
+            "--images",
+            "dsb",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "No results for dataset synthetic-cells" in result.output  # registered, not run: said, not refused
     assert "Qualitative figure: skipped dsb:img-0" in result.output  # not prepared here: said, not failed

@@ -1,14 +1,12 @@
-"""Test-only methods shared by the scale tests (registered on import)."""
+"""Test-only methods shared by the scale tests (tests/scale/conftest.py registers them for each test)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from apgbench.methods import register_method
 from apgbench.methods.classic import ClassicWatershed
 
 
-@register_method
 class FailsOnBright(ClassicWatershed):
     """``classic`` that fails on images brighter than ``limit`` on average."""
 
@@ -21,7 +19,6 @@ class FailsOnBright(ClassicWatershed):
         return super()._segment(image)
 
 
-@register_method
 class BrokenMethod(ClassicWatershed):
     """A method whose weights are missing: every run of it fails at prepare."""
 
@@ -31,13 +28,15 @@ class BrokenMethod(ClassicWatershed):
         raise RuntimeError("weights file /nowhere/model.pt not found")
 
 
-@register_method
 class SleepsOnFirst(ClassicWatershed):
     """``classic`` that spends ``seconds`` in Python on the image ``sleep_on`` (test only)."""
 
     name = "test-sleeps"
-    default_params: ClassVar[dict[str, Any]] = {**ClassicWatershed.default_params, "seconds": 0.0,
-                                                "sleep_on": ""}
+    default_params: ClassVar[dict[str, Any]] = {
+        **ClassicWatershed.default_params,
+        "seconds": 0.0,
+        "sleep_on": "",
+    }
 
     def _segment(self, image):
         import time
@@ -47,3 +46,6 @@ class SleepsOnFirst(ClassicWatershed):
             while time.monotonic() < end:
                 time.sleep(0.01)
         return super()._segment(image)
+
+
+TEST_METHODS = (FailsOnBright, BrokenMethod, SleepsOnFirst)

@@ -70,7 +70,7 @@ def test_disk_full_while_consolidating(roots, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "_write_synced", full)
+        patch.setattr(store, "write_synced", full)
         output = _one_sentence(_run("--limit", "4"), directory)
     assert "disk is full" in output
     assert _stored(directory) == before and check_record(directory) == []

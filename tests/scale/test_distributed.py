@@ -19,11 +19,11 @@ from apgbench.distributed import submit as submit_tasks
 from apgbench.results import RecordWriter, load_scores
 from apgbench.runner import run_benchmark
 
-from . import helpers  # noqa: F401 - registers the test methods
-
 DATASETS = ["synthetic-nuclei", "synthetic-cells"]
-needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
-                                    reason="submit needs the slurm extra: pip install -e '.[slurm]'")
+needs_submitit = pytest.mark.skipif(
+    importlib.util.find_spec("submitit") is None,
+    reason="submit needs the slurm extra: pip install -e '.[slurm]'",
+)
 VOLATILE = ["seconds", "peak_mem_mb"]
 
 app = typer.Typer()
@@ -49,12 +49,15 @@ def test_submit_equals_sequential_run(roots, sequential, executor, options):
     results, _ = roots
     tasks = plan_tasks(DATASETS, ["classic"], results_root=results, shard_size=4)
     assert [t.shard for t in tasks] == [(0, 4), (4, 6)] * 2
-    record = submit_tasks(tasks, executor=executor, results_root=results, resources=Resources(time_min=5),
-                          **options)
+    record = submit_tasks(
+        tasks, executor=executor, results_root=results, resources=Resources(time_min=5), **options
+    )
     assert len(record["job_ids"]) == (4 if executor == "debug" else 2)
     pd.testing.assert_frame_equal(_stable(load_scores(results)), sequential)
     rows = pair_status(load_submission(results)["tasks"], load_submission(results))
-    assert [(r["dataset"], r["state"], r["done"], r["images"]) for r in rows] == [(d, "done", 6, 6) for d in DATASETS]
+    assert [(r["dataset"], r["state"], r["done"], r["images"]) for r in rows] == [
+        (d, "done", 6, 6) for d in DATASETS
+    ]
 
 
 @needs_submitit
@@ -137,7 +140,9 @@ def fake_slurm(tmp_path, monkeypatch):
 
 
 @needs_submitit
-def test_slurm_array_tasks_run_the_same_code_and_give_the_same_results(roots, fake_slurm, sequential, monkeypatch):
+def test_slurm_array_tasks_run_the_same_code_and_give_the_same_results(
+    roots, fake_slurm, sequential, monkeypatch
+):
     results, _ = roots
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
     tasks = plan_tasks(DATASETS, ["classic"], results_root=results, shard_size=4)
@@ -158,15 +163,40 @@ def test_slurm_array_tasks_run_the_same_code_and_give_the_same_results(roots, fa
 def test_slurm_submission_is_one_array_job_with_the_profile(roots, fake_slurm, tmp_path):
     results, _ = roots
     profile = tmp_path / "cluster.yaml"
-    profile.write_text("partition: gpu\ngpus: 1\ncpus: 8\nmem_gb: 32\ntime_min: 120\narray_parallelism: 2\n"
-                       "sbatch: {account: proj}\nsetup: ['module load cuda']\n")
-    out = CliRunner().invoke(app, ["submit", "-d", ",".join(DATASETS), "-m", "classic", "--profile", str(profile),
-                                   "--shard-size", "4", "--sbatch", "constraint=a100"])
+    profile.write_text(
+        "partition: gpu\ngpus: 1\ncpus: 8\nmem_gb: 32\ntime_min: 120\narray_parallelism: 2\n"
+        "sbatch: {account: proj}\nsetup: ['module load cuda']\n"
+    )
+    out = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            "-d",
+            ",".join(DATASETS),
+            "-m",
+            "classic",
+            "--profile",
+            str(profile),
+            "--shard-size",
+            "4",
+            "--sbatch",
+            "constraint=a100",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "array job 4242 (4 tasks: 4242_0 ... 4242_3)" in " ".join(out.output.split())
     script = (fake_slurm / "job.sh").read_text()
-    for line in ("--array=0-3%2", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB",
-                 "--time=120", "--account=proj", "--constraint=a100", "module load cuda"):
+    for line in (
+        "--array=0-3%2",
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=32GB",
+        "--time=120",
+        "--account=proj",
+        "--constraint=a100",
+        "module load cuda",
+    ):
         assert line in script
     record = load_submission(results)
     assert record["options"]["device"] == "cuda" and len(record["tasks"]) == 4

@@ -43,7 +43,7 @@ def _child(results, kill_at: int | None) -> None:
             setattr(os, name, hooked)
     try:
         run_benchmark(DATASET, METHOD, results_root=results, show_progress=False)
-    except BaseException:  # noqa: BLE001 - report to the parent through the exit code
+    except BaseException:
         traceback.print_exc()
         os._exit(3)
     os._exit(0)
@@ -116,8 +116,10 @@ def test_sigkill_at_random_points_resumes_to_identical_results(tmp_path):
         assert _run(results) == 0
         _check_equal(_record(results), expected_scores, expected_predictions)
         chains += 1
-    print(f"kill points: {kills} (runs {runs}, chains {chains}); kills that left parts / a consolidation "
-          f"half-way / consolidated results: {seen}")
+    print(
+        f"kill points: {kills} (runs {runs}, chains {chains}); kills that left parts / a consolidation "
+        f"half-way / consolidated results: {seen}"
+    )
     assert all(seen.values()), seen  # every kind of intermediate state was hit and recovered from
 
 

@@ -25,19 +25,20 @@ from apgbench.results import (
 )
 from apgbench.runner import run_benchmark
 
-from . import helpers  # noqa: F401 - registers the test methods
-
 DATASET, METHOD = "synthetic-nuclei", "classic"
 VOLATILE = ["seconds", "peak_mem_mb"]
 
 
 def _run(results, **kwargs):
-    return run_benchmark(DATASET, kwargs.pop("method", METHOD), results_root=results, show_progress=False, **kwargs)
+    return run_benchmark(
+        DATASET, kwargs.pop("method", METHOD), results_root=results, show_progress=False, **kwargs
+    )
 
 
 def _same_as(directory, reference) -> None:
-    pd.testing.assert_frame_equal(read_scores(directory).drop(columns=VOLATILE),
-                                  read_scores(reference).drop(columns=VOLATILE))
+    pd.testing.assert_frame_equal(
+        read_scores(directory).drop(columns=VOLATILE), read_scores(reference).drop(columns=VOLATILE)
+    )
     with h5py.File(directory / "predictions.h5") as f, h5py.File(reference / "predictions.h5") as g:
         assert sorted(f["labels"]) == sorted(g["labels"])
         for key in g["labels"]:
@@ -61,7 +62,7 @@ def test_truncated_file_is_detected_refused_and_recomputed(roots, reference, nam
     _truncate(directory / name, 0.6)
     assert check_record(directory) == [f"{name} is truncated or altered (size/sha256 differ from run.json)"]
     if name == "scores.csv":
-        with pytest.raises(CorruptRecordError, match="scores.csv is truncated"):
+        with pytest.raises(CorruptRecordError, match=r"scores.csv is truncated"):
             load_scores(results)
     with pytest.warns(RecordRepairedWarning, match="truncated"):
         summary = _run(results)
@@ -141,7 +142,7 @@ def _shard_worker(results, shard, barrier):
     barrier.wait(10)
     try:
         _run(results, shard=shard)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         os._exit(3)
     os._exit(0)
 
@@ -150,8 +151,10 @@ def test_concurrent_shard_workers_build_the_same_record(roots, reference):
     results, _ = roots
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(3)
-    workers = [context.Process(target=_shard_worker, args=(results, shard, barrier))
-               for shard in [(0, 2), (2, 4), (4, 6)]]
+    workers = [
+        context.Process(target=_shard_worker, args=(results, shard, barrier))
+        for shard in [(0, 2), (2, 4), (4, 6)]
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:

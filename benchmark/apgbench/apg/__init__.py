@@ -11,9 +11,9 @@ from .core import (
     APG_DEFAULTS,
     automatic_instance_segmentation,
     automatic_prompt_generation,
-    masks_to_labels,
+    prompt_masks_to_labels,
 )
-from .masks import PromptableModel, PromptMasks, mask_nms, paint_masks, ranking_scores
+from .masks import PromptableModel, PromptMasks, mask_nms, paint_prompt_masks, ranking_scores
 from .prompts import PROMPT_MODES, derive_prompts
 from .upsample import LogitUpsampler
 
@@ -28,7 +28,7 @@ __all__ = [
     "automatic_prompt_generation",
     "derive_prompts",
     "mask_nms",
-    "masks_to_labels",
-    "paint_masks",
+    "paint_prompt_masks",
+    "prompt_masks_to_labels",
     "ranking_scores",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import skimage as ski
 from scipy import ndimage as ndi
 
-from .masks import PromptableModel, PromptMasks, mask_nms, paint_masks, ranking_scores
+from .masks import PromptableModel, PromptMasks, mask_nms, paint_prompt_masks, ranking_scores
 from .prompts import derive_prompts
 
 APG_DEFAULTS = {
@@ -19,7 +19,7 @@ APG_DEFAULTS = {
     "min_size": 25,
     "nms_threshold": 0.9,
     "nms_measure": "iou",
-    "ranking": "iou*stability",
+    "ranking": "iou-x-stability",
     "paint_order": "area",
     "split_components": True,
     "connectivity": 2,
@@ -83,7 +83,7 @@ def automatic_prompt_generation(
             t_nms (0.9).
         nms_measure : {"iou", "iomin"}
             Overlap measure of the NMS.
-        ranking : {"iou*stability", "iou"}
+        ranking : {"iou-x-stability", "iou"}
             NMS order: micro-sam's predicted IoU x stability score (default), or the paper's predicted IoU.
         paint_order : {"area", "score"}
             Who wins overlapping pixels: the larger mask (micro-sam, default) or the better-ranked one.
@@ -101,6 +101,20 @@ def automatic_prompt_generation(
     Returns
     -------
     labels : ndarray of uint32, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
+    >>> truth = np.zeros((64, 64), np.uint32)
+    >>> truth[4:24, 4:24] = 1
+    >>> truth[30:60, 20:50] = 2
+    >>> maps = decoder_maps_from_labels(truth)  # perfect decoder maps
+    >>> labels = automatic_prompt_generation(*maps, OracleModel(truth))  # a perfect promptable model
+    >>> labels.dtype, np.unique(labels).tolist()
+    (dtype('uint32'), [0, 1, 2])
+    >>> bool((labels[truth == 2] == labels[45, 35]).all())
+    True
     """
     _unknown(params, APG_DEFAULTS, "automatic_prompt_generation")
     p = {**APG_DEFAULTS, **params}
@@ -124,7 +138,7 @@ def automatic_prompt_generation(
         [model.predict_points(points[i : i + batch]) for i in range(0, len(points), batch)], fg.shape
     )
     t2 = time.perf_counter()
-    labels = masks_to_labels(
+    labels = prompt_masks_to_labels(
         masks,
         min_size=p["min_size"],
         nms_threshold=p["nms_threshold"],
@@ -140,13 +154,13 @@ def automatic_prompt_generation(
     return labels
 
 
-def masks_to_labels(
+def prompt_masks_to_labels(
     masks: PromptMasks,
     *,
     min_size: int = 25,
     nms_threshold: float = 0.9,
     nms_measure: str = "iou",
-    ranking: str = "iou*stability",
+    ranking: str = "iou-x-stability",
     paint_order: str = "area",
     split_components: bool = True,
     connectivity: int = 2,
@@ -157,7 +171,7 @@ def masks_to_labels(
     if len(masks) == 0:
         return np.zeros(masks.shape, dtype=np.uint32)
     kept = mask_nms(masks, ranking_scores(masks, ranking), nms_threshold, nms_measure)
-    return paint_masks(
+    return paint_prompt_masks(
         masks,
         kept,
         min_size=min_size,
@@ -197,6 +211,18 @@ def automatic_instance_segmentation(foreground, center_distances, boundary_dista
     Returns
     -------
     labels : ndarray of uint32, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apgbench.apg.testing import OracleModel, decoder_maps_from_labels
+    >>> truth = np.zeros((64, 64), np.uint32)
+    >>> truth[4:24, 4:24] = 1
+    >>> truth[30:60, 20:50] = 2
+    >>> maps = decoder_maps_from_labels(truth)  # perfect decoder maps
+    >>> labels = automatic_instance_segmentation(*maps)
+    >>> int(labels.max()), bool(labels[14, 14] != labels[45, 35])
+    (2, True)
     """
     _unknown(params, AIS_DEFAULTS, "automatic_instance_segmentation")
     p = {**AIS_DEFAULTS, **params}

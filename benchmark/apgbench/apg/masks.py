@@ -8,6 +8,7 @@ Every later step (size filter, IoU, painting) then costs in proportion to the ob
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -55,7 +56,7 @@ class PromptMasks:
     @classmethod
     def empty(cls, shape: tuple[int, int]) -> PromptMasks:
         """No masks."""
-        return cls(tuple(shape), np.zeros((0, 4), np.int64), [], np.zeros(0), np.zeros(0))
+        return cls((shape[0], shape[1]), np.zeros((0, 4), np.int64), [], np.zeros(0), np.zeros(0))
 
     @classmethod
     def from_masks(cls, masks, iou_predictions, stability_scores=None) -> PromptMasks:
@@ -76,7 +77,7 @@ class PromptMasks:
         if not parts:
             return cls.empty(shape)
         return cls(
-            tuple(shape),
+            (shape[0], shape[1]),
             np.concatenate([p.boxes for p in parts]),
             [c for p in parts for c in p.crops],
             np.concatenate([p.iou_predictions for p in parts]),
@@ -125,13 +126,29 @@ def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
 
 
-def ranking_scores(masks: PromptMasks, ranking: str = "iou*stability") -> np.ndarray:
-    """Scores that order masks in NMS: micro-sam's ``iou*stability`` (default) or the paper's ``iou``."""
-    if ranking == "iou*stability":
-        return (masks.iou_predictions * masks.stability_scores).astype(np.float32)
-    if ranking == "iou":
+#: Rankings of masks in NMS. ``iou-x-stability`` is spelled so that a shell leaves it alone unquoted.
+RANKINGS = ("iou-x-stability", "iou")
+#: Earlier spellings, still accepted with a ``DeprecationWarning``.
+DEPRECATED_RANKINGS = {"iou*stability": "iou-x-stability"}
+
+
+def check_ranking(ranking: str) -> str:
+    """``ranking`` in its current spelling (an earlier one warns); an unknown one raises ``ValueError``."""
+    if ranking in DEPRECATED_RANKINGS:
+        new = DEPRECATED_RANKINGS[ranking]
+        warnings.warn(f"ranking '{ranking}' is deprecated; write '{new}' (it needs no quotes in a shell).",
+                      DeprecationWarning, stacklevel=3)
+        return new
+    if ranking not in RANKINGS:
+        raise ValueError(f"Unknown ranking '{ranking}'; expected one of {', '.join(map(repr, RANKINGS))}.")
+    return ranking
+
+
+def ranking_scores(masks: PromptMasks, ranking: str = "iou-x-stability") -> np.ndarray:
+    """Scores that order masks in NMS: micro-sam's IoU x stability (default) or the paper's ``iou``."""
+    if check_ranking(ranking) == "iou":
         return masks.iou_predictions.astype(np.float32)
-    raise ValueError(f"Unknown ranking '{ranking}'; expected 'iou*stability' or 'iou'.")
+    return (masks.iou_predictions * masks.stability_scores).astype(np.float32)
 
 
 def _overlap(masks: PromptMasks, i: int, j: int) -> int:
@@ -203,7 +220,7 @@ def mask_nms(
     return np.asarray(keep, dtype=np.int64)
 
 
-def paint_masks(
+def paint_prompt_masks(
     masks: PromptMasks,
     order: np.ndarray,
     *,
@@ -212,7 +229,8 @@ def paint_masks(
     split_components: bool = True,
     connectivity: int = 2,
 ) -> np.ndarray:
-    """Paint masks into a label image; pixels go to the first mask painted on them.
+    """Paint ranked prompt masks into a label image: the first mask painted on a pixel keeps it, then pieces
+    are split and small ones removed (compare ``methods.paint_masks_last_wins``: later masks overwrite).
 
     Parameters
     ----------

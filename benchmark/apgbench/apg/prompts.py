@@ -101,6 +101,16 @@ def derive_prompts(
     -------
     points : ndarray of int, shape (N, 2)
         ``(row, col)`` image coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apgbench.apg.testing import decoder_maps_from_labels
+    >>> truth = np.zeros((64, 64), np.uint32)
+    >>> truth[4:24, 4:24] = 1
+    >>> truth[30:60, 20:50] = 2
+    >>> derive_prompts(*decoder_maps_from_labels(truth)).tolist()  # one point per object, near its centre
+    [[13, 13], [44, 34]]
     """
     foreground = np.asarray(foreground, dtype=np.float32)
     boundary_distances = np.asarray(boundary_distances, dtype=np.float32)

@@ -73,7 +73,7 @@ def decoder_maps_from_labels(
         peak = np.unravel_index(np.argmax(b), b.shape)
         centre = tuple(int(v) for v in np.round(np.asarray(prop.centroid)) - [s.start for s in box])
         if not mask[centre]:
-            centre = peak
+            centre = tuple(int(v) for v in peak)
         rows, cols = np.indices(mask.shape)
         dc = np.hypot(rows - centre[0], cols - centre[1])
         db = b[peak] - b
@@ -121,4 +121,4 @@ class OracleModel:
             boxes.append(bbox)
             crops.append(image.copy())
             ious.append(1.0 - 1.0 / (1.0 + np.sqrt(area)))
-        return PromptMasks(self.labels.shape, np.array(boxes).reshape(-1, 4), crops, ious, np.ones(len(ious)))
+        return PromptMasks(self.labels.shape, np.array(boxes).reshape(-1, 4), crops, np.array(ious), np.ones(len(ious)))

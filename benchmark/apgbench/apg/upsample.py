@@ -121,7 +121,8 @@ class LogitUpsampler:
             b = tight_box(mask)
             crops.append(mask[b[0] : b[2], b[1] : b[3]])
             boxes.append((r0 + b[0], c0 + b[1], r0 + b[2], c0 + b[3]) if b[2] else (0, 0, 0, 0))
-        boxes = np.array(boxes, dtype=np.int64).reshape(-1, 4)
-        nonempty = boxes[:, 2] > 0
-        boxes[nonempty] += np.array([offset[0], offset[1], offset[0], offset[1]])
-        return PromptMasks(tuple(shape or self.shape), boxes, crops, iou_predictions, np.array(stability))
+        box_array = np.array(boxes, dtype=np.int64).reshape(-1, 4)
+        nonempty = box_array[:, 2] > 0
+        box_array[nonempty] += np.array([offset[0], offset[1], offset[0], offset[1]])
+        size = shape or self.shape
+        return PromptMasks((size[0], size[1]), box_array, crops, iou_predictions, np.array(stability))

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from . import datasets, methods
-from .common import console, err_console, handle_errors
+from .common import DEBUG, console, err_console, handle_errors
 from .evaluate import evaluate
 from .report import report
 from .run import run
@@ -43,8 +43,10 @@ def _show_version(value: bool) -> None:
 def _options(
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of every error.")] = False,
 ) -> None:
     """Benchmark instance segmentation of cells and nuclei: datasets x methods -> mSA tables and plots."""
+    DEBUG["on"] = debug
     for out in (console, err_console):
         if not out.is_terminal and not os.environ.get("COLUMNS"):
             out.width = PIPE_WIDTH

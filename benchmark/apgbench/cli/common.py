@@ -26,24 +26,31 @@ DataRootOption = Annotated[
 ]
 
 
+#: Set by ``apgbench --debug``: errors show their full traceback, apgbench's own ones included.
+DEBUG = {"on": False}
+
+
 def handle_errors(func: F) -> F:
-    """Turn the library's expected errors into one red sentence and exit code 1 (no traceback)."""
+    """Turn apgbench's own errors into one red sentence and exit code 1 (no traceback).
+
+    Only :class:`~apgbench.errors.ApgbenchError` (bad input, a missing resource, an environment that cannot
+    do it) and a full or read-only disk are reported so; anything else is a bug and shows its traceback,
+    as does every error under ``apgbench --debug``.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..methods.base import MethodUnavailableError
+        from ..errors import ApgbenchError
         from ..results.schema import UNWRITABLE_ERRNOS, unwritable_message
 
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):  # click's Exit is a RuntimeError: let it through untouched
-            raise
-        except KeyError as err:  # unknown ids: the message already suggests the closest ones
-            message = err.args[0] if err.args else str(err)
-        except (MethodUnavailableError, FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
+        except ApgbenchError as err:
+            if DEBUG["on"]:
+                raise
             message = str(err)
         except OSError as err:
-            if err.errno not in UNWRITABLE_ERRNOS:
+            if err.errno not in UNWRITABLE_ERRNOS or DEBUG["on"]:
                 raise
             # disk full or read-only anywhere (results, report, data cache): one sentence naming the path
             message = unwritable_message(err, err.filename or "the output folder")
@@ -55,10 +62,12 @@ def handle_errors(func: F) -> F:
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     """Parse ``--param key=value`` items; values are read as YAML scalars (numbers, booleans, strings)."""
+    from ..errors import InvalidInputError
+
     params: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--param expects key=value, got '{item}'.")
+            raise InvalidInputError(f"--param expects key=value, got '{item}'.")
         params[key.strip()] = yaml.safe_load(value)
     return params

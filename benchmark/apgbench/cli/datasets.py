@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import data_root as _data_root
+from ..errors import InvalidInputError, UnavailableError
 from .common import DataRootOption as DataRoot
 from .common import console, err_console, handle_errors
 
@@ -180,7 +181,8 @@ def import_command(
             if isinstance(err, FileNotFoundError):
                 raise
             # e.g. a full disk: the staged copy was dropped, the old one is untouched
-            raise RuntimeError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was.") from err
+            raise UnavailableError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was."
+                                   ) from err
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
@@ -202,7 +204,7 @@ def export_command(
     try:
         summary = export_dataset(config, out_dir, data_root, force=force)
     except FileExistsError as err:
-        raise ValueError(str(err)) from err  # one sentence through handle_errors
+        raise InvalidInputError(str(err)) from err  # one sentence through handle_errors
     console.print(f"[green]{dataset_id}[/green]: wrote {summary.n_images} images to {summary.images} and their "
                   f"labels to {summary.labels}.", highlight=False, soft_wrap=True)
     console.print(f"Segment the images with your tool into a folder PRED (one label image per image, same name), "

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import InvalidInputError
 from .common import DataRootOption, ResultsRootOption, console, handle_errors
 from .selection import check_report_selection
 
@@ -45,13 +46,13 @@ def report(
     if compare is not None:
         ids = split_ids(compare)
         if len(ids) != 2 or ids[0] == ids[1]:
-            raise ValueError(f"--compare expects two different methods, e.g. 'apg,ais'; got '{compare}'.")
+            raise InvalidInputError(f"--compare expects two different methods, e.g. 'apg,ais'; got '{compare}'.")
         pair = (ids[0], ids[1])
     fingerprints = {}
     for item in fingerprint or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"--fingerprint expects DATASET=PREFIX, got '{item}'.")
+            raise InvalidInputError(f"--fingerprint expects DATASET=PREFIX, got '{item}'.")
         fingerprints[key.strip()] = value.strip()
     root = resolve_root(results_root)
     check_report_selection(root, split_ids(domain), split_ids(dataset), split_ids(method))

@@ -18,7 +18,7 @@ SUMMARY_ROWS = 30
 @handle_errors
 def run(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin', a domain, or a folder of your images + labels.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)] = None,
     force: Annotated[bool, typer.Option("--force/--no-force", help="Recompute and replace stored results.")] = False,
@@ -37,9 +37,7 @@ def run(
     from ..runner import run_many
 
     params = parse_params(param)
-    method_ids = select_methods(method)  # every id, parameter and the device are checked before any work
-    if "all" in method_ids:
-        raise ValueError("`run --method all` is not supported; name the methods (see `apgbench methods list`).")
+    method_ids = select_methods(method, console)  # every id, parameter and the device are checked before any work
     check_params(method_ids, params)
     check_device(device)
     selection = select_datasets(dataset, data_root, domain=domain)

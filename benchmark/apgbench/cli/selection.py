@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import typer
 from rich.markup import escape
 
+from ..errors import NotFoundError
 from .common import err_console
 
 USAGE_ERROR = 2
@@ -90,15 +91,23 @@ def select_datasets(text: str, data_root: str | os.PathLike | None = None, *,
     return selection
 
 
-def select_methods(text: str) -> list[str]:
-    """Resolve a ``--method`` value into registered ids (unknown ids raise ``KeyError`` with suggestions)."""
+def select_methods(text: str, console=None, *, ready_only: bool = True) -> list[str]:
+    """Resolve a ``--method`` value into registered ids, ``all`` expanded (:func:`apgbench.plan.expand_methods`).
+
+    With ``ready_only`` (``run``, ``submit``) a named method that cannot run here is an error, and ``all``
+    keeps the methods that can, listing the others on ``console``. Unknown ids raise
+    :class:`~apgbench.errors.UnknownIdError` with suggestions.
+    """
     from ..config import split_ids
-    from ..methods import get_method
+    from ..plan import expand_methods
 
     items = split_ids(text)
     if not items:
         usage_error(f"--method selects no method ({text!r}); give method ids, see `apgbench methods list`.")
-    return list(dict.fromkeys(item if item == "all" else get_method(item).name for item in items))
+    ids, skipped = expand_methods(items, ready_only=ready_only)
+    for name, why in skipped if console is not None else ():
+        console.print(f"[yellow]skipping {name}[/]: {escape(why)}", highlight=False, soft_wrap=True)
+    return ids
 
 
 def check_params(method_ids: Iterable[str], params: dict[str, Any]) -> None:
@@ -147,7 +156,7 @@ def check_report_selection(results_root: str | os.PathLike, domains: list[str], 
 
     root = Path(results_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"Results root {root} does not exist; run `apgbench run` first, or pass "
+        raise NotFoundError(f"Results root {root} does not exist; run `apgbench run` first, or pass "
                                 "--results-root (or set APGBENCH_RESULTS_DIR) to the folder holding results.")
     stored_datasets, stored_methods = set(), set()
     for directory in iter_records(root):

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import InvalidInputError, UnavailableError
 from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
 from .selection import check_params, parse_pairs, select_datasets, select_methods
 
@@ -52,7 +53,7 @@ def submit(
     from ..distributed import submit as submit_tasks
 
     if problem := executor_problem(executor):
-        raise RuntimeError(problem)
+        raise UnavailableError(problem)
     resources = load_profile(profile) if profile else Resources()
     flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min,
              "image_timeout_s": image_timeout}
@@ -64,7 +65,7 @@ def submit(
     if device.startswith("cuda") and not resources.gpus:
         resources.gpus = 1  # submitit hides every GPU from a task that asks for none
     params = parse_params(param)
-    method_ids = _method_ids(select_methods(method))
+    method_ids = select_methods(method, console)
     check_params(method_ids, params)
     selection = select_datasets(dataset, data_root)
     selection.print_missing(console)
@@ -79,47 +80,16 @@ def submit(
     if not todo:
         console.print("Nothing to submit.")
         return
-    record = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
+    sub = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
                           data_root=data_root, device=device, fail_fast=fail_fast, workers=workers, wait=wait)
-    ids = record["job_ids"]
+    ids = sub["job_ids"]
     arrays = {i.split("_")[0] for i in ids}
     if executor == "slurm" and len(arrays) == 1:
         shown = f"array job {arrays.pop()} ({len(ids)} tasks: {ids[0]} ... {ids[-1]})"
     else:
         shown = "job(s) " + ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
-    console.print(f"Submission [bold]{record['id']}[/] ({executor}): {len(todo)} task(s) in {shown}")
+    console.print(f"Submission [bold]{sub['id']}[/] ({executor}): {len(todo)} task(s) in {shown}")
     console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
-
-
-def _method_ids(selection: list[str]) -> list[str]:
-    """Expand ``all`` into every method that can run here, and refuse named methods that cannot.
-
-    The check runs on the submitting machine, before anything is queued: a job on the cluster would only
-    fail later with the same missing library or weights.
-    """
-    from ..methods import available_methods, get_method, method_status
-
-    ids: list[str] = []
-    refused: list[str] = []
-    for item in selection:
-        if item != "all":
-            ready, why = method_status(get_method(item))
-            if ready:
-                ids.append(item)
-            else:
-                refused.append(f"{item} ({why})")
-            continue
-        for name, cls in available_methods().items():
-            ready, why = method_status(cls)
-            if ready:
-                ids.append(name)
-            else:
-                console.print(f"[yellow]skipping {name}[/]: {escape(why)}", highlight=False, soft_wrap=True)
-    if refused:
-        raise RuntimeError(f"Cannot run here, nothing was submitted: {'; '.join(refused)}.")
-    if not ids:
-        raise RuntimeError("No selected method can run here (see `apgbench methods list`).")
-    return list(dict.fromkeys(ids))
 
 
 @handle_errors
@@ -138,34 +108,30 @@ def status(
 
     from ..distributed import load_submission, pair_status, plan_tasks
 
-    record = load_submission(results_root, submission)
+    sub = load_submission(results_root, submission)
     missing: list[tuple[str, str]] = []
     if dataset is not None or method is not None:
         if dataset is None or method is None:
-            raise ValueError("Give both --dataset and --method, or neither (then the latest submission is shown).")
-        method_ids = select_methods(method)
-        if "all" in method_ids:
-            from ..methods import available_methods
-
-            method_ids = list(dict.fromkeys(m for i in method_ids for m in (available_methods() if i == "all" else [i])))
+            raise InvalidInputError("Give both --dataset and --method, or neither (then the latest submission is shown).")
+        method_ids = select_methods(method, ready_only=False)
         params = parse_params(param)
         check_params(method_ids, params)
         selection = select_datasets(dataset, data_root, strict=False)
         missing = selection.missing
         planned = plan_tasks(selection.ready, method_ids, params, results_root=results_root, data_root=data_root)
-        submitted = [t for t in (record or {}).get("tasks", []) if t["record"] in {p.record for p in planned}]
+        submitted = [t for t in (sub or {}).get("tasks", []) if t["record"] in {p.record for p in planned}]
         known = {t["record"] for t in submitted}
         tasks = submitted + [{**asdict(p), "index": -1} for p in planned if p.record not in known]
-        record = record if submitted else None
-    elif record is None:
-        raise ValueError("No submission found; give --dataset and --method to check records directly.")
+        sub = sub if submitted else None
+    elif sub is None:
+        raise InvalidInputError("No submission found; give --dataset and --method to check records directly.")
     else:
-        tasks = record["tasks"]
-    rows = pair_status(tasks, record)
-    rows += [{"dataset": d, "method": m, "record": "default", "state": "not prepared", "done": 0, "images": None,
+        tasks = sub["tasks"]
+    rows = pair_status(tasks, sub)
+    rows += [{"dataset": d, "method": m, "run_key": "default", "state": "not prepared", "done": 0, "images": None,
               "failed_images": 0, "pending_parts": 0, "jobs": [], "error": f"run `{command}`"}
              for d, command in missing for m in method_ids]
-    table = Table(title=f"submission {record['id']}" if record else "records")
+    table = Table(title=f"submission {sub['id']}" if sub else "records")
     for column in ("dataset", "method", "state", "images", "failed", "jobs", "error"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -173,7 +139,7 @@ def status(
         images = f"{row['done']}/{row['images'] if row['images'] is not None else '?'}"
         if row["pending_parts"]:
             images += f" (+{row['pending_parts']} pending)"
-        label = row["method"] if row["record"] == "default" else f"{row['method']}[{row.get('tag') or row['record']}]"
+        label = row["method"] if row["run_key"] == "default" else f"{row['method']}[{row.get('tag') or row['run_key']}]"
         table.add_row(row["dataset"], escape(label), f"[{style}]{row['state']}[/]", images,
                       str(row["failed_images"]), ",".join(row["jobs"]), escape(row["error"]))
     console.print(table)

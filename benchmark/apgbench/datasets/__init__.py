@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ..config import data_root as _data_root
+from ..errors import NotFoundError
 from .prepared import PreparedDataset, Sample, write_prepared
 from .registry import get_dataset_config, list_datasets, load_dataset_config, resolve_dataset_ids
 from .schema import DatasetConfig
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class DatasetNotPreparedError(FileNotFoundError):
+class DatasetNotPreparedError(NotFoundError):
     """The dataset's test split is not in the cache yet."""
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import UnavailableError
+from ..files import sha256_file
 from .schema import RemoteFile
 
 #: Environment variable naming a mirror base URL.
@@ -37,7 +39,7 @@ MIRROR_ENV = "APGBENCH_MIRROR"
 PARTIAL_SUFFIX = ".partial"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UnavailableError):
     """A file could not be downloaded; ``kind`` names the cause (see :func:`classify_error`)."""
 
     def __init__(self, message: str, *, kind: str = "other", url: str = "") -> None:
@@ -126,14 +128,6 @@ class RichProgress:
             self._started = False
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def partial_downloads(raw_dir: str | os.PathLike, filename: str = "*") -> list[Path]:
     """Temporary files of unfinished downloads in ``raw_dir`` (of one file name, or of all)."""
     return sorted(Path(raw_dir).glob(f".{filename}.*{PARTIAL_SUFFIX}"))
@@ -184,7 +178,7 @@ def fetch_file(remote: RemoteFile, raw_dir: str | os.PathLike, *, mirror: str | 
     for stale in partial_downloads(raw_dir, remote.filename):
         stale.unlink(missing_ok=True)
     target = raw_dir / remote.filename
-    if target.is_file() and (remote.sha256 is None or _file_sha256(target) == remote.sha256):
+    if target.is_file() and (remote.sha256 is None or sha256_file(target) == remote.sha256):
         return target
     url = mirror_url(remote.url, mirror)
     bar = RichProgress(remote.filename) if progress else None

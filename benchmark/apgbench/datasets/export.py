@@ -30,8 +30,9 @@ class ExportSummary:
     labels: Path
 
 
-def export_dataset(dataset, out_dir: str | os.PathLike, data_root: str | os.PathLike | None = None, *,
-                   force: bool = False) -> ExportSummary:
+def export_dataset(
+    dataset, out_dir: str | os.PathLike, data_root: str | os.PathLike | None = None, *, force: bool = False
+) -> ExportSummary:
     """Write a dataset's prepared test split as ``out_dir/images/<id>.tif`` + ``out_dir/labels/<id>.tif``.
 
     Parameters
@@ -68,8 +69,9 @@ def export_dataset(dataset, out_dir: str | os.PathLike, data_root: str | os.Path
     existing = [path for path in targets if path.exists()]
     if existing and not force:
         others = f" and {len(existing) - 1} other file(s)" if len(existing) > 1 else ""
-        raise FileExistsError(f"{existing[0]}{others} already exist: pass --force to overwrite them, or choose "
-                              "another folder.")
+        raise FileExistsError(
+            f"{existing[0]}{others} already exist: pass --force to overwrite them, or choose another folder."
+        )
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
     n = 0

@@ -28,6 +28,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from ..errors import InvalidInputError
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -38,15 +40,15 @@ _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 
           "T": 2**40, "TB": 2**40}
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(InvalidInputError):
     """An archive member would land outside the target folder, or is a link or device."""
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(InvalidInputError):
     """The file is not a readable zip or tar archive (truncated, corrupted, wrong format)."""
 
 
-class ArchiveTooLargeError(ValueError):
+class ArchiveTooLargeError(InvalidInputError):
     """Unpacking would exceed the size limits; nothing was written."""
 
 
@@ -68,7 +70,7 @@ def parse_size(text: str | float) -> int:
             raise ValueError
         return int(float(number) * _UNITS[unit])
     except ValueError:
-        raise ValueError(f"'{text}' is not a size (examples: 500M, 20G, 1T).") from None
+        raise InvalidInputError(f"'{text}' is not a size (examples: 500M, 20G, 1T).") from None
 
 
 def _human(n_bytes: float) -> str:
@@ -99,7 +101,7 @@ class UnpackBudget:
         try:
             self.max_ratio = float(ratio)
         except ValueError:
-            raise ValueError(f"{MAX_RATIO_ENV}='{ratio}' is not a number.") from None
+            raise InvalidInputError(f"{MAX_RATIO_ENV}='{ratio}' is not a number.") from None
         self.max_bytes = parse_size(max_bytes if max_bytes is not None else
                                     os.environ.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES)
         self.ratio_floor = parse_size(ratio_floor)

@@ -13,7 +13,8 @@ Label images are 2D integer instance labels (0 = background) in a lossless forma
 The dataset's id is the folder's name in kebab-case (``my_data`` -> ``my-data``). Its test split is every image
 (label images without objects are dropped, as for the benchmark datasets), prepared once into the data cache
 under ``<data_root>/folders/<id>/<content hash>/prepared.h5``: the hash covers every paired file, the
-settings file and the domain, so an edited folder is a new dataset version (and the results store refuses to mix versions).
+settings file and the domain, so an edited folder is a new dataset version (and the results store refuses to
+mix versions).
 Its config is kept there too (``config.json``), so commands in other processes (``report``, ``evaluate``,
 ``submit`` workers) know the id without the folder path; they use the newest prepared version.
 """
@@ -30,13 +31,20 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import DOMAINS, ID_PATTERN
+from ..files import sha256_file
 from .readers import ReaderError
 from .readers._base import Entry, natural_key, read_array
 from .schema import DatasetConfig, Domain, Format, Preparation, Source, Split
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")  # lossless only
-LABEL_TAILS = ("_cp_masks", "_labels", "_label", "_masks", "_mask")  # longest first: "_cp_masks" ends in "_masks"
+LABEL_TAILS = (
+    "_cp_masks",
+    "_labels",
+    "_label",
+    "_masks",
+    "_mask",
+)  # longest first: "_cp_masks" ends in "_masks"
 SETTINGS_FILE = "apgbench.yaml"
 CONFIG_FILE = "config.json"  # the config of a prepared version, next to its prepared.h5
 _REGISTERED: dict[str, FolderDatasetConfig] = {}
@@ -78,8 +86,10 @@ def _slug(name: str) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: natural_key(p.name),
+    )
 
 
 def scan_folder(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
@@ -105,8 +115,14 @@ def scan_folder(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
             if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.endswith("_seg.npy"):
                 stem = path.stem
                 if stem not in images:  # labels/X_masks.tif for images/X.tif is fine too
-                    stem = next((stem[: -len(t)] for t in LABEL_TAILS if stem.endswith(t)
-                                 and stem[: -len(t)] in images), stem)
+                    stem = next(
+                        (
+                            stem[: -len(t)]
+                            for t in LABEL_TAILS
+                            if stem.endswith(t) and stem[: -len(t)] in images
+                        ),
+                        stem,
+                    )
                 _add(labels, stem, path)
         layout = f"images/ and {label_dir.name}/ with the same file stems (or X_label(s), X_mask(s) labels)"
     else:
@@ -134,15 +150,18 @@ def scan_folder(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
         raise ReaderError(f"Unmatched files in {folder}: {' and '.join(parts)}; expected {layout}.")
     lossy = [p.name for p in labels.values() if p.suffix.lower() not in LABEL_SUFFIXES]
     if lossy:
-        raise ReaderError(f"Label images must be lossless (tif, png or npy), but {_listing(lossy)} in {folder} "
-                          "are JPEG.")
+        raise ReaderError(
+            f"Label images must be lossless (tif, png or npy), but {_listing(lossy)} in {folder} are JPEG."
+        )
     return [(images[stem], labels[stem]) for stem in sorted(images, key=natural_key)]
 
 
 def _add(found: dict[str, Path], stem: str, path: Path) -> None:
     if stem in found:
-        raise ReaderError(f"Both {found[stem].name} and {path.name} in {path.parent} claim the name '{stem}': keep "
-                          "one of them.")
+        raise ReaderError(
+            f"Both {found[stem].name} and {path.name} in {path.parent} claim the name '{stem}': keep "
+            "one of them."
+        )
     found[stem] = path
 
 
@@ -165,8 +184,9 @@ def _settings(folder: Path) -> tuple[FolderSettings, bytes]:
         raise ReaderError(f"{path} is not a valid folder-dataset settings file: {detail}") from None
 
 
-def folder_config(folder: str | os.PathLike, domain: str | None = None,
-                  taken: set[str] | frozenset[str] = frozenset()) -> FolderDatasetConfig:
+def folder_config(
+    folder: str | os.PathLike, domain: str | None = None, taken: set[str] | frozenset[str] = frozenset()
+) -> FolderDatasetConfig:
     """Scan a folder dataset and describe it (nothing is read beyond the bytes hashed).
 
     Parameters
@@ -187,39 +207,51 @@ def folder_config(folder: str | os.PathLike, domain: str | None = None,
     pairs = scan_folder(folder)
     settings, settings_bytes = _settings(folder)
     dataset_id = settings.id or _slug(folder.name)
-    where = f"set `id:` in {folder / SETTINGS_FILE}" if not settings.id else f"change `id:` in {SETTINGS_FILE}"
+    where = (
+        f"set `id:` in {folder / SETTINGS_FILE}" if not settings.id else f"change `id:` in {SETTINGS_FILE}"
+    )
     if not ID_PATTERN.match(dataset_id):
-        raise ReaderError(f"The folder name '{folder.name}' gives no usable dataset id: {where} (lower-case "
-                          "letters, digits and '-').")
+        raise ReaderError(
+            f"The folder name '{folder.name}' gives no usable dataset id: {where} (lower-case "
+            "letters, digits and '-')."
+        )
     if dataset_id in taken:
-        raise ReaderError(f"Folder {folder} would get the id '{dataset_id}' of a benchmark dataset: rename the "
-                          f"folder or {where}.")
+        raise ReaderError(
+            f"Folder {folder} would get the id '{dataset_id}' of a benchmark dataset: rename the "
+            f"folder or {where}."
+        )
     domain = domain or settings.domain
     if domain is None:
-        raise ReaderError(f"Folder dataset '{dataset_id}' needs a domain, which picks the models of "
-                          f"domain-specific methods and its place in reports: pass --domain ({', '.join(DOMAINS)}) "
-                          f"or set `domain:` in {folder / SETTINGS_FILE}.")
+        raise ReaderError(
+            f"Folder dataset '{dataset_id}' needs a domain, which picks the models of "
+            f"domain-specific methods and its place in reports: pass --domain ({', '.join(DOMAINS)}) "
+            f"or set `domain:` in {folder / SETTINGS_FILE}."
+        )
     if domain not in DOMAINS:
-        raise ReaderError(f"Unknown domain '{domain}' for folder dataset '{dataset_id}'; use one of "
-                          f"{', '.join(DOMAINS)}.")
-    relative = tuple((i.relative_to(folder).as_posix(), lab.relative_to(folder).as_posix()) for i, lab in pairs)
+        raise ReaderError(
+            f"Unknown domain '{domain}' for folder dataset '{dataset_id}'; use one of {', '.join(DOMAINS)}."
+        )
+    relative = tuple(
+        (i.relative_to(folder).as_posix(), lab.relative_to(folder).as_posix()) for i, lab in pairs
+    )
     # The domain is part of the version: it picks the models, and each version keeps its own config.json.
     settings_bytes += f"\0domain={domain}".encode()
     return FolderDatasetConfig(
-        id=dataset_id, name=settings.name or folder.name, domain=domain, citation="local data", licence="local data",
+        id=dataset_id,
+        name=settings.name or folder.name,
+        domain=domain,
+        citation="local data",
+        licence="local data",
         description=f"Images and labels from the folder {folder}.",
         source=Source(kind="manual", instructions=f"Local folder {folder}; it is prepared when used."),
-        format=Format(reader="local-folder"), split=Split(description="Every image of the folder.", rule="all"),
-        preparation=Preparation(crop=settings.crop, channels=settings.channels), prompt=settings.prompt,
-        folder=str(folder), content_hash=_content_hash(folder, relative, settings_bytes), pairs=relative)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        format=Format(reader="local-folder"),
+        split=Split(description="Every image of the folder.", rule="all"),
+        preparation=Preparation(crop=settings.crop, channels=settings.channels),
+        prompt=settings.prompt,
+        folder=str(folder),
+        content_hash=_content_hash(folder, relative, settings_bytes),
+        pairs=relative,
+    )
 
 
 def register_folder(folder: str | os.PathLike, domain: str | None = None) -> FolderDatasetConfig:
@@ -229,23 +261,33 @@ def register_folder(folder: str | os.PathLike, domain: str | None = None) -> Fol
     config = folder_config(folder, domain, taken={c.id for c in list_datasets()})
     known = _REGISTERED.get(config.id)
     if known is not None and known.folder != config.folder:
-        raise ReaderError(f"Two dataset folders get the id '{config.id}' ({known.folder} and {config.folder}): "
-                          f"rename one or set `id:` in its {SETTINGS_FILE}.")
+        raise ReaderError(
+            f"Two dataset folders get the id '{config.id}' ({known.folder} and {config.folder}): "
+            f"rename one or set `id:` in its {SETTINGS_FILE}."
+        )
     _REGISTERED[config.id] = config
     return config
 
 
-def registered_folder(dataset_id: str, data_root: str | os.PathLike | None = None) -> FolderDatasetConfig | None:
-    """The folder dataset ``dataset_id``: registered in this process, else its newest version prepared under the
-    data root (so that ``report``, ``evaluate`` and ``submit`` workers in other processes find it too)."""
+def registered_folder(
+    dataset_id: str, data_root: str | os.PathLike | None = None
+) -> FolderDatasetConfig | None:
+    """The folder dataset ``dataset_id``, or None.
+
+    The one registered in this process, else its newest version prepared under the data root (so that
+    ``report``, ``evaluate`` and ``submit`` workers in other processes find it too).
+    """
     if dataset_id in _REGISTERED:
         return _REGISTERED[dataset_id]
     from ..config import data_root as _data_root
 
     if not ID_PATTERN.match(dataset_id):
         return None
-    versions = [p for p in (_data_root(data_root) / "folders" / dataset_id).glob(f"*/{CONFIG_FILE}")
-                if (p.parent / "prepared.h5").is_file()]
+    versions = [
+        p
+        for p in (_data_root(data_root) / "folders" / dataset_id).glob(f"*/{CONFIG_FILE}")
+        if (p.parent / "prepared.h5").is_file()
+    ]
     if not versions:
         return None
     newest = max(versions, key=lambda p: (p.parent / "prepared.h5").stat().st_mtime_ns)
@@ -273,15 +315,23 @@ def prepare_folder(config: FolderDatasetConfig, data_root: str | os.PathLike | N
         key = _settings(folder)[1] + f"\0domain={config.domain}".encode()
         if _content_hash(folder, config.pairs, key) != config.content_hash:
             raise ReaderError(f"The folder {config.folder} changed while apgbench was using it: run again.")
-        entries = [Entry(id=Path(image).stem, key=Path(image).stem, load=_loader(folder, image, label),
-                         meta={"source": image, "label_source": label}) for image, label in config.pairs]
+        entries = [
+            Entry(
+                id=Path(image).stem,
+                key=Path(image).stem,
+                load=_loader(folder, image, label),
+                meta={"source": image, "label_source": label},
+            )
+            for image, label in config.pairs
+        ]
         try:
             write_prepared(out, config.id, iter_samples(config, entries))
         except ValueError as err:
             if "No test images were prepared" not in str(err):
                 raise
-            raise ReaderError(f"No label image in {folder} has any object (all are 0), so there is nothing to "
-                              "score.") from None
+            raise ReaderError(
+                f"No label image in {folder} has any object (all are 0), so there is nothing to score."
+            ) from None
         tmp = out.parent / (CONFIG_FILE + ".partial")
         tmp.write_text(config.model_dump_json(indent=2), encoding="utf-8")
         os.replace(tmp, out.parent / CONFIG_FILE)
@@ -297,7 +347,7 @@ def _content_hash(folder: Path, pairs: tuple[tuple[str, str], ...], settings_byt
             if not path.is_file():
                 raise ReaderError(f"{path} disappeared while apgbench was using the folder {folder}.")
             digest.update(f"\0{relative}\0".encode())
-            digest.update(_file_sha256(path).encode())
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 
@@ -311,21 +361,31 @@ def _loader(folder: Path, image_name: str, label_name: str):
             image = np.moveaxis(image, 0, -1)  # channels-first RGB(A)
         if image.ndim == 3 and image.shape[-1] == 4:
             image = image[..., :3]  # RGBA (PNG) -> RGB
-        if image.ndim == 3 and labels.ndim == 3 or image.ndim not in (2, 3) or (
-                image.ndim == 3 and image.shape[-1] not in (2, 3)):
-            raise ReaderError(f"{image_name} has shape {image.shape}: folder datasets take 2D grey or RGB images "
-                              "(volumes are not supported yet).")
+        if (
+            (image.ndim == 3 and labels.ndim == 3)
+            or image.ndim not in (2, 3)
+            or (image.ndim == 3 and image.shape[-1] not in (2, 3))
+        ):
+            raise ReaderError(
+                f"{image_name} has shape {image.shape}: folder datasets take 2D grey or RGB images "
+                "(volumes are not supported yet)."
+            )
         if labels.ndim != 2:
             raise ReaderError(f"{label_name} is not a 2D label image (shape {labels.shape}).")
-        if labels.dtype == bool or not (np.issubdtype(labels.dtype, np.integer) or np.array_equal(
-                labels, np.round(labels))):
-            raise ReaderError(f"{label_name} holds {labels.dtype} values, not instance labels (integers, 0 = "
-                              "background, one id per object).")
+        if labels.dtype == bool or not (
+            np.issubdtype(labels.dtype, np.integer) or np.array_equal(labels, np.round(labels))
+        ):
+            raise ReaderError(
+                f"{label_name} holds {labels.dtype} values, not instance labels (integers, 0 = "
+                "background, one id per object)."
+            )
         if labels.size and labels.min() < 0:
             raise ReaderError(f"{label_name} holds negative label ids.")
         if image.shape[:2] != labels.shape:
-            raise ReaderError(f"{image_name} is {image.shape[0]}x{image.shape[1]} but its labels {label_name} "
-                              f"are {labels.shape[0]}x{labels.shape[1]}.")
+            raise ReaderError(
+                f"{image_name} is {image.shape[0]}x{image.shape[1]} but its labels {label_name} "
+                f"are {labels.shape[0]}x{labels.shape[1]}."
+            )
         return image, labels.astype(np.uint32, copy=False)
 
     return load

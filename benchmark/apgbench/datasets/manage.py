@@ -25,15 +25,16 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..config import data_root as _data_root
+from ..errors import InvalidInputError, NotFoundError, UnavailableError
+from ..files import sha256_file
 from .download import ChecksumError, fetch_file
 from .extract import CorruptArchiveError, is_archive, safe_extract
 from .prepare import prepare_dataset
-from .prepared import file_sha256
 from .schema import DatasetConfig, RemoteFile
 from .staging import Staging, recover, staging
 
 
-class ManualDatasetError(RuntimeError):
+class ManualDatasetError(UnavailableError):
     """The dataset must be obtained by hand; the message says how."""
 
 
@@ -112,7 +113,7 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         With a one-sentence message; the cache keeps only verified files.
     """
     if config.builtin:
-        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to download.")
+        raise InvalidInputError(f"Dataset '{config.id}' is built in: there is nothing to download.")
     if config.manual:
         raise ManualDatasetError(manual_instructions(config))
     if config.variant:  # a variant is prepared from its base dataset's download
@@ -132,7 +133,7 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
             for remote in config.source.files:
                 cached = raw / remote.filename
                 if cached.is_file() and remote.sha256 is not None:
-                    if file_sha256(cached) == remote.sha256:
+                    if sha256_file(cached) == remote.sha256:
                         files.append(cached)
                         continue
                     # A copy that differs (e.g. imported with --no-verify) is replaced only on success.
@@ -156,13 +157,13 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
         If a raw file is not cached yet (the message names the command that fetches it).
     """
     if config.builtin:
-        raise ValueError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
+        raise InvalidInputError(f"Dataset '{config.id}' is built in: there is nothing to prepare.")
     raw = _data_root(data_root) / config.base_id / "raw"
     files = [raw / f.filename for f in config.source.files]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
-        raise FileNotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+        raise NotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
                                 f"`apgbench datasets {verb}` first.")
     try:  # the base dataset's recorded raw hashes, so the files are not hashed again
         manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
@@ -183,7 +184,7 @@ def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
     if len(files) == 1:
         return files[0]
     names = ", ".join(f.filename for f in files)
-    raise ValueError(f"'{path.name}' is not one of the files of dataset '{config.id}' ({names}).")
+    raise InvalidInputError(f"'{path.name}' is not one of the files of dataset '{config.id}' ({names}).")
 
 
 def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=None, *, verify: bool = True,
@@ -211,7 +212,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise NotFoundError(f"{path} does not exist.")
     notes: list[str] = []
     with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
         expected = {f.filename for f in config.source.files}
@@ -227,7 +228,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
         pinned: list[Path] = []
         for candidate in candidates:
             remote = _expected_file(config, candidate)
-            digest = file_sha256(candidate)
+            digest = sha256_file(candidate)
             if remote.sha256 and digest != remote.sha256:
                 if verify:
                     raise ChecksumError(candidate.name, remote.sha256, digest,
@@ -253,7 +254,7 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             previous.setdefault("dataset", config.id)
             previous["raw"] = {**previous.get("raw", {}), **digests}
             stage.commit(previous)
-            raise FileNotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
+            raise NotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
                                     "pass a folder holding all its files).")
         old = previous.get("raw", {})
         digests = {**{f.name: old[f.name] for f in files if f.name in old}, **digests}
@@ -286,7 +287,7 @@ def _prepare_from_files(config: DatasetConfig, data_root, stage: Staging, files:
     for f in files:  # downloads with a published hash were verified while streaming; hash the others now
         if f.name not in hashes:
             known = by_name[f.name].sha256 if f.name in by_name and origin == "download" else None
-            hashes[f.name] = known or file_sha256(f)
+            hashes[f.name] = known or sha256_file(f)
     stage.commit(_manifest(config, stage, hashes, origin, n, notes or []))
     return _prepared(config, data_root)
 
@@ -300,7 +301,7 @@ def _extract(remote: RemoteFile | None, path: Path) -> bool:
 def _manifest(config, stage: Staging, hashes: dict, origin: str, n: int, notes: list[str],
               source_path: str = "") -> dict:
     manifest = {"dataset": config.id, "origin": origin, "raw": hashes, "n_images": n,
-                "prepared_sha256": file_sha256(stage.prepared), "notes": notes}
+                "prepared_sha256": sha256_file(stage.prepared), "notes": notes}
     if source_path:
         manifest["source_path"] = source_path
     return manifest
@@ -342,7 +343,7 @@ def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tu
             continue
         published = by_name[path.name].sha256
         expected = manifest.get("raw", {}).get(path.name) or published
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         if expected is None:
             rows.append((f"raw/{path.name}", True, f"no reference hash; sha256 {digest}"))
         elif digest != expected:
@@ -354,7 +355,7 @@ def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tu
     prepared = folder / "prepared.h5"
     if prepared.is_file():
         expected = manifest.get("prepared_sha256")
-        digest = file_sha256(prepared)
+        digest = sha256_file(prepared)
         ok = expected is None or digest == expected
         rows.append(("prepared.h5", ok, "ok" if expected and ok else
                      ("no manifest entry" if expected is None else f"expected {expected}, got {digest}")))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from .prepared import Sample, write_prepared
 from .readers import Entry, ReaderError, get_reader
 from .readers._base import natural_key, sorted_glob
@@ -37,7 +38,7 @@ def read_entries(config: DatasetConfig, root: str | os.PathLike) -> list[Entry]:
     try:
         return reader(Path(root), **config.format.options)
     except TypeError as err:
-        raise ValueError(f"Bad reader options for '{config.id}' ({config.format.reader}): {err}") from err
+        raise InvalidInputError(f"Bad reader options for '{config.id}' ({config.format.reader}): {err}") from err
 
 
 def select_split(entries: list[Entry], split: Split, root: str | os.PathLike | None = None) -> list[Entry]:

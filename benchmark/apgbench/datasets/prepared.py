@@ -12,7 +12,6 @@ The file is written under a temporary name and renamed, so a crash never leaves 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,9 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from ..errors import InvalidInputError, UnknownIdError
+from ..files import H5_GZIP_LEVEL, sha256_file
 
 FORMAT_VERSION = 1
 
@@ -39,7 +41,7 @@ class Sample:
 def check_image_id(image_id: str) -> str:
     """Image ids name HDF5 datasets and files: no slashes, no leading dot, not empty."""
     if not image_id or "/" in image_id or "\\" in image_id or image_id.startswith("."):
-        raise ValueError(f"Invalid image id {image_id!r}: ids must be non-empty and contain no path separators.")
+        raise InvalidInputError(f"Invalid image id {image_id!r}: ids must be non-empty and contain no path separators.")
     return image_id
 
 
@@ -61,22 +63,23 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
             for sample in samples:
                 image_id = check_image_id(sample.image_id)
                 if image_id in images:
-                    raise ValueError(f"Image id '{image_id}' appears twice in dataset '{dataset_id}'.")
+                    raise InvalidInputError(f"Image id '{image_id}' appears twice in dataset '{dataset_id}'.")
                 if sample.image.shape[: sample.labels.ndim] != sample.labels.shape:  # (H, W[, C]) or (Z, Y, X)
-                    raise ValueError(
+                    raise InvalidInputError(
                         f"Image '{image_id}' of '{dataset_id}' has shape {sample.image.shape} but its labels "
                         f"have shape {sample.labels.shape}."
                     )
                 lab = np.asarray(sample.labels)
                 if lab.size and lab.min() < 0:
-                    raise ValueError(f"Labels of image '{image_id}' contain negative ids.")
-                ds = images.create_dataset(image_id, data=sample.image, compression="gzip", compression_opts=4)
+                    raise InvalidInputError(f"Labels of image '{image_id}' contain negative ids.")
+                ds = images.create_dataset(image_id, data=sample.image, compression="gzip",
+                                           compression_opts=H5_GZIP_LEVEL)
                 ds.attrs["meta"] = json.dumps(sample.meta, default=str)
                 labels.create_dataset(image_id, data=lab.astype(_label_dtype(lab)), compression="gzip",
                                       compression_opts=4)
                 ids.append(image_id)
             if not ids:
-                raise ValueError(f"No test images were prepared for dataset '{dataset_id}'.")
+                raise InvalidInputError(f"No test images were prepared for dataset '{dataset_id}'.")
             f.attrs["dataset"] = dataset_id
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["image_ids"] = json.dumps(ids)
@@ -105,7 +108,7 @@ class PreparedDataset:
                 self.image_ids: list[str] = json.loads(f.attrs["image_ids"])
                 self.dataset_id: str = str(f.attrs["dataset"])
         except (OSError, KeyError) as err:
-            raise ValueError(
+            raise InvalidInputError(
                 f"The prepared file {self.path} is unreadable or incomplete ({err}); prepare the dataset again."
             ) from err
 
@@ -121,7 +124,7 @@ class PreparedDataset:
         """Read one sample by id."""
         with h5py.File(self.path, "r") as f:
             if image_id not in f["images"]:
-                raise KeyError(f"No image '{image_id}' in {self.path}.")
+                raise UnknownIdError(f"No image '{image_id}' in {self.path}.")
             return self._read(f, image_id)
 
     @staticmethod
@@ -131,13 +134,4 @@ class PreparedDataset:
 
     def fingerprint(self) -> str:
         """sha256 of the prepared file, for provenance in ``run.json``."""
-        return file_sha256(self.path)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_file(self.path)

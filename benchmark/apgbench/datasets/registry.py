@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import tempfile
@@ -11,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..config import DOMAINS, config_dir, load_yaml, unknown_id_message
+from ..errors import InvalidInputError, UnknownIdError
 from .schema import DatasetConfig
 
 
@@ -24,7 +24,7 @@ def _load_all(directory: Path) -> dict[str, DatasetConfig]:
     for path in sorted(directory.glob("*.yaml")):
         config = load_dataset_config(path)
         if config.id in configs:
-            raise ValueError(f"Dataset id '{config.id}' is defined twice (second time in {path}).")
+            raise InvalidInputError(f"Dataset id '{config.id}' is defined twice (second time in {path}).")
         configs[config.id] = config
     return configs
 
@@ -34,14 +34,14 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     try:
         data = load_yaml(path)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}): "
-                         "save it with UTF-8 encoding.") from None
+        raise InvalidInputError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
+                                f"{err.start}): save it with UTF-8 encoding.") from None
     try:
         config = DatasetConfig.model_validate(data)
     except ValidationError as err:
-        raise ValueError(f"{path} is not a valid dataset config:\n{err}") from err
+        raise InvalidInputError(f"{path} is not a valid dataset config:\n{err}") from err
     if Path(path).stem != config.id:
-        raise ValueError(f"{path}: the file name must equal the dataset id '{config.id}'.")
+        raise InvalidInputError(f"{path}: the file name must equal the dataset id '{config.id}'.")
     return config
 
 
@@ -64,7 +64,7 @@ def get_dataset_config(dataset_id: str, directory: Path | None = None) -> Datase
         folder = registered_folder(dataset_id)
         if folder is not None:
             return folder
-        raise KeyError(unknown_id_message("dataset", dataset_id, list(configs)))
+        raise UnknownIdError(unknown_id_message("dataset", dataset_id, list(configs)))
     return configs[dataset_id]
 
 
@@ -114,18 +114,17 @@ def check_reader(config: DatasetConfig, path: str | Path | None = None) -> list[
     path : path, optional
         The YAML file, named in the messages (default: the dataset id).
     """
-    from .readers import get_reader, reader_names
+    from .readers import READERS, reader_names
 
     if config.builtin:
         return []
     where = str(path) if path is not None else f"dataset '{config.id}'"
     name, options = config.format.reader, dict(config.format.options)
-    try:
-        reader = get_reader(name)
-    except KeyError:
-        close = difflib.get_close_matches(name, reader_names(), n=1, cutoff=0.5)
+    if name not in READERS:
+        close = READERS.close_to(name)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return [f"{where}: unknown reader '{name}'{hint}; known readers: {', '.join(reader_names())}."]
+    reader = READERS.get(name)
     parameters = list(inspect.signature(reader).parameters.values())[1:]  # after ``root``
     named = {p.name: p for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
     if len(named) == len(parameters):

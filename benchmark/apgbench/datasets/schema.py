@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..config import ID_PATTERN
+from ..config import DOMAINS, ID_PATTERN
+from ..errors import UnknownIdError
 
-Domain = Literal["nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo"]
+Domain = Literal[DOMAINS]  # type: ignore[valid-type]  # the four domains, listed once in apgbench.config
 
 
 class _Strict(BaseModel):
@@ -207,7 +208,7 @@ class DatasetConfig(_Strict):
         """
         if name not in self.variants:
             known = ", ".join(sorted(self.variants)) or "none"
-            raise KeyError(f"Dataset '{self.id}' has no variant '{name}' (variants: {known}).")
+            raise UnknownIdError(f"Dataset '{self.id}' has no variant '{name}' (variants: {known}).")
         variant = self.variants[name]
         data = self.model_dump()
         data["format"]["options"] = {**data["format"]["options"], **variant.format_options}

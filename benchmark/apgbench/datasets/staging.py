@@ -44,8 +44,9 @@ class Staging:
     def commit(self, manifest: dict | None) -> None:
         """Write ``manifest``, mark the staged state complete and move it over the old one."""
         if manifest is not None:
-            (self.path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True),
-                                                      encoding="utf-8")
+            (self.path / "manifest.json").write_text(
+                json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8"
+            )
         marker = self.path / (COMMIT + PARTIAL_SUFFIX)
         marker.write_text("complete\n", encoding="utf-8")
         os.replace(marker, self.path / COMMIT)  # from here on, recover() rolls forward
@@ -79,8 +80,11 @@ def recover(folder: str | os.PathLike) -> None:
         _apply(folder)
     if stage.exists():
         shutil.rmtree(stage)
-    for leftover in [*folder.glob(f"*{PARTIAL_SUFFIX}"), *(folder / "raw").glob(f"*{PARTIAL_SUFFIX}"),
-                     *(folder / "raw").glob(f".*{PARTIAL_SUFFIX}")]:
+    for leftover in [
+        *folder.glob(f"*{PARTIAL_SUFFIX}"),
+        *(folder / "raw").glob(f"*{PARTIAL_SUFFIX}"),
+        *(folder / "raw").glob(f".*{PARTIAL_SUFFIX}"),
+    ]:
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

@@ -15,6 +15,7 @@ import numpy as np
 import skimage as ski
 from scipy import ndimage as ndi
 
+from ..errors import UnknownIdError
 from .prepared import Sample
 from .schema import DatasetConfig
 
@@ -143,7 +144,7 @@ class SyntheticDataset:
     def get(self, image_id: str) -> Sample:
         """Generate the sample with this id."""
         if image_id not in self.image_ids:
-            raise KeyError(f"No image '{image_id}' in dataset '{self.config.id}'.")
+            raise UnknownIdError(f"No image '{image_id}' in dataset '{self.config.id}'.")
         return generate_sample(self.kind, self.image_ids.index(image_id), self.seed, self.shape, self.spacing)
 
     def fingerprint(self) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from ..config import ID_PATTERN, unknown_id_message
+from ..config import ID_PATTERN, Registry
+from ..errors import InvalidInputError
 from .base import (
     MethodUnavailableError,
     ParameterError,
@@ -22,7 +23,7 @@ from .base import (
     install_hint,
     missing_modules,
     missing_text,
-    paint_masks,
+    paint_masks_last_wins,
 )
 from .meta import MethodMeta, one_model
 
@@ -39,7 +40,7 @@ __all__ = [
     "method_status",
     "missing_modules",
     "one_model",
-    "paint_masks",
+    "paint_masks_last_wins",
     "register_method",
     "trained_on",
 ]
@@ -57,18 +58,15 @@ BUILTIN_MODULES = (
     "apgbench.methods.stardist",
 )
 
-_REGISTRY: dict[str, type[Segmenter]] = {}
+_REGISTRY: Registry[type[Segmenter]] = Registry("method")
 _LOADED = False
 
 
 def register_method(cls: type[Segmenter]) -> type[Segmenter]:
     """Class decorator that registers a :class:`Segmenter` under its ``name``."""
     if not ID_PATTERN.match(cls.name):
-        raise ValueError(f"Method name '{cls.name}' must be kebab-case.")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"Method '{cls.name}' is registered twice.")
-    _REGISTRY[cls.name] = cls
-    return cls
+        raise InvalidInputError(f"Method name '{cls.name}' must be kebab-case.")
+    return _REGISTRY.add(cls.name, cls)
 
 
 def _load_all() -> None:
@@ -81,7 +79,7 @@ def _load_all() -> None:
         if entry.name not in _REGISTRY:
             cls = entry.load()
             if cls.name != entry.name:
-                raise ValueError(f"Entry point '{entry.name}' loads a method named '{cls.name}'.")
+                raise InvalidInputError(f"Entry point '{entry.name}' loads a method named '{cls.name}'.")
             register_method(cls)
     _LOADED = True
 
@@ -89,15 +87,13 @@ def _load_all() -> None:
 def available_methods() -> dict[str, type[Segmenter]]:
     """All registered methods by id, in registration order."""
     _load_all()
-    return dict(_REGISTRY)
+    return _REGISTRY.as_dict()
 
 
 def get_method(name: str) -> type[Segmenter]:
     """The method class registered as ``name``; unknown names raise ``KeyError`` with suggestions."""
-    methods = available_methods()
-    if name not in methods:
-        raise KeyError(unknown_id_message("method", name, list(methods)))
-    return methods[name]
+    _load_all()
+    return _REGISTRY.get(name)
 
 
 def method_status(cls: type[Segmenter]) -> tuple[bool, str]:

@@ -16,14 +16,15 @@ from typing import Any, ClassVar, final
 import numpy as np
 
 from ..config import DOMAINS
+from ..errors import InvalidInputError, UnavailableError
 from .meta import MethodMeta
 
 
-class MethodUnavailableError(RuntimeError):
+class MethodUnavailableError(UnavailableError):
     """A method cannot run here: its library, extra or weights are missing."""
 
 
-class ParameterError(ValueError):
+class ParameterError(InvalidInputError):
     """A method parameter is unknown or has a value of the wrong type (a usage error: CLI exit code 2)."""
 
 
@@ -212,7 +213,7 @@ class Segmenter(ABC):
             raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
                                          f"{install_hint(type(self))}.")
         if domain is not None and domain not in DOMAINS:
-            raise ValueError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
+            raise InvalidInputError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
         self.device, self.domain = device, domain
         if self._prepared and key == self._loaded_key:
@@ -300,10 +301,10 @@ class Segmenter(ABC):
         rule = (params or {}).get("stitch")
         if rule is not None:
             if rule not in STITCH_RULES:
-                raise ValueError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+                raise InvalidInputError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
             return "2d+stitch"
         if cls.supports_3d == "none":
-            raise ValueError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+            raise InvalidInputError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
                              f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
         return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
 
@@ -388,8 +389,9 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return (inverse + 1).reshape(labels.shape).astype(np.uint32)
 
 
-def paint_masks(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given") -> np.ndarray:
-    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones.
+def paint_masks_last_wins(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
+                          order: str = "as-given") -> np.ndarray:
+    """Paint binary masks into a uint32 label image; later masks overwrite earlier ones (the last wins).
 
     Parameters
     ----------

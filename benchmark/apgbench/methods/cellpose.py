@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .images import to_float, to_grey
 from .meta import MethodMeta, one_model
 from .weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution, seeded_torch, weights_info
@@ -38,7 +38,7 @@ def cellpose_major() -> int | None:
     return None if version is None else int(version.split(".")[0])
 
 
-def masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
+def cellpose_masks_to_labels(masks: Any, shape: tuple[int, int]) -> np.ndarray:
     """Cellpose's ``masks`` output (uint16 or uint32 label image; empty list/None when nothing) as uint32."""
     if masks is None or (isinstance(masks, (list, tuple)) and len(masks) == 0):
         return np.zeros(shape, dtype=np.uint32)
@@ -171,7 +171,7 @@ class CellposeSAM(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if not os.path.exists(name) and name not in known:
                 # cellpose would silently fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose model '{name}'; built-in names: {', '.join(sorted(known))}."
                 )
             try:
@@ -188,7 +188,8 @@ class CellposeSAM(_CellposeBase):
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
-        x = np.ascontiguousarray(to_float(image))  # channels last, as every image here; cellpose normalises
+        # A copy: cellpose normalises float32 input in place (transforms.normalize_img), the caller's image too.
+        x = np.array(to_float(image))  # channels last, as every image here
         masks, _, _ = self._model.eval(
             x,
             channel_axis=-1 if x.ndim == 3 else None,
@@ -197,7 +198,7 @@ class CellposeSAM(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
             batch_size=p["batch_size"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision, and which segment_anything is on disk."""
@@ -264,7 +265,7 @@ class Cellpose3(_CellposeBase):
             known = set(models.MODEL_NAMES) | set(models.get_user_models())
             if p["model_type"] not in known and not os.path.exists(p["model_type"]):
                 # cellpose would warn and fall back to its default model; refuse instead.
-                raise ValueError(
+                raise ParameterError(
                     f"Unknown cellpose 3 model '{p['model_type']}'; built-in: {', '.join(sorted(known))}."
                 )
             try:
@@ -280,13 +281,13 @@ class Cellpose3(_CellposeBase):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
         masks, _, _ = self._model.eval(
-            to_grey(image),
+            np.array(to_grey(image)),  # a copy: cellpose may normalise its input in place
             channels=[0, 0],
             diameter=p["diameter"],
             flow_threshold=p["flow_threshold"],
             cellprob_threshold=p["cellprob_threshold"],
         )
-        return masks_to_labels(masks, image.shape[:2])
+        return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
         """cellpose version, model, weights, precision."""

@@ -22,7 +22,7 @@ import skimage as ski
 from scipy import ndimage as ndi
 
 from . import register_method
-from .base import Segmenter
+from .base import ParameterError, Segmenter
 from .meta import MethodMeta
 
 
@@ -95,7 +95,7 @@ class ClassicWatershed(Segmenter):
             foreground = channel > ski.filters.threshold_local(channel, block)
             foreground &= channel > ski.filters.threshold_otsu(channel) * 0.5
         else:
-            raise ValueError(f"Unknown threshold '{p['threshold']}'; use 'otsu' or 'local'.")
+            raise ParameterError(f"Unknown threshold '{p['threshold']}'; use 'otsu' or 'local'.")
         foreground = ndi.binary_fill_holes(ndi.binary_opening(foreground, iterations=1))
         components, _ = ndi.label(foreground)
         sizes = np.bincount(components.ravel())

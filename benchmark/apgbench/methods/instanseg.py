@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .images import to_float
 from .meta import MethodMeta
 from .weights import dist_version, seeded_torch, weights_info
@@ -204,7 +204,7 @@ class InstanSeg(Segmenter):
 
     def _model_key(self, domain: str | None) -> object:
         if domain is None and not self.params["model"]:
-            raise ValueError(
+            raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
             )
@@ -216,7 +216,7 @@ class InstanSeg(Segmenter):
 
         p, name = self.params, self.model_name(domain)
         if p["processing"] not in ("auto", "small", "medium"):
-            raise ValueError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
+            raise ParameterError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
         if p["random_weights"]:
             net, self._weights = random_instanseg(name), None
         elif p["checkpoint"]:
@@ -234,7 +234,7 @@ class InstanSeg(Segmenter):
 
         entry = model_index().get(name)
         if entry is None:
-            raise ValueError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
+            raise ParameterError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
         try:
             return download_model(name, verbose=False)
         except Exception as error:  # noqa: BLE001 - requests, zipfile and OS errors alike

@@ -39,7 +39,7 @@ from ..apg import (
 )
 from ..config import DOMAINS
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .images import to_rgb_uint8
 from .meta import MethodMeta
 from .weights import dist_version
@@ -235,7 +235,7 @@ class _MicroSam(Segmenter):
         if checkpoint is None:
             folder, registry = microsam_model_dir(), util.models()
             if name not in registry.registry:
-                raise ValueError(f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names().")
+                raise ParameterError(f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names().")
             for file in (name, f"{name}_decoder"):
                 if file in registry.registry and not (folder / file).is_file():
                     try:  # micro-sam's own download (pooch, hash-checked)
@@ -248,7 +248,7 @@ class _MicroSam(Segmenter):
                         ) from None
         elif not Path(checkpoint).is_file():
             raise MethodUnavailableError(f"µSAM checkpoint {checkpoint} does not exist.")
-        model_type = name if checkpoint is None else name[:5]
+        model_type = name if checkpoint is None else sam_backbone(name)
         self.predictor, self.decoder = get_predictor_and_decoder(model_type, checkpoint, device=device)
         self._weights = {
             "model": name,
@@ -261,7 +261,7 @@ class _MicroSam(Segmenter):
         if tile_shape is None or max(shape) <= int(self.params["max_untiled"]):
             return None, None
         if halo is None:
-            raise ValueError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
+            raise ParameterError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
         return tuple(tile_shape), tuple(halo)
 
     def _maps(self, image: np.ndarray):
@@ -330,6 +330,12 @@ class _MicroSam(Segmenter):
 
     def close(self) -> None:
         self.predictor = self.decoder = None
+
+
+
+def sam_backbone(name: str) -> str:
+    """The SAM backbone of a µSAM model name (``vit_b_lm`` -> ``vit_b``), which a custom checkpoint is built on."""
+    return "_".join(name.split("_")[:2])
 
 
 @register_method

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import register_method
 from .amg import LABEL_DEFAULTS, AutoMaskGenerator
+from .base import ParameterError
 from .meta import MethodMeta, one_model
 from .weights import SAM_DISTRIBUTIONS, owning_distribution, resolve_checkpoint, seeded_torch, weights_root
 
@@ -91,7 +92,7 @@ class SamAMG(AutoMaskGenerator):
 
         model = self.params["model"]
         if model not in SAM_CHECKPOINTS:
-            raise ValueError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
+            raise ParameterError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
         self._weights = None
         if self.params["random_weights"]:
             with seeded_torch():

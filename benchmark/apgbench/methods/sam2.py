@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import register_method
 from .amg import LABEL_DEFAULTS, AutoMaskGenerator
+from .base import ParameterError
 from .meta import MethodMeta, one_model
 from .weights import dist_version, resolve_checkpoint, seeded_torch, weights_root
 
@@ -120,7 +121,7 @@ class Sam2AMG(AutoMaskGenerator):
     def _prepare(self, device: str, domain: str | None) -> None:
         model = self.params["model"]
         if model not in SAM2_MODELS:
-            raise ValueError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
+            raise ParameterError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
         config, filename = SAM2_MODELS[model]
         self._weights = None
         if not self.params["random_weights"]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import register_method
-from .base import MethodUnavailableError, Segmenter, relabel_sequential
+from .base import MethodUnavailableError, ParameterError, Segmenter, relabel_sequential
 from .images import to_pil_rgb, to_rgb_uint8
 from .meta import MethodMeta, one_model
 from .tiling import Region, centroid_in_core, split_region, whole_image
@@ -195,7 +195,7 @@ class Sam3(Segmenter):
         if params.get("prompt", "cell") is None:  # a dataset without its own prompt keeps the paper's
             self.params["prompt"] = "cell"
         if not isinstance(self.params["prompt"], str) or not self.params["prompt"].strip():
-            raise ValueError("SAM3's prompt must be a non-empty string.")
+            raise ParameterError("SAM3's prompt must be a non-empty string.")
         self.params["prompt"] = self.params["prompt"].strip()
 
     # -- model ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import DOMAINS
 from . import register_method
-from .base import MethodUnavailableError, Segmenter
+from .base import MethodUnavailableError, ParameterError, Segmenter
 from .images import to_float
 from .meta import MethodMeta
 from .weights import RANDOM_WEIGHTS, dist_version
@@ -138,7 +138,7 @@ class StarDist(Segmenter):
 
     def _model_key(self, domain: str | None) -> object:
         if domain is None and not (self.params["model"] or self.params["model_dir"]):
-            raise ValueError(
+            raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
             )
@@ -164,7 +164,7 @@ class StarDist(Segmenter):
             from csbdeep.models.pretrained import get_registered_models
 
             if name not in get_registered_models(StarDist2D, return_aliases=False):
-                raise ValueError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
+                raise ParameterError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
             try:
                 model = StarDist2D.from_pretrained(name)
             except Exception as error:  # noqa: BLE001 - keras' get_file raises bare Exceptions when offline

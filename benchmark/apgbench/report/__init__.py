@@ -38,6 +38,7 @@ import pandas as pd
 from rich.markup import escape as escape_markup
 from rich.table import Table
 
+from ..errors import InvalidInputError
 from ..results import load_scores
 from . import plots
 from .coverage import coverage_table, missing_notes
@@ -146,7 +147,7 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
     out.mkdir(parents=True, exist_ok=True)
     unknown = set(formats) - set(ALL_FORMATS)
     if unknown:
-        raise ValueError(f"Unknown report format(s) {sorted(unknown)}; choose from {', '.join(ALL_FORMATS)}.")
+        raise InvalidInputError(f"Unknown report format(s) {sorted(unknown)}; choose from {', '.join(ALL_FORMATS)}.")
     problems: list = []
     scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods,
                                   fingerprints=fingerprints, problems=problems)

@@ -7,7 +7,7 @@ import os
 
 import pandas as pd
 
-from ..results import iter_records, record_label
+from ..results import iter_records, record_label, valid_scores
 from .tables import domain_key, order_methods
 
 
@@ -31,20 +31,29 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
     for (domain, dataset, label), group in scores.groupby(["domain", "dataset", "label"], sort=False):
         info = infos.get((dataset, label), {})
         failed = group["error"].notna()
+        valid = valid_scores(group)
         n_expected = int(info.get("n_images") or len(group))
         rows.append({"domain": domain, "dataset": dataset, "method": label, "n_expected": n_expected,
-                     "n_scored": int((~failed & (group["n_true"] > 0)).sum()), "n_failed": int(failed.sum()),
+                     "n_scored": len(valid), "n_failed": int(failed.sum()),
                      "n_empty_gt": int((~failed & (group["n_true"] == 0)).sum()),
                      "complete": bool(info.get("complete", False)) and len(group) >= n_expected})
     frame = pd.DataFrame(rows, columns=columns)
     order = order_methods(frame["method"].unique())
     frame["_d"] = frame["domain"].map(domain_key)
     frame["_m"] = frame["method"].map(order.index)
-    return frame.sort_values(["_d", "domain", "dataset", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+    return (
+        frame.sort_values(["_d", "domain", "dataset", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+    )
 
 
-def missing_notes(table: pd.DataFrame, coverage: pd.DataFrame, *, requested: dict[str, tuple] | None = None,
-                  scores: pd.DataFrame | None = None, exclude_failed: bool = False) -> list[str]:
+def missing_notes(
+    table: pd.DataFrame,
+    coverage: pd.DataFrame,
+    *,
+    requested: dict[str, tuple] | None = None,
+    scores: pd.DataFrame | None = None,
+    exclude_failed: bool = False,
+) -> list[str]:
     """Sentences naming what is missing, for the terminal and the page.
 
     Parameters
@@ -65,22 +74,34 @@ def missing_notes(table: pd.DataFrame, coverage: pd.DataFrame, *, requested: dic
     notes = []
     if requested and scores is not None:
         for column, wanted in requested.items():
-            absent = [w for w in wanted if w not in set(scores[column if column != "method" else "label"])
-                      and not (column == "method" and w in set(scores["method"]))]
+            absent = [
+                w
+                for w in wanted
+                if w not in set(scores[column if column != "method" else "label"])
+                and not (column == "method" and w in set(scores["method"]))
+            ]
             if absent:
                 notes.append(f"No results for {column} {', '.join(absent)}.")
     if not table.empty:
-        never = [f"{label} on {dataset}" for (_, dataset), row in table.iterrows() for label, v in row.items()
-                 if pd.isna(v)]
+        never = [
+            f"{label} on {dataset}"
+            for (_, dataset), row in table.iterrows()
+            for label, v in row.items()
+            if pd.isna(v)
+        ]
         if never:
             shown = ", ".join(never[:12]) + (f" and {len(never) - 12} more" if len(never) > 12 else "")
-            notes.append(f"{len(never)} (dataset, method) pair(s) have no results yet (shown as '–'): {shown}.")
+            notes.append(
+                f"{len(never)} (dataset, method) pair(s) have no results yet (shown as '–'): {shown}."
+            )
     if not coverage.empty:
         partial = coverage[~coverage["complete"]]
         for row in partial.head(8).itertuples():
             done = row.n_scored + row.n_failed + row.n_empty_gt
-            notes.append(f"{row.method} on {row.dataset} is incomplete: {done} of {row.n_expected} images done "
-                         f"(the others are {effect}).")
+            notes.append(
+                f"{row.method} on {row.dataset} is incomplete: {done} of {row.n_expected} images done "
+                f"(the others are {effect})."
+            )
         if len(partial) > 8:
             notes.append(f"... and {len(partial) - 8} more incomplete records (see coverage.csv).")
         failed = coverage[coverage["n_failed"] > 0]

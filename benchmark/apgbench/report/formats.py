@@ -45,9 +45,20 @@ def frame_to_markdown(frame: pd.DataFrame, *, digits: int = 3) -> str:
 
 def latex_escape(text: str) -> str:
     """Escape LaTeX's special characters in plain text."""
-    replace = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--",
-               "−": "$-$"}
+    replace = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "–": "--",
+        "−": "$-$",
+    }
     return "".join(replace.get(ch, ch) for ch in text)
 
 
@@ -56,15 +67,27 @@ def frame_to_latex(frame: pd.DataFrame, *, digits: int = 3, caption: str | None 
     if frame.empty:
         return "% no data\n"
     header, rows = _rows(frame, digits)
-    spec = "l" * (len(header) - frame.shape[1]) + "r" * frame.shape[1] if _has_named_index(frame) else "l" * len(header)
-    lines = [r"% needs \usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(h) for h in header) + r" \\",
-             r"\midrule"]
+    spec = (
+        "l" * (len(header) - frame.shape[1]) + "r" * frame.shape[1]
+        if _has_named_index(frame)
+        else "l" * len(header)
+    )
+    lines = [
+        r"% needs \usepackage{booktabs}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     body = "\n".join(lines)
     if caption:
-        body = "\\begin{table}[t]\n\\centering\n" + body + f"\n\\caption{{{latex_escape(caption)}}}\n\\end{{table}}"
+        body = (
+            "\\begin{table}[t]\n\\centering\n"
+            + body
+            + f"\n\\caption{{{latex_escape(caption)}}}\n\\end{{table}}"
+        )
     return body + "\n"
 
 
@@ -78,8 +101,17 @@ def frame_to_html(frame: pd.DataFrame, *, digits: int = 3, css_class: str = "dat
     return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def write_table(frame: pd.DataFrame, out: Path, stem: str, *, title: str, formats=TABLE_FORMATS,
-                digits: int = 3, markdown: str | None = None, latex: str | None = None) -> list[Path]:
+def write_table(
+    frame: pd.DataFrame,
+    out: Path,
+    stem: str,
+    *,
+    title: str,
+    formats=TABLE_FORMATS,
+    digits: int = 3,
+    markdown: str | None = None,
+    latex: str | None = None,
+) -> list[Path]:
     """Write ``<stem>.md``, ``.csv`` and ``.tex`` (those in ``formats``) and return their paths.
 
     ``markdown`` and ``latex`` replace the generic rendering (tables with marks).
@@ -87,7 +119,9 @@ def write_table(frame: pd.DataFrame, out: Path, stem: str, *, title: str, format
     written = []
     if "md" in formats:
         path = out / f"{stem}.md"
-        path.write_text(f"# {title}\n\n" + (markdown or frame_to_markdown(frame, digits=digits)), encoding="utf-8")
+        path.write_text(
+            f"# {title}\n\n" + (markdown or frame_to_markdown(frame, digits=digits)), encoding="utf-8"
+        )
         written.append(path)
     if "csv" in formats:
         path = out / f"{stem}.csv"

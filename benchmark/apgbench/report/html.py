@@ -55,12 +55,18 @@ def image_tag(png: bytes, alt: str) -> str:
 
 def render_page(title: str, meta: str, notes: list[str], sections: list[Section]) -> str:
     """The whole page as a string."""
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{meta}</p>']
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">{meta}</p>',
+    ]
     if notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-        parts.append(f'<div class="notes" id="notes"><strong>What is missing or excluded</strong>'
-                     f"<ul>{items}</ul></div>")
+        parts.append(
+            f'<div class="notes" id="notes"><strong>What is missing or excluded</strong>'
+            f"<ul>{items}</ul></div>"
+        )
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     parts.append(f"<nav><ol>{toc}</ol></nav>")
     for section in sections:
@@ -68,8 +74,10 @@ def render_page(title: str, meta: str, notes: list[str], sections: list[Section]
         if section.intro:
             parts.append(f"<p>{section.intro}</p>")
         parts.extend(f'<div class="scroll">{table}</div>' for table in section.tables)
-        parts.extend(f'<details><summary>{html.escape(summary)}</summary><div class="scroll">{table}</div></details>'
-                     for summary, table in section.details)
+        parts.extend(
+            f'<details><summary>{html.escape(summary)}</summary><div class="scroll">{table}</div></details>'
+            for summary, table in section.details
+        )
         if section.grid:
             parts.append('<div class="grid">')
         for caption, png in section.figures:

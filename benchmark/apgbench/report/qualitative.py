@@ -22,7 +22,9 @@ def record_dirs(results_root: str | os.PathLike) -> dict[tuple[str, str], Path]:
     for directory in iter_records(results_root):
         try:
             info = json.loads((directory / "run.json").read_text())
-            found[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = directory
+            found[(info["dataset"], record_label(info["method"], info["run_key"], info.get("tag")))] = (
+                directory
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue  # unreadable: load_scores names it with its repair
     return found
@@ -96,8 +98,13 @@ def overlay_contours(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def qualitative_figure(results_root: str | os.PathLike, valid: pd.DataFrame, selection=None, *,
-                       data_root: str | os.PathLike | None = None) -> tuple[Figure | None, list[str]]:
+def qualitative_figure(
+    results_root: str | os.PathLike,
+    valid: pd.DataFrame,
+    selection=None,
+    *,
+    data_root: str | os.PathLike | None = None,
+) -> tuple[Figure | None, list[str]]:
     """Rows: chosen images; columns: image, ground truth, then one per method with its contours and mSA.
 
     Returns
@@ -128,8 +135,10 @@ def qualitative_figure(results_root: str | os.PathLike, valid: pd.DataFrame, sel
                 domain = valid.loc[valid["dataset"] == group[0][0], "domain"].iloc[0]
                 unshown.append((domain, failures[0]))
     if unshown:
-        notes.append(f"Qualitative figure: no image for {', '.join(d for d, _ in unshown)}; e.g. {unshown[0][1]}. "
-                     "Choose images with --images dataset:image_id.")
+        notes.append(
+            f"Qualitative figure: no image for {', '.join(d for d, _ in unshown)}; e.g. {unshown[0][1]}. "
+            "Choose images with --images dataset:image_id."
+        )
     if not rows:
         return None, notes
     ncols = 2 + max(len(panels) for *_, panels in rows)
@@ -149,7 +158,7 @@ def qualitative_figure(results_root: str | os.PathLike, valid: pd.DataFrame, sel
         for ax in row_axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        for ax in row_axes[2 + len(panels):]:
+        for ax in row_axes[2 + len(panels) :]:
             ax.set_visible(False)
     return fig, notes
 

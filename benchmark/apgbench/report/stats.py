@@ -25,8 +25,9 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = N_BOOT, level: float = 0.95,
-                 rng: np.random.Generator | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, *, n_boot: int = N_BOOT, level: float = 0.95, rng: np.random.Generator | None = None
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (resampling the values with replacement).
 
     Parameters
@@ -67,14 +68,24 @@ def msa_intervals(valid: pd.DataFrame, *, seed: int = 0, n_boot: int = N_BOOT) -
         # intervals, whatever the method, dataset or storage order (the mean does not depend on the order)
         values = np.sort(group["msa"].to_numpy(float))
         low, high = bootstrap_ci(values, n_boot=n_boot, rng=_rng(seed, "msa", str(values.size)))
-        rows.append({"domain": domain, "dataset": dataset, "method": label, "msa": values.mean(),
-                     "ci_low": low, "ci_high": high, "n_images": values.size})
+        rows.append(
+            {
+                "domain": domain,
+                "dataset": dataset,
+                "method": label,
+                "msa": values.mean(),
+                "ci_low": low,
+                "ci_high": high,
+                "n_images": values.size,
+            }
+        )
     return pd.DataFrame(rows, columns=["domain", "dataset", "method", "msa", "ci_low", "ci_high", "n_images"])
 
 
 def ranked_block(table: pd.DataFrame) -> tuple[list, list[str]]:
-    """The datasets (index keys) and methods over which an average rank is fair: every such method has a
-    result on every such dataset.
+    """The datasets (index keys) and methods over which an average rank is fair.
+
+    Every such method has a result on every such dataset.
 
     The datasets are those that all methods with the most results have; the methods, all that have results
     on each of those datasets. A method missing one of them is not ranked (its coverage is reported instead),
@@ -129,12 +140,18 @@ def average_ranks(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def domain_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the dataset mSAs per domain and overall (each dataset weighs the same, as in the paper), over
-    the same datasets as :func:`average_ranks` (NaN for methods it does not rank)."""
+    """Mean of the dataset mSAs per domain and overall (each dataset weighs the same, as in the paper).
+
+    Over the same datasets as :func:`average_ranks` (NaN for methods it does not rank).
+    """
     if table.empty:
         return pd.DataFrame()
-    result = pd.DataFrame({d: _block_ranks(table.xs(d, level=0, drop_level=False))[1]
-                           for d in dict.fromkeys(table.index.get_level_values(0))})
+    result = pd.DataFrame(
+        {
+            d: _block_ranks(table.xs(d, level=0, drop_level=False))[1]
+            for d in dict.fromkeys(table.index.get_level_values(0))
+        }
+    )
     result["overall"] = _block_ranks(table)[1]
     return result
 
@@ -149,12 +166,16 @@ def coverage_notes(table: pd.DataFrame) -> list[str]:
         return []
     counts = table.notna().sum(axis=0)
     named = ", ".join(f"{m} ({counts[m]} of {len(table)} datasets)" for m in left)
-    note = (f"Not ranked overall for lack of results: {named}; the overall rank is over the {len(rows)} "
-            "dataset(s) every ranked method has.")
+    note = (
+        f"Not ranked overall for lack of results: {named}; the overall rank is over the {len(rows)} "
+        "dataset(s) every ranked method has."
+    )
     return [note]
 
 
-def relative_difference(table: pd.DataFrame, *, variants=("apg", "apg-bd"), reference: str = "ais") -> pd.DataFrame:
+def relative_difference(
+    table: pd.DataFrame, *, variants=("apg", "apg-bd"), reference: str = "ais"
+) -> pd.DataFrame:
     """Paper Fig. 3: ``100 * (variant - reference) / reference`` per dataset, in percent.
 
     Returns an empty frame when the reference or every variant is missing; datasets where the reference is
@@ -182,33 +203,58 @@ def threshold_curves(valid: pd.DataFrame) -> pd.DataFrame:
     return long[["domain", "method", "threshold", "sa"]].sort_values(["domain", "method", "threshold"])
 
 
-def paired_test(valid: pd.DataFrame, first: str, second: str, *, seed: int = 0,
-                n_boot: int = N_BOOT) -> pd.DataFrame:
+def paired_test(
+    valid: pd.DataFrame, first: str, second: str, *, seed: int = 0, n_boot: int = N_BOOT
+) -> pd.DataFrame:
     """Compare two methods image by image on the images both scored.
 
     For every dataset, and for all datasets pooled (row ``all``): the number of common images, the mean of
     ``msa(first) - msa(second)`` with a bootstrap 95% interval, wins/ties/losses, and the two-sided p-value
     of the Wilcoxon signed-rank test (zero differences dropped; p = 1 when all differences are zero).
     """
-    columns = ["domain", "dataset", "n_images", "mean_difference", "ci_low", "ci_high", "wins", "ties",
-               "losses", "wilcoxon_p"]
+    columns = [
+        "domain",
+        "dataset",
+        "n_images",
+        "mean_difference",
+        "ci_low",
+        "ci_high",
+        "wins",
+        "ties",
+        "losses",
+        "wilcoxon_p",
+    ]
     pivot = valid[valid["label"].isin([first, second])].pivot_table(
-        index=["domain", "dataset", "image_id"], columns="label", values="msa", aggfunc="mean")
+        index=["domain", "dataset", "image_id"], columns="label", values="msa", aggfunc="mean"
+    )
     if first not in pivot.columns or second not in pivot.columns:
         return pd.DataFrame(columns=columns)
     pivot = pivot.dropna(subset=[first, second])
     diff = (pivot[first] - pivot[second]).rename("d")
-    groups = [((domain, dataset), group.to_numpy()) for (domain, dataset), group in
-              diff.groupby(level=["domain", "dataset"], sort=False)]
+    groups = [
+        ((domain, dataset), group.to_numpy())
+        for (domain, dataset), group in diff.groupby(level=["domain", "dataset"], sort=False)
+    ]
     groups.sort(key=lambda g: (domain_key(g[0][0]), g[0]))
     if len(groups) > 1:
         groups.append((("all", "all"), diff.to_numpy()))
     rows = []
     for (domain, dataset), d in groups:
         low, high = bootstrap_ci(d, n_boot=n_boot, rng=_rng(seed, "paired", dataset, first, second))
-        rows.append({"domain": domain, "dataset": dataset, "n_images": d.size, "mean_difference": d.mean(),
-                     "ci_low": low, "ci_high": high, "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
-                     "losses": int((d < 0).sum()), "wilcoxon_p": _wilcoxon(d)})
+        rows.append(
+            {
+                "domain": domain,
+                "dataset": dataset,
+                "n_images": d.size,
+                "mean_difference": d.mean(),
+                "ci_low": low,
+                "ci_high": high,
+                "wins": int((d > 0).sum()),
+                "ties": int((d == 0).sum()),
+                "losses": int((d < 0).sum()),
+                "wilcoxon_p": _wilcoxon(d),
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -231,13 +277,15 @@ def resources_table(scores: pd.DataFrame) -> pd.DataFrame:
     grouped = scores.groupby("label")
     seconds = pd.to_numeric(scores["seconds"], errors="coerce")
     memory = pd.to_numeric(scores["peak_mem_mb"], errors="coerce")
-    table = pd.DataFrame({
-        "seconds_per_image": seconds.groupby(scores["label"]).mean(),
-        "median_seconds": seconds.groupby(scores["label"]).median(),
-        "peak_mem_mb": memory.groupby(scores["label"]).max(),
-        "n_datasets": grouped["dataset"].nunique(),
-        "n_scored": grouped["error"].apply(lambda e: int(e.isna().sum())),
-        "n_failed": grouped["error"].apply(lambda e: int(e.notna().sum())),
-    })
+    table = pd.DataFrame(
+        {
+            "seconds_per_image": seconds.groupby(scores["label"]).mean(),
+            "median_seconds": seconds.groupby(scores["label"]).median(),
+            "peak_mem_mb": memory.groupby(scores["label"]).max(),
+            "n_datasets": grouped["dataset"].nunique(),
+            "n_scored": grouped["error"].apply(lambda e: int(e.isna().sum())),
+            "n_failed": grouped["error"].apply(lambda e: int(e.notna().sum())),
+        }
+    )
     table.index.name = "method"
     return table

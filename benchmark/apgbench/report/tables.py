@@ -13,11 +13,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..config import DOMAINS
 from ..methods import available_methods, method_order
-from ..results import THRESHOLD_COLUMNS
+from ..results import THRESHOLD_COLUMNS, valid_scores
 from .formats import latex_escape
 
-DOMAIN_ORDER = ("nuclei-fluo", "cells-fluo", "cells-labelfree", "nuclei-histo")
+DOMAIN_ORDER = DOMAINS  # tables list the domains in the order apgbench.config defines them
 DOMAIN_TITLES = {
     "nuclei-fluo": "Nuclei (fluorescence)",
     "cells-fluo": "Cells (fluorescence)",
@@ -66,7 +67,7 @@ def scorable(scores: pd.DataFrame) -> pd.DataFrame:
     if empty.any():
         warnings.warn(f"{int(empty.sum())} image(s) with empty ground truth are excluded from the means.",
                       stacklevel=2)
-    return scores[scores["error"].isna() & (scores["n_true"] > 0)]
+    return valid_scores(scores)
 
 
 def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.DataFrame:

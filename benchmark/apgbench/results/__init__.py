@@ -50,6 +50,7 @@ from .schema import (
     RecordRepairedWarning,
     RunInfo,
     StoreWriteError,
+    atomic_write,
     dataset_mean,
     file_digest,
     git_revision,
@@ -57,6 +58,8 @@ from .schema import (
     read_scores,
     record_dir,
     run_key,
+    utc_now,
+    valid_scores,
 )
 from .writer import RecordWriter, check_record, held_claims, recover
 
@@ -70,7 +73,6 @@ __all__ = [
     "JOURNAL",
     "LOCKS",
     "PARTS",
-    "read_scores",
     "CorruptRecordError",
     "PROVENANCE_KEYS",
     "RESULT_FILES",
@@ -81,6 +83,7 @@ __all__ = [
     "RunInfo",
     "SCORE_COLUMNS",
     "THRESHOLD_COLUMNS",
+    "atomic_write",
     "check_record",
     "file_digest",
     "git_revision",
@@ -94,5 +97,7 @@ __all__ = [
     "record_label",
     "recover",
     "run_key",
+    "utc_now",
+    "valid_scores",
     "verify_record",
 ]

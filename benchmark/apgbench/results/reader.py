@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from .schema import (
     JOURNAL,
+    LOCK_WAIT_S,
     RESULT_FILES,
     SCORE_COLUMNS,
     CorruptRecordError,
@@ -56,7 +57,7 @@ def iter_records(results_root: str | os.PathLike) -> Iterable[Path]:
 
 def _record_folders(results_root: str | os.PathLike) -> list[Path]:
     """Record folders holding a result file, a manifest or a journal (also those that lost their run.json)."""
-    root, found = Path(results_root), set()
+    root, found = Path(results_root), set[Path]()
     for name in (*RESULT_FILES, "run.json", JOURNAL):
         found.update(p.parent for p in root.glob(f"*/*/*/{name}") if not p.parts[-4].startswith("."))
     return sorted(found)
@@ -84,6 +85,7 @@ def repair_command(directory: str | os.PathLike, info: Mapping | None = None) ->
 def record_problem(directory: str | os.PathLike) -> RecordProblem | None:
     """Why a record cannot be read (a file missing, unreadable or altered), or None when it can."""
     directory = Path(directory)
+    message: str | None
     try:
         problems = verify_record(directory)  # finishes a consolidation that a killed process left half-way
     except CorruptRecordError as err:
@@ -125,7 +127,7 @@ def verify_record(directory: str | os.PathLike, *, predictions: bool = False) ->
     directory = Path(directory)
     if not (directory / JOURNAL).exists() and not check_record(directory, predictions=predictions):
         return []
-    with FileLock(str(directory / ".lock"), timeout=600):
+    with FileLock(str(directory / ".lock"), timeout=LOCK_WAIT_S):
         recover(directory)
         return check_record(directory, predictions=predictions)
 
@@ -161,7 +163,8 @@ def load_scores(
         If records of one dataset come from different dataset fingerprints and ``fingerprints`` does not
         say which to use.
     """
-    frames, seen = [], {}
+    frames: list[pd.DataFrame] = []
+    seen: dict[str, dict[str, list[Path]]] = {}
     for directory in _record_folders(results_root):
         problem = record_problem(directory)
         if problem is None:

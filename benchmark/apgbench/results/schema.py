@@ -11,40 +11,40 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-THRESHOLD_COLUMNS = [f"sa{int(round(t * 100))}" for t in np.arange(0.5, 0.96, 0.05)]
-SCORE_COLUMNS = [
-    "dataset",
-    "method",
-    "run_key",
-    "image_id",
-    "msa",
-    *THRESHOLD_COLUMNS,
-    "n_true",
-    "n_pred",
-    "seconds",
-    "peak_mem_mb",
-    "error",
-]
+from ..errors import InvalidInputError, UnavailableError
+from ..files import atomic_write, sha256_file, write_synced  # noqa: F401 - re-exported
+from ..metrics import DEFAULT_THRESHOLDS, SCORE_KEYS, threshold_key
+
+#: One column per IoU threshold of the metric (``sa50`` ... ``sa95``), named by the metric itself.
+THRESHOLD_COLUMNS = [threshold_key(t) for t in DEFAULT_THRESHOLDS]
+#: Columns of ``scores.csv``: the record and image, every value :func:`~apgbench.metrics.score_image` returns,
+#: then time, memory and the error of a failed image.
+SCORE_COLUMNS = ["dataset", "method", "run_key", "image_id", *SCORE_KEYS, "seconds", "peak_mem_mb", "error"]
+#: Columns added after records were first written: a ``scores.csv`` without them is read with them empty.
+LATER_COLUMNS = ("tp50",)
 PARTS, LOCKS, JOURNAL = ".parts", ".locks", ".commit.json"
+#: Seconds to wait for a record's lock, which others hold only to check, consolidate or clear the record:
+#: long enough for the consolidation of a large record on a slow shared file system.
+LOCK_WAIT_S = 600.0
 RESULT_FILES = ("predictions.h5", "scores.csv")
 PROVENANCE_KEYS = ("dataset_fingerprint", "method_info", "params")
 
 
-class RecordBusyError(RuntimeError):
+class RecordBusyError(UnavailableError):
     """Another process is writing the same record (or the same images of it)."""
 
 
-class RecordMismatchError(ValueError):
+class RecordMismatchError(InvalidInputError):
     """Stored results were computed under a different provenance than the one asked for."""
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(InvalidInputError):
     """A stored file of a record fails its integrity check."""
 
 
@@ -52,7 +52,7 @@ class RecordRepairedWarning(UserWarning):
     """A corrupted file was found and deleted; its images are recomputed."""
 
 
-class StoreWriteError(RuntimeError):
+class StoreWriteError(UnavailableError):
     """The results store cannot be written (disk full, read-only, no permission); nothing stored was changed."""
 
 
@@ -64,7 +64,11 @@ UNWRITABLE_ERRNOS = frozenset(
 
 def unwritable_message(err: OSError, folder: str | os.PathLike) -> str:
     """One sentence saying why ``folder`` cannot be written and what to do."""
-    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is on a read-only file system"}.get(
+    reasons: dict[int | None, str] = {
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "it is on a read-only file system",
+    }
+    why = reasons.get(
         err.errno, "it is not writable" if err.errno in (errno.EACCES, errno.EPERM) else (err.strerror or str(err))
     )
     if getattr(errno, "EDQUOT", None) == err.errno:
@@ -85,7 +89,7 @@ class _StoreWriteErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, err, tb) -> bool:
+    def __exit__(self, kind, err, tb) -> Literal[False]:
         if isinstance(err, OSError) and err.errno in UNWRITABLE_ERRNOS:
             raise StoreWriteError(unwritable_message(err, self.folder)) from err
         return False
@@ -121,9 +125,13 @@ class RunInfo(BaseModel):
     repairs: list[str] = []
 
 
-def now() -> str:
-    """UTC timestamp in ISO format."""
+def utc_now() -> str:
+    """The current UTC time in ISO format, to the second (``2026-01-31T12:00:00+00:00``): every timestamp
+    apgbench writes (``run.json``, submissions, status files, reports)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+now = utc_now  # the name before utc_now; kept for existing callers
 
 
 def git_revision() -> str | None:
@@ -158,24 +166,7 @@ def record_dir(results_root: str | os.PathLike, method: str, dataset: str, key: 
 
 def file_digest(path: Path) -> dict[str, Any]:
     """Size and sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    return {"size": Path(path).stat().st_size, "sha256": sha256_file(path)}
 
 
 def _json_default(value: Any) -> Any:
@@ -191,7 +182,10 @@ def read_scores(directory: str | os.PathLike) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"image_id": str, "error": object, "run_key": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise CorruptRecordError(f"{path} is corrupted ({err}); run it again to recompute it.") from err
-    missing = set(SCORE_COLUMNS) - set(frame.columns)
+    missing = set(SCORE_COLUMNS) - set(frame.columns) - set(LATER_COLUMNS)
+    for column in LATER_COLUMNS:
+        if column not in frame.columns:
+            frame.insert(SCORE_COLUMNS.index(column), column, pd.NA)
     if missing:
         raise CorruptRecordError(f"{path} lacks columns {sorted(missing)}; run it again to recompute it.")
     return frame
@@ -208,4 +202,14 @@ def dataset_mean(scores: pd.DataFrame, n_images: int | None = None) -> float | N
     total = len(counted) + max(0, (n_images or 0) - len(scores))
     if not total:
         return None
-    return float(counted.loc[counted["error"].isna(), "msa"].sum()) / total
+    return float(valid_scores(scores)["msa"].sum()) / total
+
+
+def valid_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of images that were scored: no error, and ground truth with at least one object.
+
+    The paper's means leave out images with empty ground truth; failed images are counted separately
+    (as 0 in the report's default view, see :func:`dataset_mean`).
+    """
+    n_true = pd.to_numeric(scores["n_true"], errors="coerce")
+    return scores[scores["error"].isna() & (n_true > 0)]

@@ -19,8 +19,10 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
+from ..files import H5_GZIP_LEVEL
 from .schema import (
     JOURNAL,
+    LOCK_WAIT_S,
     LOCKS,
     PARTS,
     PROVENANCE_KEYS,
@@ -31,12 +33,12 @@ from .schema import (
     RecordMismatchError,
     RecordRepairedWarning,
     RunInfo,
-    _atomic_write_bytes,
     _json_default,
-    _write_synced,
+    atomic_write,
     file_digest,
     read_scores,
     store_write_errors,
+    write_synced,
 )
 
 
@@ -173,7 +175,7 @@ class RecordWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = 600.0
+        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = LOCK_WAIT_S
     ) -> None:
         self.directory = Path(directory)
         self.parts = self.directory / PARTS
@@ -297,6 +299,12 @@ class RecordWriter:
                     "Re-run with --force to recompute them, or choose other --param values to keep both."
                 )
 
+    def start(self, *, worker: dict[str, Any] | None = None, **provenance: Any) -> None:
+        """Take the run's provenance and worker description once: check the provenance against the stored
+        results (:meth:`check_provenance`), then stamp both on every image this writer commits."""
+        self.check_provenance(**provenance)
+        self.worker = dict(worker or {})
+
     def add(self, image_id: str, labels: np.ndarray | None, row: dict[str, Any]) -> None:
         """Commit one image's prediction and score row (atomic: a part file renamed into place).
 
@@ -305,7 +313,7 @@ class RecordWriter:
         """
         self.parts.mkdir(exist_ok=True)
         tmp = self.parts / f".{image_id}.{os.getpid()}.tmp.npz"
-        payload = {
+        payload: dict[str, Any] = {
             "row": np.array(json.dumps(row, default=_json_default)),
             "meta": np.array(json.dumps({**self.provenance, "worker": self.worker}, default=_json_default)),
         }
@@ -383,7 +391,7 @@ class RecordWriter:
         keep = set(scores.loc[scores["error"].isna(), "image_id"])
         tmp_h5, tmp_csv = directory / f".predictions.h5.{pid}.tmp", directory / f".scores.csv.{pid}.tmp"
         self._write_predictions(tmp_h5, new, keep)
-        _write_synced(tmp_csv, scores.to_csv(index=False).encode())
+        write_synced(tmp_csv, scores.to_csv(index=False).encode())
         for key in ("method_info", "dataset_fingerprint", "hardware"):
             if not getattr(info, key) and previous.get(key):
                 setattr(info, key, previous[key])
@@ -395,9 +403,9 @@ class RecordWriter:
         info.repairs = [*previous.get("repairs", []), *self.repairs][-20:]
         info.files = {"predictions.h5": file_digest(tmp_h5), "scores.csv": file_digest(tmp_csv)}
         tmp_json = directory / f".run.json.{pid}.tmp"
-        _write_synced(tmp_json, info.model_dump_json(indent=2).encode())
+        write_synced(tmp_json, info.model_dump_json(indent=2).encode())
         replace = [[tmp_h5.name, "predictions.h5"], [tmp_csv.name, "scores.csv"], [tmp_json.name, "run.json"]]
-        _atomic_write_bytes(directory / JOURNAL, json.dumps({"replace": replace, "parts": merged}).encode())
+        atomic_write(directory / JOURNAL, json.dumps({"replace": replace, "parts": merged}).encode())
         recover(directory)
         return scores
 
@@ -415,5 +423,5 @@ class RecordWriter:
                             old.copy(old["labels"][key], group, name=key)
             for key in sorted(new):
                 if key in keep:
-                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=4)
-        _write_synced(tmp, buffer.getbuffer())
+                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=H5_GZIP_LEVEL)
+        write_synced(tmp, buffer.getbuffer())

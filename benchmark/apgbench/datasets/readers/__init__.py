@@ -13,36 +13,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ...config import Registry
+from ...errors import InvalidInputError
 from ._base import Entry, ReaderError
 
 Reader = Callable[..., list[Entry]]
-_READERS: dict[str, Reader] = {}
+#: The registered readers (no listing command: an unknown name's error lists them all).
+READERS: Registry[Reader] = Registry("reader", listing="")
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
     """Decorator registering a reader function under ``name``."""
 
     def wrap(func: Reader) -> Reader:
-        if name in _READERS:
-            raise ValueError(f"Reader '{name}' is registered twice.")
-        _READERS[name] = func
-        return func
+        if name in READERS:
+            raise InvalidInputError(f"Reader '{name}' is registered twice.")
+        return READERS.add(name, func)
 
     return wrap
 
 
 def get_reader(name: str) -> Reader:
-    """The reader registered as ``name``; unknown names raise ``KeyError`` listing the known ones."""
-    if name not in _READERS:
-        raise KeyError(f"Unknown reader '{name}'; known readers: {', '.join(sorted(_READERS))}.")
-    return _READERS[name]
+    """The reader registered as ``name``; an unknown name raises ``UnknownIdError`` (a ``KeyError``)
+    suggesting close names and listing the known ones."""
+    return READERS.get(name)
 
 
 def reader_names() -> list[str]:
     """Names of all registered readers."""
-    return sorted(_READERS)
+    return sorted(READERS.names())
 
 
 from . import containers, folders, polygons  # noqa: F401  (modules register their readers)
 
-__all__ = ["Entry", "ReaderError", "get_reader", "reader_names", "register_reader"]
+__all__ = ["READERS", "Entry", "ReaderError", "get_reader", "reader_names", "register_reader"]

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import InvalidInputError
 
-class ReaderError(ValueError):
+
+class ReaderError(InvalidInputError):
     """The unpacked data do not look as the dataset config expects (missing, unreadable or mismatched files)."""
 
 

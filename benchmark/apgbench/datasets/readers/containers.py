@@ -25,14 +25,29 @@ def _keys(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _container_entries(root: Path, opener, files: str, raw: str | list[str], labels: str, base: str | None,
-                       label_mode: str, kind: str, order: str = "natural",
-                       crop_slices: dict[str, list[int | None]] | None = None,
-                       background_ids: dict[str, int] | None = None) -> list[Entry]:
+def _container_entries(
+    root: Path,
+    opener,
+    files: str,
+    raw: str | list[str],
+    labels: str,
+    base: str | None,
+    label_mode: str,
+    kind: str,
+    order: str = "natural",
+    crop_slices: dict[str, list[int | None]] | None = None,
+    background_ids: dict[str, int] | None = None,
+) -> list[Entry]:
     folder = find_base(root, base)
     paths = [p for p in folder.glob(files) if "__MACOSX" not in p.parts]
-    paths = sorted(paths, key=lambda p: p.relative_to(folder).as_posix() if order == "lexicographic"
-                   else natural_key(p.relative_to(folder).as_posix()))
+    paths = sorted(
+        paths,
+        key=lambda p: (
+            p.relative_to(folder).as_posix()
+            if order == "lexicographic"
+            else natural_key(p.relative_to(folder).as_posix())
+        ),
+    )
     if not paths:
         raise ReaderError(f"No {kind} files match '{files}' under {folder}: wrong or incomplete data.")
     entries = []
@@ -63,20 +78,42 @@ def _container_entries(root: Path, opener, files: str, raw: str | list[str], lab
 
 
 @register_reader("hdf5")
-def read_hdf5(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
-              label_mode: str = "instances", order: str = "natural",
-              crop_slices: dict[str, list[int | None]] | None = None,
-              background_ids: dict[str, int] | None = None) -> list[Entry]:
-    """One image or volume per HDF5 file: ``raw`` key (several keys are stacked as channels-last) and
-    ``labels`` key; files in ``natural`` or ``lexicographic`` order of their paths. ``crop_slices`` maps a
+def read_hdf5(
+    root: Path,
+    *,
+    files: str,
+    raw: str | list[str],
+    labels: str,
+    base: str | None = None,
+    label_mode: str = "instances",
+    order: str = "natural",
+    crop_slices: dict[str, list[int | None]] | None = None,
+    background_ids: dict[str, int] | None = None,
+) -> list[Entry]:
+    """One image or volume per HDF5 file.
+
+    The ``raw`` key (several keys are stacked as channels-last) and the ``labels`` key; files in ``natural``
+    or ``lexicographic`` order of their paths. ``crop_slices`` maps a
     file name to ``[start, stop]`` along the first axis, applied to raw and labels (PlantSeg's
     ``CROPPING_VOLUMES``, which torch-em applies when it unpacks the download). ``background_ids`` maps a
     file name to a label id that becomes background (not a paper default: torch-em 0.10.9's later
-    ``ROOT_BACKGROUND_IDS`` correction of PlantSeg root, for a corrected variant)."""
+    ``ROOT_BACKGROUND_IDS`` correction of PlantSeg root, for a corrected variant).
+    """
     import h5py
 
-    return _container_entries(root, lambda p: h5py.File(p, "r"), files, raw, labels, base, label_mode, "HDF5",
-                              order, crop_slices, background_ids)
+    return _container_entries(
+        root,
+        lambda p: h5py.File(p, "r"),
+        files,
+        raw,
+        labels,
+        base,
+        label_mode,
+        "HDF5",
+        order,
+        crop_slices,
+        background_ids,
+    )
 
 
 class _ZarrGroup:
@@ -93,15 +130,31 @@ class _ZarrGroup:
 
 
 @register_reader("zarr")
-def read_zarr(root: Path, *, files: str, raw: str | list[str], labels: str, base: str | None = None,
-              label_mode: str = "instances", order: str = "natural") -> list[Entry]:
+def read_zarr(
+    root: Path,
+    *,
+    files: str,
+    raw: str | list[str],
+    labels: str,
+    base: str | None = None,
+    label_mode: str = "instances",
+    order: str = "natural",
+) -> list[Entry]:
     """Like ``hdf5`` for zarr groups (needs the optional ``zarr`` package)."""
     return _container_entries(root, _ZarrGroup, files, raw, labels, base, label_mode, "zarr", order)
 
 
 @register_reader("npz")
-def read_npz(root: Path, *, file: str, images: str = "X", labels: str = "y", image_channels: list[int] | None = None,
-             label_channel: int | None = 0, base: str | None = None) -> list[Entry]:
+def read_npz(
+    root: Path,
+    *,
+    file: str,
+    images: str = "X",
+    labels: str = "y",
+    image_channels: list[int] | None = None,
+    label_channel: int | None = 0,
+    base: str | None = None,
+) -> list[Entry]:
     """One NPZ holding a whole split: ``images`` (N, H, W, C) and ``labels`` (N, H, W, K) (DeepCell layout).
 
     ``image_channels`` selects (and orders) image channels; ``label_channel`` picks the label channel.
@@ -138,16 +191,22 @@ def read_npz(root: Path, *, file: str, images: str = "X", labels: str = "y", ima
                 image = image[..., 0]
             lab = y[i][..., label_channel] if label_channel is not None and y.ndim == 4 else y[i]
             return image, to_instances(lab)
+
         return load
 
     stem = entry_id(path.relative_to(folder))
-    return [Entry(id=f"{stem}_{i:05d}", key=str(i), load=loader(i), meta={"source": path.name, "index": i})
-            for i in range(n)]
+    return [
+        Entry(id=f"{stem}_{i:05d}", key=str(i), load=loader(i), meta={"source": path.name, "index": i})
+        for i in range(n)
+    ]
 
 
 def _pannuke_instances(masks: np.ndarray) -> np.ndarray:
-    """PanNuke masks (H, W, 6): channels 0-4 are per-class instance maps, 5 is background; ids are made
-    unique across classes by offsetting each class's ids past the previous maximum."""
+    """PanNuke masks (H, W, 6) as one instance map.
+
+    Channels 0-4 are per-class instance maps, 5 is background; ids are made unique across classes by
+    offsetting each class's ids past the previous maximum.
+    """
     out = np.zeros(masks.shape[:2], np.uint32)
     offset = 0
     for c in range(min(5, masks.shape[-1])):
@@ -163,14 +222,17 @@ def _pannuke_instances(masks: np.ndarray) -> np.ndarray:
 
 
 @register_reader("npy-stack")
-def read_npy_stack(root: Path, *, images: str, labels: str, base: str | None = None,
-                   label_mode: str = "pannuke") -> list[Entry]:
+def read_npy_stack(
+    root: Path, *, images: str, labels: str, base: str | None = None, label_mode: str = "pannuke"
+) -> list[Entry]:
     """A stack of images in one NPY (N, H, W, C) with a matching label stack (PanNuke layout)."""
     folder = find_base(root, base)
     image_files, label_files = sorted_glob(folder, images), sorted_glob(folder, labels)
     if len(image_files) != 1 or len(label_files) != 1:
-        raise ReaderError(f"Expected one '{images}' and one '{labels}' under {folder}, found "
-                          f"{len(image_files)} and {len(label_files)}.")
+        raise ReaderError(
+            f"Expected one '{images}' and one '{labels}' under {folder}, found "
+            f"{len(image_files)} and {len(label_files)}."
+        )
     try:
         x = np.load(image_files[0], mmap_mode="r", allow_pickle=False)
         y = np.load(label_files[0], mmap_mode="r", allow_pickle=False)
@@ -184,17 +246,22 @@ def read_npy_stack(root: Path, *, images: str, labels: str, base: str | None = N
             # PanNuke stores uint8 values as float64; kept so, as in the paper's prepared TIFFs (a method that
             # converts non-uint8 input by min-max, e.g. micro-sam's, sees what the authors' run saw)
             image = np.asarray(x[i])
-            lab = _pannuke_instances(np.asarray(y[i])) if label_mode == "pannuke" else to_instances(
-                np.asarray(y[i]), label_mode)
+            lab = (
+                _pannuke_instances(np.asarray(y[i]))
+                if label_mode == "pannuke"
+                else to_instances(np.asarray(y[i]), label_mode)
+            )
             return image, lab
+
         return load
 
     return [Entry(id=f"{i:05d}", key=str(i), load=loader(i), meta={"index": i}) for i in range(x.shape[0])]
 
 
 @register_reader("npy-pairs")
-def read_npy_pairs(root: Path, *, files: str, image_channels: list[int], label_channel: int,
-                   base: str | None = None) -> list[Entry]:
+def read_npy_pairs(
+    root: Path, *, files: str, image_channels: list[int], label_channel: int, base: str | None = None
+) -> list[Entry]:
     """One NPY per image holding image channels and the instance label as the last axis (LyNSeC layout)."""
     folder = find_base(root, base)
     paths = sorted_glob(folder, files)
@@ -207,15 +274,24 @@ def read_npy_pairs(root: Path, *, files: str, image_channels: list[int], label_c
             if data.ndim != 3 or data.shape[-1] <= max(max(image_channels), label_channel):
                 raise ReaderError(f"{path.name} has shape {data.shape}; expected (H, W, channels).")
             return data[..., image_channels], to_instances(data[..., label_channel])
+
         return load
 
-    return [Entry(id=entry_id(p.relative_to(folder)), key=p.stem, load=loader(p),
-                  meta={"source": p.relative_to(folder).as_posix()}) for p in paths]
+    return [
+        Entry(
+            id=entry_id(p.relative_to(folder)),
+            key=p.stem,
+            load=loader(p),
+            meta={"source": p.relative_to(folder).as_posix()},
+        )
+        for p in paths
+    ]
 
 
 @register_reader("tiff-timepoints")
-def read_tiff_timepoints(root: Path, *, raw: str, labels: str, timepoints: list[int],
-                         base: str | None = None) -> list[Entry]:
+def read_tiff_timepoints(
+    root: Path, *, raw: str, labels: str, timepoints: list[int], base: str | None = None
+) -> list[Entry]:
     """A 4D (t, z, y, x) TIFF plus one 3D label TIFF per annotated timepoint (Parhyale layout).
 
     ``timepoints`` are the 0-based time indices of the annotated volumes, matched in natural order to the
@@ -226,7 +302,9 @@ def read_tiff_timepoints(root: Path, *, raw: str, labels: str, timepoints: list[
     if len(raw_files) != 1:
         raise ReaderError(f"Expected one raw file matching '{raw}' under {folder}, found {len(raw_files)}.")
     if len(label_files) != len(timepoints):
-        raise ReaderError(f"Expected {len(timepoints)} label files matching '{labels}', found {len(label_files)}.")
+        raise ReaderError(
+            f"Expected {len(timepoints)} label files matching '{labels}', found {len(label_files)}."
+        )
 
     @functools.lru_cache(maxsize=1)
     def series() -> np.ndarray:  # the whole series is read once, then sliced per timepoint
@@ -240,8 +318,15 @@ def read_tiff_timepoints(root: Path, *, raw: str, labels: str, timepoints: list[
             image, lab = data[t], to_instances(read_array(label_file))
             check_pair(image, lab, f"{raw_files[0].name}[t={t}]")
             return image, lab
+
         return load
 
-    return [Entry(id=f"tp{t + 1:02d}", key=str(t + 1), load=loader(t, lf),
-                  meta={"source": raw_files[0].name, "timepoint": t, "label_source": lf.name})
-            for t, lf in zip(timepoints, label_files)]
+    return [
+        Entry(
+            id=f"tp{t + 1:02d}",
+            key=str(t + 1),
+            load=loader(t, lf),
+            meta={"source": raw_files[0].name, "timepoint": t, "label_source": lf.name},
+        )
+        for t, lf in zip(timepoints, label_files)
+    ]

@@ -71,8 +71,9 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, *
         ``skip``. ``group``: path component index, or regex whose last group names the image's group.
         ``order``: ``natural``, ``lexicographic`` or ``name``. ``top_order: listing``: images grouped by
         their top folder, the folders in the filesystem's listing order (an unsorted glob, as torch-em's
-        NuInsSeg organ folders), each group in ``order``. ``check_readable``: drop image/label pairs that cannot be
-        decoded, after pairing and before the split (the paper's CellBinDB code does). ``mat_key``: variable of ``.mat`` label files.
+        NuInsSeg organ folders), each group in ``order``. ``check_readable``: drop image/label pairs that
+        cannot be decoded, after pairing and before the split (the paper's CellBinDB code does).
+        ``mat_key``: variable of ``.mat`` label files.
         ``flip_labels``: axis to reverse in the labels; ``clip_common``: crop image and labels to their common
         shape; ``drop_last_slice``: regexes of files whose last slice is dropped (GoNuclear fixes).
     """
@@ -83,8 +84,23 @@ def read_image_folder(root: Path, *, sets: list[dict[str, Any]] | None = None, *
     return entries
 
 
-_KNOWN = {"base", "images", "label_sub", "labels", "exclude", "label_mode", "missing_label", "group", "order",
-          "check_readable", "mat_key", "flip_labels", "clip_common", "drop_last_slice", "top_order"}
+_KNOWN = {
+    "base",
+    "images",
+    "label_sub",
+    "labels",
+    "exclude",
+    "label_mode",
+    "missing_label",
+    "group",
+    "order",
+    "check_readable",
+    "mat_key",
+    "flip_labels",
+    "clip_common",
+    "drop_last_slice",
+    "top_order",
+}
 
 
 def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
@@ -96,8 +112,11 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
     if not pattern:
         raise ReaderError("The image-folder reader needs an 'images' glob.")
     skip = [re.compile(p) for p in opts.get("exclude", ())]
-    found = [p for p in sorted_glob(folder, pattern, order)
-             if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)]
+    found = [
+        p
+        for p in sorted_glob(folder, pattern, order)
+        if not any(s.search(p.relative_to(folder).as_posix()) for s in skip)
+    ]
     if not found:
         raise ReaderError(f"No images match '{pattern}' under {folder}: wrong or incomplete data.")
     if opts.get("top_order") == "listing":
@@ -107,8 +126,10 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
     if opts.get("labels"):
         label_files = sorted_glob(folder, opts["labels"], order)
         if len(label_files) != len(found):
-            raise ReaderError(f"Found {len(found)} images ('{pattern}') but {len(label_files)} label files "
-                              f"('{opts['labels']}') under {folder}.")
+            raise ReaderError(
+                f"Found {len(found)} images ('{pattern}') but {len(label_files)} label files "
+                f"('{opts['labels']}') under {folder}."
+            )
         pairs = list(zip(found, label_files))
     else:
         subs = opts.get("label_sub") or []
@@ -120,19 +141,25 @@ def _read_set(root: Path, opts: dict[str, Any]) -> list[Entry]:
             if label_path is None:
                 if opts.get("missing_label", "error") == "skip":
                     continue
-                raise ReaderError(f"No label file for image '{relative}' (looked for "
-                                  f"{[re.sub(p, r, relative) for p, r in subs]}).")
+                raise ReaderError(
+                    f"No label file for image '{relative}' (looked for "
+                    f"{[re.sub(p, r, relative) for p, r in subs]})."
+                )
             pairs.append((image_path, label_path))
     if opts.get("check_readable"):  # as the paper's CellBinDB code: drop pairs with an undecodable file
         pairs = [(i, lab) for i, lab in pairs if _readable(i) and _readable(lab)]
     entries = []
     for image_path, label_path in pairs:
         relative = image_path.relative_to(folder).as_posix()
-        entries.append(Entry(
-            id=entry_id(relative), key=image_path.stem, group=_group_of(relative, opts.get("group")),
-            load=_loader(image_path, label_path, relative, opts),
-            meta={"source": relative, "label_source": label_path.relative_to(folder).as_posix()},
-        ))
+        entries.append(
+            Entry(
+                id=entry_id(relative),
+                key=image_path.stem,
+                group=_group_of(relative, opts.get("group")),
+                load=_loader(image_path, label_path, relative, opts),
+                meta={"source": relative, "label_source": label_path.relative_to(folder).as_posix()},
+            )
+        )
     return entries
 
 
@@ -147,7 +174,9 @@ def _readable(path: Path) -> bool:
 def _loader(image_path: Path, label_path: Path, relative: str, opts: dict[str, Any]):
     def load():
         image = read_array(image_path)
-        labels = to_instances(read_array(label_path, opts.get("mat_key")), opts.get("label_mode", "instances"))
+        labels = to_instances(
+            read_array(label_path, opts.get("mat_key")), opts.get("label_mode", "instances")
+        )
         if opts.get("flip_labels") is not None:
             labels = np.flip(labels, axis=int(opts["flip_labels"]))
         if opts.get("clip_common"):
@@ -170,4 +199,3 @@ def _unique_ids(entries: list[Entry]) -> None:
             entry.id = f"{entry.id}-{seen[entry.id]}"
         else:
             seen[entry.id] = 0
-

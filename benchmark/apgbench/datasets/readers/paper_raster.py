@@ -26,8 +26,9 @@ def _require(module: str, extra: str = "datasets"):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ReaderError(f"Preparing this dataset needs '{module.split('.')[0]}': pip install "
-                          f"'apgbench[{extra}]'.") from err
+        raise ReaderError(
+            f"Preparing this dataset needs '{module.split('.')[0]}': pip install 'apgbench[{extra}]'."
+        ) from err
 
 
 def hpa_labels(features: list, shape: tuple[int, int]) -> np.ndarray:
@@ -99,7 +100,9 @@ def _bounds(geometries: list[dict]) -> tuple[float, float, float, float]:
     return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
 
 
-def puma_labels(features: list, grid: tuple[int, int] = (1024, 1024), bounds: str = "annotations") -> np.ndarray:
+def puma_labels(
+    features: list, grid: tuple[int, int] = (1024, 1024), bounds: str = "annotations"
+) -> np.ndarray:
     """PUMA nucleus labels rasterised with rasterio, as torch-em e1f8a188 did (paper default).
 
     Parameters

@@ -91,7 +91,7 @@ def _drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
     return labels
 
 
-def paint_masks(masks: list[np.ndarray], shape: tuple[int, ...], overlap: str = "smaller-wins") -> np.ndarray:
+def paint_annotations(masks: list[np.ndarray], shape: tuple[int, ...], overlap: str = "smaller-wins") -> np.ndarray:
     """Instance labels from boolean masks with the same overlap rule as :func:`rasterize`."""
     labels = np.zeros(shape, np.uint32)
     items = [(int(m.sum()), i + 1, m) for i, m in enumerate(masks)]
@@ -289,7 +289,7 @@ def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], b
                 for index, mask in enumerate(masks, start=1):
                     labels[mask] = index
                 return image, labels
-            return image, paint_masks(masks, image.shape[:2], overlap)
+            return image, paint_annotations(masks, image.shape[:2], overlap)
 
         entries.append(Entry(id=entry_id(relative), key=path.stem, load=load, meta={"source": relative}))
     return entries
