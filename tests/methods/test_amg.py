@@ -30,7 +30,11 @@ def _disk_records(shape):
 
 def test_both_generators_get_their_keywords_and_binary_masks():
     sam, sam2 = SamAMG(points_per_side=16)._generator_kwargs(), Sam2AMG()._generator_kwargs()
-    assert sam["points_per_side"] == 16 and sam["min_mask_region_area"] == 0 and sam["output_mode"] == "binary_mask"
+    assert (
+        sam["points_per_side"] == 16
+        and sam["min_mask_region_area"] == 0
+        and sam["output_mode"] == "binary_mask"
+    )
     assert "min_mask_region_area" not in sam2 and sam2["pred_iou_thresh"] == 0.8
     assert not set(LABEL_DEFAULTS) & (set(sam) | set(sam2))  # the conversion's parameters stay with apgbench
 

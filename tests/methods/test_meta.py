@@ -45,8 +45,19 @@ YAML_TRAINED_ON = {
     "yeaz": ["cellpose3", "cellpose-sam", "cellsam", "ais", "apg", "apg-bd", "apg-ref"],
 }
 # The column order of tables and plots before it moved into the metadata (report/tables.py METHOD_ORDER).
-OLD_METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam", "ais", "apg-ref", "apg-bd",
-                    "apg", "classic")
+OLD_METHOD_ORDER = (
+    "amg",
+    "sam2-amg",
+    "sam3",
+    "cellsam",
+    "cellpose3",
+    "cellpose-sam",
+    "ais",
+    "apg-ref",
+    "apg-bd",
+    "apg",
+    "classic",
+)
 
 
 def _extras() -> set[str]:
@@ -79,7 +90,9 @@ def test_metadata_of_every_registered_method(name):
 
 
 def test_table_orders_are_unique_and_keep_the_papers_order():
-    orders = [cls.meta.table_order for cls in available_methods().values() if cls.meta.table_order is not None]
+    orders = [
+        cls.meta.table_order for cls in available_methods().values() if cls.meta.table_order is not None
+    ]
     assert len(orders) == len(set(orders))
     assert method_order()[: len(OLD_METHOD_ORDER)] == OLD_METHOD_ORDER
     labels = ["stardist", "classic", "apg[p-1]", "apg", "amg", "zz-user", "instanseg"]
@@ -92,8 +105,11 @@ def test_trained_marks_equal_the_former_dataset_configs():
     index = pd.MultiIndex.from_tuples([(c.domain, c.id) for c in configs], names=["domain", "dataset"])
     table = pd.DataFrame(0.5, index=index, columns=METHODS)
     marks = trained_marks(table)
-    expected = pd.DataFrame([[method in YAML_TRAINED_ON.get(c.id, []) for method in METHODS] for c in configs],
-                            index=index, columns=METHODS)
+    expected = pd.DataFrame(
+        [[method in YAML_TRAINED_ON.get(c.id, []) for method in METHODS] for c in configs],
+        index=index,
+        columns=METHODS,
+    )
     pd.testing.assert_frame_equal(marks, expected)
     for config in configs:
         assert sorted(trained_on(config.id)) == sorted(YAML_TRAINED_ON.get(config.id, []))
@@ -112,7 +128,9 @@ def test_meta_rejects_what_would_break_reports():
 def test_a_class_declares_each_fact_once():
     meta = MethodMeta(name="test-twice", description="x")
     with pytest.raises(TypeError, match="beside meta"):
-        type("Twice", (Segmenter,), {"meta": meta, "name": "test-twice", "_segment": lambda self, image: image})
+        type(
+            "Twice", (Segmenter,), {"meta": meta, "name": "test-twice", "_segment": lambda self, image: image}
+        )
 
 
 def test_model_key_comes_from_the_metadata():
@@ -162,7 +180,8 @@ def plugin(tmp_path, monkeypatch):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: apgbench-toy-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[apgbench.methods]\ntoy-threshold = apgbench_toy_plugin:ToyThreshold\n")
+        "[apgbench.methods]\ntoy-threshold = apgbench_toy_plugin:ToyThreshold\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     registry.available_methods()  # built-ins first; the copy below leaves with the test
     monkeypatch.setattr(registry, "_REGISTRY", copy.deepcopy(registry._REGISTRY))
@@ -207,9 +226,14 @@ def test_validate_names_a_method_with_an_unknown_trained_on_dataset(register_met
 
     ok = CliRunner().invoke(app, ["validate"])
     assert ok.exit_code == 0, ok.output
-    typo = type("Typo", (Segmenter,), {"meta": MethodMeta(name="test-typo", description="x",
-                                                          trained_on=frozenset({"dsb", "livcell"})),
-                                       "_segment": lambda self, image: image})
+    typo = type(
+        "Typo",
+        (Segmenter,),
+        {
+            "meta": MethodMeta(name="test-typo", description="x", trained_on=frozenset({"dsb", "livcell"})),
+            "_segment": lambda self, image: image,
+        },
+    )
     register_methods(typo)
     result = CliRunner().invoke(app, ["validate"])
     output = " ".join(result.output.split())  # rich wraps long lines

@@ -15,6 +15,7 @@ import pytest
 
 from apgbench.apg import APG_DEFAULTS
 from apgbench.methods import MethodUnavailableError
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.musam import (
     MicroSamAIS,
     MicroSamAPG,
@@ -23,7 +24,6 @@ from apgbench.methods.musam import (
     microsam_model_dir,
     paper_input,
 )
-from apgbench.methods.images import to_rgb_uint8
 
 from ..conftest import iter_shared_samples, shared_data_dir
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from apgbench.methods import get_method
-from apgbench.methods.base import MethodUnavailableError
 from apgbench.methods.amg import amg_records_to_labels
+from apgbench.methods.base import MethodUnavailableError
 from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.sam import SamAMG
 from apgbench.methods.weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution

@@ -88,7 +88,7 @@ def test_offline_error_names_url_folder_and_local_option(monkeypatch, tmp_path):
     from csbdeep.models import pretrained
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: no network")  # noqa: TRY002 - keras get_file raises a bare Exception
+        raise Exception("URL fetch failure: no network")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(pretrained, "get_file", offline)

@@ -113,7 +113,8 @@ def method_order() -> tuple[str, ...]:
 
 def trained_on(dataset: str) -> list[str]:
     """Ids of the methods whose training data include the training split of ``dataset`` (variants: its base),
-    in the tables' column order."""
+    in the tables' column order.
+    """
     base = dataset.split("@", 1)[0]
     trained = [(cls.meta.table_order is None, cls.meta.table_order or 0, name)
                for name, cls in available_methods().items() if base in cls.meta.trained_on]

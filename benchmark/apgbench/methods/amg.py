@@ -20,8 +20,13 @@ from .weights import weights_info
 #: The label conversion's parameters with the paper's values (see :func:`amg_records_to_labels`).
 LABEL_DEFAULTS: dict[str, Any] = {"split_pieces": True, "drop_largest": True, "max_area_fraction": None}
 #: The generator keywords both libraries take, passed on from the method's parameters.
-GENERATOR_KEYS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
-                  "box_nms_thresh")
+GENERATOR_KEYS = (
+    "points_per_side",
+    "points_per_batch",
+    "pred_iou_thresh",
+    "stability_score_thresh",
+    "box_nms_thresh",
+)
 
 
 def amg_records_to_labels(

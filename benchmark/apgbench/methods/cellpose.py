@@ -201,7 +201,7 @@ class CellposeSAM(_CellposeBase):
         return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
-        """cellpose version, model, weights, precision, and which segment_anything is on disk."""
+        """Cellpose version, model, weights, precision, and which segment_anything is on disk."""
         return {
             **self._weights_info(),
             "model": self.params["pretrained_model"],
@@ -290,5 +290,5 @@ class Cellpose3(_CellposeBase):
         return cellpose_masks_to_labels(masks, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
-        """cellpose version, model, weights, precision."""
+        """Cellpose version, model, weights, precision."""
         return {**self._weights_info(), "model": self.params["model_type"], "precision": "float32"}

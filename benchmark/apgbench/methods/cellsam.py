@@ -168,7 +168,7 @@ class CellSAM(Segmenter):
         return cellsam_to_labels(mask, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
-        """cellSAM version and commit, model, weights file and hash, precision."""
+        """CellSAM version and commit, model, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
         return {
             "library": f"cellSAM=={dist_version('cellSAM')}",

@@ -237,7 +237,7 @@ class InstanSeg(Segmenter):
             raise ParameterError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
         try:
             return download_model(name, verbose=False)
-        except Exception as error:  # noqa: BLE001 - requests, zipfile and OS errors alike
+        except Exception as error:
             path = instanseg_weights_path(name)
             raise MethodUnavailableError(
                 f"InstanSeg model '{name}' is not in {path.parent} and could not be downloaded from "
@@ -268,7 +268,7 @@ class InstanSeg(Segmenter):
         self._model = None
 
     def info(self) -> dict[str, Any]:
-        """instanseg version, model and its release, weights file and hash, output target."""
+        """Instanseg version, model and its release, weights file and hash, output target."""
         name = getattr(self, "_name", self.model_name())
         path = getattr(self, "_weights", None)
         return {

@@ -35,21 +35,29 @@ class MethodMeta(BaseModel):
 
     name: str = Field(description="Method id (kebab-case) used on the command line, in results and reports.")
     description: str = Field(description="One line shown by `apgbench methods list`.")
-    extra: str | None = Field(None, description='The pip extra installing its libraries: apgbench["<extra>"].')
+    extra: str | None = Field(
+        None, description='The pip extra installing its libraries: apgbench["<extra>"].'
+    )
     requires: tuple[str, ...] = Field((), description="Import names it needs (checked before loading).")
     paper_row: tuple[str, str] | None = Field(
-        None, description="The paper's (method_id, setting) row its default run is compared with; None: none.")
+        None, description="The paper's (method_id, setting) row its default run is compared with; None: none."
+    )
     table_order: int | None = Field(
-        None, description="Column position in tables and plots (the paper's order); None: after those, by id.")
+        None, description="Column position in tables and plots (the paper's order); None: after those, by id."
+    )
     trained_on: frozenset[str] = Field(
-        frozenset(), description="Dataset ids whose training split is in its training data (the † marks).")
+        frozenset(), description="Dataset ids whose training split is in its training data (the † marks)."
+    )
     models: dict[str, str] = Field(
-        {}, description="The model it loads by default per domain; empty for methods without weights.")
+        {}, description="The model it loads by default per domain; empty for methods without weights."
+    )
     default_model: str | None = Field(None, description="The model for data without a domain.")
     supports_3d: Literal["none", "native", "stitch"] = Field(
-        "none", description="Volumes: none (2D only), native (3D model) or stitch (its library's slice mode).")
+        "none", description="Volumes: none (2D only), native (3D model) or stitch (its library's slice mode)."
+    )
     weights_status: WeightsStatus | None = Field(
-        None, description="Reads the weights cache (imports nothing heavy): (ready, message).")
+        None, description="Reads the weights cache (imports nothing heavy): (ready, message)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -63,7 +71,9 @@ class MethodMeta(BaseModel):
     def _known_domains(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(DOMAINS))
         if unknown:
-            raise ValueError(f"models name unknown domain(s) {', '.join(unknown)}; known: {', '.join(DOMAINS)}")
+            raise ValueError(
+                f"models name unknown domain(s) {', '.join(unknown)}; known: {', '.join(DOMAINS)}"
+            )
         return value
 
     def model_for(self, domain: str | None) -> str | None:

@@ -240,7 +240,7 @@ class _MicroSam(Segmenter):
                 if file in registry.registry and not (folder / file).is_file():
                     try:  # micro-sam's own download (pooch, hash-checked)
                         registry.fetch(file, progressbar=False)
-                    except Exception as error:  # noqa: BLE001 - pooch raises requests/OS/hash errors alike
+                    except Exception as error:
                         raise MethodUnavailableError(
                             f"µSAM weight file {folder / file} is missing and could not be downloaded from "
                             f"{registry.urls.get(file, KNOWN_URLS.get(file, '?'))} ({type(error).__name__}); "

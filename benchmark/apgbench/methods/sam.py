@@ -92,14 +92,18 @@ class SamAMG(AutoMaskGenerator):
 
         model = self.params["model"]
         if model not in SAM_CHECKPOINTS:
-            raise ParameterError(f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}.")
+            raise ParameterError(
+                f"Unknown SAM model '{model}'; expected one of {', '.join(SAM_CHECKPOINTS)}."
+            )
         self._weights = None
         if self.params["random_weights"]:
             with seeded_torch():
                 sam = sam_model_registry[model](checkpoint=None)
         else:
             default = default_checkpoint(model)
-            self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + default.name, self.name)
+            self._weights = resolve_checkpoint(
+                self.params["checkpoint"], default, _URL + default.name, self.name
+            )
             sam = sam_model_registry[model](checkpoint=str(self._weights))
         sam.to(torch.device(device)).eval()
         self._generator = SamAutomaticMaskGenerator(sam, **self._generator_kwargs())

@@ -72,7 +72,7 @@ def stardist_input(image: np.ndarray, n_channels: int) -> np.ndarray:
 
 
 def normalize_input(image: np.ndarray, pmin: float, pmax: float, joint: bool) -> np.ndarray:
-    """csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
+    """Csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
     from csbdeep.utils import normalize
 
     return normalize(image, pmin, pmax, axis=None if joint or image.ndim == 2 else (0, 1))
@@ -167,7 +167,7 @@ class StarDist(Segmenter):
                 raise ParameterError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
             try:
                 model = StarDist2D.from_pretrained(name)
-            except Exception as error:  # noqa: BLE001 - keras' get_file raises bare Exceptions when offline
+            except Exception as error:
                 folder = keras_model_folder(name)
                 raise MethodUnavailableError(
                     f"StarDist model '{name}' is not in {folder} and could not be downloaded from "

@@ -1,7 +1,8 @@
-"""Weights files and provenance shared by the wrappers: where weights live, their download and hash, which
-distribution is installed, seeded random weights for tests, and the weights part of ``info()``.
+"""Weights files and provenance shared by the wrappers.
 
-Imports the standard library and numpy only; torch is imported inside the functions that need it.
+Where weights live, their download and hash, which distribution is installed, seeded random weights for
+tests, and the weights part of ``info()``. Imports the standard library only; torch is imported inside
+the functions that need it.
 """
 
 from __future__ import annotations
