@@ -131,3 +131,50 @@ def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_peak_memory_is_per_volume():
+    """The runner resets the peak before each volume: a later, smaller volume does not inherit a larger peak."""
+    from apgbench.runner import peak_memory_mb, reset_peak_memory
+
+    if not reset_peak_memory():
+        pytest.skip("this system cannot reset the peak resident memory (/proc/self/clear_refs)")
+    big = np.ones(300 * 2**20, np.uint8)  # 300 MiB, touched
+    high = peak_memory_mb()
+    del big
+    assert reset_peak_memory()
+    assert peak_memory_mb() < high - 200
+
+
+def test_volume_progress_reports_each_slice(tmp_path, monkeypatch):
+    """A slice-wise method run on volumes reports every z slice to the runner's progress."""
+    from apgbench import runner
+
+    seen = []
+    original = runner._progress
+
+    class Spy:
+        def __init__(self, show):
+            self.inner = original(False)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def add_task(self, *args, **kwargs):
+            return len(seen)
+
+        def advance(self, *args):
+            return None
+
+        def update(self, task, **kwargs):
+            seen.append(kwargs)
+
+    monkeypatch.setattr(runner, "_progress", Spy)
+    run_benchmark(DATASET, "classic", params={"stitch": "overlap"}, results_root=tmp_path, limit=1,
+                  show_progress=True)
+    depth = next(iter(load_dataset(DATASET))).image.shape[0]
+    done = [k["completed"] for k in seen if k.get("total") == depth]
+    assert done == list(range(1, depth + 1))

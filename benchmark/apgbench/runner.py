@@ -108,9 +108,31 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
+    """Peak resident memory of this process, in MiB.
+
+    Since the last :func:`reset_peak_memory` where Linux allows the reset (``VmHWM``), else since the process
+    started.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 if sys.platform != "darwin" else peak / 2**20
+
+
+def reset_peak_memory() -> bool:
+    """Start a new peak-memory window (Linux: ``echo 5 > /proc/self/clear_refs``); False where unsupported.
+
+    Used per volume, so that a volume's ``peak_mem_mb`` is its own peak, not the largest one before it.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def hardware_info(device: str | None = None) -> dict[str, Any]:
@@ -308,9 +330,16 @@ def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: 
                options: RunOptions) -> int:
     """Segment, score and commit the ``todo`` images of ``plan`` one by one; return how many failed."""
     n_failed, todo_set = 0, set(todo)
+    volumes = (plan.segment_kwargs or {}).get("ndim") == 3
     with _progress(options.show_progress) as progress:
         task = progress.add_task(f"{plan.method} on {plan.dataset}", total=len(todo))
+        if volumes:  # slice-wise methods report each z slice (Segmenter.slice_progress)
+            slices = progress.add_task("  slices", total=None)
+            segmenter.slice_progress = lambda done, total: progress.update(slices, completed=done, total=total)
         for sample in _samples(plan.data, todo):
+            if volumes:
+                progress.update(slices, completed=0, total=None)
+                reset_peak_memory()
             row, labels, _ = process_image(segmenter, sample, plan, options)
             n_failed += row["error"] is not None
             writer.add(sample.image_id, labels, row)
@@ -318,6 +347,8 @@ def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: 
             todo_set.discard(sample.image_id)
             if not todo_set:
                 break
+    if volumes:
+        segmenter.slice_progress = None  # the bar is gone; a cached segmenter may run 2D images next
     return n_failed
 
 
@@ -381,6 +412,9 @@ class _NullProgress:
         return 0
 
     def advance(self, *args: Any) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 

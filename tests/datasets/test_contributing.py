@@ -97,7 +97,7 @@ def test_add_a_reader_checklist(roots, tmp_path, monkeypatch, server):
 
     configs = _own_configs(tmp_path, monkeypatch)
     # Registered readers are module state: give this test a copy, so the reader leaves with the test.
-    monkeypatch.setattr(readers, "_READERS", copy.deepcopy(readers._READERS))
+    monkeypatch.setattr(readers, "READERS", copy.deepcopy(readers.READERS))
 
     # 1. A function reader(root, **options) -> list[Entry], registered under the name YAMLs use; each Entry
     #    loads its arrays only when asked, ids come from relative paths, the order is natural.

@@ -172,6 +172,8 @@ class Segmenter(ABC):
     extra: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
     supports_3d: ClassVar[str] = "none"
+    #: Set by the runner for volumes: ``slice_progress(done, total)`` after each z slice of slice-wise methods.
+    slice_progress: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -314,7 +316,7 @@ class Segmenter(ABC):
         if mode == "2d+stitch":
             from .stitch import segment_slices, stitch_slices
 
-            planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume)
+            planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume, self.slice_progress)
             labels = stitch_slices(planes, self.params["stitch"])
         else:
             labels = self._segment_volume(volume, None if spacing is None else tuple(float(s) for s in spacing))

@@ -105,6 +105,12 @@ class _CellposeBase(Segmenter):
         """Drop the model."""
         self._model = None
 
+    @classmethod
+    def volume_mode(cls, params=None) -> str:
+        from .cellpose3d import volume_mode
+
+        return super().volume_mode(params) if (params or {}).get("stitch") else volume_mode(params)
+
 
 @register_method
 class CellposeSAM(_CellposeBase):
@@ -133,6 +139,7 @@ class CellposeSAM(_CellposeBase):
         table_order=60,
         trained_on=CPSAM_TRAINED_ON,
         models=one_model("cpsam"),
+        supports_3d="native",  # cellpose's do_3D, or its stitching with stitch_threshold > 0 (cellpose3d.py)
         default_model="cpsam",
         weights_status=cpsam_status,
     )
@@ -145,6 +152,7 @@ class CellposeSAM(_CellposeBase):
         "cellprob_threshold": 0.0,
         "batch_size": 8,
         "random_weights": False,
+        "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
 
     def _prepare(self, device: str, domain: str | None) -> None:
@@ -200,6 +208,17 @@ class CellposeSAM(_CellposeBase):
         )
         return cellpose_masks_to_labels(masks, image.shape[:2])
 
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .cellpose3d import masks_to_volume, volume_eval_kwargs
+
+        p, x = self.params, to_channels_last(volume)
+        masks, _, _ = self._model.eval(
+            x, diameter=p["diameter"], flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"], batch_size=p["batch_size"],
+            **volume_eval_kwargs(p, spacing, -1 if x.ndim == 4 else None),
+        )
+        return masks_to_volume(masks, volume.shape[:3])
+
     def info(self) -> dict[str, Any]:
         """Cellpose version, model, weights, precision, and which segment_anything is on disk."""
         return {
@@ -237,6 +256,7 @@ class Cellpose3(_CellposeBase):
         table_order=50,
         trained_on=CYTO3_TRAINED_ON,
         models=one_model("cyto3"),
+        supports_3d="native",
         default_model="cyto3",
         weights_status=cyto3_status,
     )
@@ -247,6 +267,7 @@ class Cellpose3(_CellposeBase):
         "flow_threshold": 0.4,
         "cellprob_threshold": 0.0,
         "random_weights": False,
+        "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
 
     def _prepare(self, device: str, domain: str | None) -> None:
@@ -288,6 +309,18 @@ class Cellpose3(_CellposeBase):
             cellprob_threshold=p["cellprob_threshold"],
         )
         return cellpose_masks_to_labels(masks, image.shape[:2])
+
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .cellpose3d import masks_to_volume, volume_eval_kwargs
+
+        p = self.params
+        x = np.asarray(volume, np.float32)
+        x = x.mean(axis=-1) if x.ndim == 4 else x  # grey, as channels=[0, 0] in 2D
+        masks, _, _ = self._model.eval(
+            x, channels=[0, 0], diameter=p["diameter"], flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"], **volume_eval_kwargs(p, spacing, None),
+        )
+        return masks_to_volume(masks, volume.shape[:3])
 
     def info(self) -> dict[str, Any]:
         """Cellpose version, model, weights, precision."""

@@ -212,9 +212,10 @@ def weights_status() -> tuple[bool, str]:
     return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
 
 
-def _meta(name: str, description: str, table_order: int, paper_row: tuple[str, str]) -> MethodMeta:
+def _meta(name: str, description: str, table_order: int, paper_row: tuple[str, str],
+          supports_3d: str = "none") -> MethodMeta:
     """The metadata the µSAM methods share (extra, libraries, models, training data), with their own id."""
-    return MethodMeta(name=name, description=description, extra="musam",
+    return MethodMeta(name=name, description=description, extra="musam", supports_3d=supports_3d,
                       requires=("torch", "micro_sam", "segment_anything"), paper_row=paper_row,
                       table_order=table_order, trained_on=TRAINED_ON, models=MODELS, default_model=DEFAULT_MODEL,
                       weights_status=weights_status)
@@ -332,7 +333,6 @@ class _MicroSam(Segmenter):
         self.predictor = self.decoder = None
 
 
-
 def sam_backbone(name: str) -> str:
     """The SAM backbone of a µSAM model name (``vit_b_lm`` -> ``vit_b``), which a custom checkpoint is built on."""
     return "_".join(name.split("_")[:2])
@@ -342,20 +342,29 @@ def sam_backbone(name: str) -> str:
 class MicroSamAIS(_MicroSam):
     """µSAM decoder + seeded watershed."""
 
-    meta = _meta("ais", "µSAM/PathoSAM decoder + seeded watershed (AIS)", 70, ("ais", "default"))
+    # 3D: micro-sam's 3D AIS, per-slice AIS + its multicut merge (methods/musam3d.py)
+    meta = _meta("ais", "µSAM/PathoSAM decoder + seeded watershed (AIS)", 70, ("ais", "default"), "stitch")
     default_params: ClassVar[dict[str, Any]] = {**_COMMON, **AIS_DEFAULTS}
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         _, maps, _ = self._maps(image)
         return automatic_instance_segmentation(*maps, **self._algorithm_params(AIS_DEFAULTS))
 
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .musam3d import ais_volume
+
+        tile_shape, halo = self._tiling(volume.shape[1:3])
+        return ais_volume(self.predictor, self.decoder, volume, self._algorithm_params(AIS_DEFAULTS),
+                          tile_shape, halo, self.slice_progress)
+
 
 @register_method
 class MicroSamAPG(_MicroSam):
     """Automatic prompt generation, this project's implementation."""
 
+    # 3D: ours, 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
     meta = _meta("apg", "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)", 100,
-                 ("apg", "default"))
+                 ("apg", "default"), "stitch")
     prompts = "components"
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
@@ -370,11 +379,18 @@ class MicroSamAPG(_MicroSam):
         )
 
 
+    def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
+        from .musam3d import apg_volume
+
+        return apg_volume(self._segment, volume, self.slice_progress)
+
+
 @register_method
 class MicroSamAPGBoundary(MicroSamAPG):
     """APG with prompts at boundary-distance maxima (paper Fig. 3)."""
 
-    meta = _meta("apg-bd", "APG with boundary-distance maxima prompts (paper Fig. 3)", 90, ("apg-bd", "default"))
+    meta = _meta("apg-bd", "APG with boundary-distance maxima prompts (paper Fig. 3)", 90, ("apg-bd", "default"),
+                 "stitch")
     prompts = "boundary-maxima"
 
 

@@ -19,6 +19,8 @@ sa_thresholds.*        SA at IoU 0.50 ... 0.95 per method and domain
 msa_intervals.png/svg  mSA with bootstrap 95% intervals
 paired_<a>_vs_<b>.*    paired comparison of two methods on their common images (Wilcoxon + bootstrap)
 resources.*            seconds per image and peak memory per method
+volumes_msa.*          3D sets: mode, 3D mSA and slice-wise mSA per method (report/volumes.py)
+volumes_ranks.*        3D sets: average rank (3D mSA) per domain and overall
 coverage.*             images expected / scored / failed per record
 qualitative.png        Fig. 1c: images with each method's contours
 report.html            all of the above on one self-contained page
@@ -74,6 +76,7 @@ from .tables import (
     trained_marks,
     zeroed_counts,
 )
+from .volumes import split_volumetric, volume_section
 
 __all__ = ["ALL_FORMATS", "ReportResult", "build_report", "load_filtered_scores"]
 
@@ -152,12 +155,13 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
     scores = load_filtered_scores(results_root, domains=domains, datasets=datasets, methods=methods,
                                   fingerprints=fingerprints, problems=problems)
     notes: list[str] = [f"Unreadable record: {problem}" for problem in problems]
+    scores, volume_scores = split_volumetric(scores)  # 3D sets get their own section (report/volumes.py)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         valid = counted_scores(scores, exclude_failed=exclude_failed)
         table = msa_table(scores, exclude_failed=exclude_failed)
     notes.extend(dict.fromkeys(str(w.message) for w in caught))
-    if scores.empty:
+    if scores.empty and volume_scores.empty:
         filtered = " for these filters" if domains or datasets or methods else ""
         notes.append(f"No results found under {results_root}{filtered}; run `apgbench run` first.")
     coverage = coverage_table(results_root, scores)
@@ -185,6 +189,9 @@ def build_report(results_root: str | os.PathLike, out: str | os.PathLike, *, dom
         sections.append(section)
         notes.extend(note)
     sections.append(_resources_section(output, scores, coverage))
+    section, note = volume_section(output, volume_scores, results_root, data_root, exclude_failed=exclude_failed)
+    sections.append(section)
+    notes.extend(note)
     section, note = _qualitative_section(output, results_root, valid[~valid["zeroed"].astype(bool)], images,
                                          data_root)
     sections.append(section)
