@@ -211,7 +211,7 @@ class CellposeSAM(_CellposeBase):
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .cellpose3d import masks_to_volume, volume_eval_kwargs
 
-        p, x = self.params, to_channels_last(volume)
+        p, x = self.params, np.array(to_float(volume))  # a copy: cellpose normalises float32 input in place
         masks, _, _ = self._model.eval(
             x, diameter=p["diameter"], flow_threshold=p["flow_threshold"],
             cellprob_threshold=p["cellprob_threshold"], batch_size=p["batch_size"],
