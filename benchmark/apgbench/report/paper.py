@@ -28,8 +28,10 @@ import pandas as pd
 
 
 def paper_row(label: str) -> tuple[str, str] | None:
-    """The paper's (method_id, setting) for a table label: its method's ``meta.paper_row``; None for variants
-    (``apg[p-1a2b]``) and methods the paper did not run or that are not registered here."""
+    """The paper's (method_id, setting) for a table label: its method's ``meta.paper_row``.
+
+    None for variants (``apg[p-1a2b]``) and for methods the paper did not run or that are not registered here.
+    """
     from ..methods import available_methods
 
     method = available_methods().get(label)

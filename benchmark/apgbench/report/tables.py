@@ -38,8 +38,10 @@ def base_method(label: str) -> str:
 
 
 def order_methods(labels) -> list[str]:
-    """Labels in the methods' ``table_order`` (:func:`~apgbench.methods.method_order`), variants after their
-    method, methods without an order (or unknown here) last, by id."""
+    """Labels in the methods' table order; variants after their method, methods without an order last, by id.
+
+    The order is :func:`~apgbench.methods.method_order` (each method's ``meta.table_order``).
+    """
     order = method_order()
 
     def key(label: str):
