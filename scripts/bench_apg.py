@@ -128,7 +128,7 @@ def main() -> None:
     from apgbench.apg import automatic_prompt_generation
     from apgbench.apg.testing import decoder_maps_from_labels
     from apgbench.methods.musam import SamPointModel, paper_input
-    from apgbench.methods.preprocess import to_rgb_uint8
+    from apgbench.methods.images import to_rgb_uint8
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -38,7 +38,7 @@ def derive(config: dict) -> dict:
            "description": (f"3D test set of {i} (apgbench; not evaluated in the paper): the 2D set's test "
                            "slices kept as whole sub-volumes, scored in 3D."),
            "source": config["source"], "format": config["format"], "ndim": 3, "split": split,
-           "preparation": prep, "trained_on": config.get("trained_on", []), "notes": notes}
+           "preparation": prep, "notes": notes}
     if config.get("voxel_size"):
         out["voxel_size"] = config["voxel_size"]
     return out

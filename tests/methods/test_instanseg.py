@@ -21,7 +21,7 @@ from apgbench.methods.instanseg import (
     model_index,
     target_for,
 )
-from apgbench.methods.preprocess import sha256_file
+from apgbench.files import sha256_file
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop
 
@@ -106,10 +106,10 @@ def test_weights_path_follows_the_library_cache(monkeypatch, tmp_path):
     entry = index["fluorescence_nuclei_and_cells"]
     path = instanseg_weights_path("fluorescence_nuclei_and_cells")
     assert path == tmp_path / "fluorescence_nuclei_and_cells" / entry["version"] / "instanseg.pt"
-    assert "not cached" in InstanSeg.weights_status()[1]
+    assert "not cached" in InstanSeg.meta.weights_status()[1]
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    assert InstanSeg.weights_status() == (True, f"ready (weights {path})")
+    assert InstanSeg.meta.weights_status() == (True, f"ready (weights {path})")
 
 
 def test_no_domain_and_no_model_is_refused():

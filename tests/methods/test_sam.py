@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from apgbench.methods import get_method
+from apgbench.methods.amg import amg_records_to_labels
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.preprocess import SAM_DISTRIBUTIONS, dist_version, owning_distribution, to_rgb_uint8
-from apgbench.methods.sam import SamAMG, amg_records_to_labels
+from apgbench.methods.images import to_rgb_uint8
+from apgbench.methods.sam import SamAMG
+from apgbench.methods.weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, fake_distribution, pixel_masks, real_crop, spy_on
 
@@ -140,11 +142,11 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 
 def test_weights_status_reports_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("APGBENCH_WEIGHTS_DIR", str(tmp_path))
-    ok, message = SamAMG.weights_status()
+    ok, message = SamAMG.meta.weights_status()
     assert ok and "not cached" in message and "sam_vit_b_01ec64.pth" in message
     (tmp_path / "segment_anything").mkdir()
     (tmp_path / "segment_anything" / "sam_vit_b_01ec64.pth").write_bytes(b"")
-    assert "not cached" not in SamAMG.weights_status()[1]
+    assert "not cached" not in SamAMG.meta.weights_status()[1]
 
 
 @pytest.mark.heavy

@@ -7,7 +7,7 @@ import pytest
 
 from apgbench.methods import get_method
 from apgbench.methods import sam2 as sam2_module
-from apgbench.methods.preprocess import to_rgb_uint8
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.sam2 import SAM2_MODELS, Sam2AMG, sam2_install
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop, spy_on
@@ -37,7 +37,7 @@ def test_install_kind(monkeypatch, versions, expected):
 def test_weights_status_names_install_and_file(monkeypatch, tmp_path):
     monkeypatch.setenv("APGBENCH_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(sam2_module, "dist_version", {"sam2": "1.1.0"}.get)
-    ok, message = Sam2AMG.weights_status()
+    ok, message = Sam2AMG.meta.weights_status()
     assert ok and "PyPI sam2 1.1.0" in message and "sam2.1_hiera_base_plus.pt" in message
 
 

@@ -66,10 +66,10 @@ def test_weights_status_reads_keras_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     folder = keras_model_folder("2D_versatile_fluo")
     assert folder == tmp_path / "models" / "StarDist2D" / "2D_versatile_fluo"
-    assert "not cached" in StarDist.weights_status()[1]
+    assert "not cached" in StarDist.meta.weights_status()[1]
     folder.mkdir(parents=True)
     (folder / "2D_versatile_fluo.zip").write_bytes(b"")
-    assert StarDist.weights_status() == (True, f"ready (weights in {folder})")
+    assert StarDist.meta.weights_status() == (True, f"ready (weights in {folder})")
 
 
 def _require_stardist():
@@ -88,7 +88,7 @@ def test_offline_error_names_url_folder_and_local_option(monkeypatch, tmp_path):
     from csbdeep.models import pretrained
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: no network")  # noqa: TRY002 - keras get_file raises a bare Exception
+        raise Exception("URL fetch failure: no network")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(pretrained, "get_file", offline)

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
+from apgbench.methods import available_methods
 from apgbench.results import THRESHOLD_COLUMNS, RecordWriter, RunInfo, now, record_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,8 @@ def write_crafted(root) -> None:
 
 @pytest.fixture
 def config_dir(tmp_path, monkeypatch):
-    """A registry holding dsb (trained_on: cellpose-sam) and tissuenet; u20s is left out on purpose."""
+    """A registry holding dsb (of the methods, only cellpose-sam trained on it) and tissuenet; u20s is left out
+    on purpose."""
     target = tmp_path / "configs" / "datasets"
     target.mkdir(parents=True)
     for name in ("dsb", "tissuenet", "synthetic-nuclei", "synthetic-cells", "synthetic-labelfree", "synthetic-histo"):
@@ -65,8 +66,8 @@ def config_dir(tmp_path, monkeypatch):
         if not source.exists():
             pytest.skip(f"configs/datasets/{name}.yaml is absent")
         shutil.copy(source, target / source.name)
-    config = yaml.safe_load((target / "dsb.yaml").read_text())
-    config["trained_on"] = ["cellpose-sam"]
-    (target / "dsb.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for name, cls in available_methods().items():  # the trained-on fact lives in each method's metadata
+        trained = cls.meta.trained_on - {"dsb"} | ({"dsb"} if name == "cellpose-sam" else set())
+        monkeypatch.setattr(cls, "meta", cls.meta.model_copy(update={"trained_on": trained}))
     monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(tmp_path / "configs"))
     return target

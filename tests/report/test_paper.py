@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apgbench.methods import available_methods
 from apgbench.report import build_report
-from apgbench.report.paper import PAPER_ROWS, load_paper_msa, paper_dataset_id, paper_value
+from apgbench.report.paper import load_paper_msa, paper_dataset_id, paper_row, paper_value
 
 from .conftest import REPO, write_crafted, write_record
 
@@ -26,7 +27,9 @@ def test_shipped_csv_is_the_reference():
 
 def test_every_mapped_row_exists_once_per_dataset():
     paper = load_paper_msa()
-    for method, (paper_method, setting) in PAPER_ROWS.items():
+    rows_of = {name: cls.meta.paper_row for name, cls in available_methods().items() if cls.meta.paper_row}
+    assert set(rows_of) == {"amg", "ais", "apg", "apg-bd", "apg-ref", "cellpose-sam", "cellpose3", "cellsam", "sam3"}
+    for method, (paper_method, setting) in rows_of.items():
         rows = paper[(paper["method_id"] == paper_method) & (paper["setting"] == setting)]
         assert rows["dataset_id"].nunique() == len(rows) == 36, method
 
@@ -53,7 +56,7 @@ def test_paper_column_equals_csv(tmp_path, config_dir):
     assert len(comparison) == 14  # the 14 crafted pairs all have a paper row; classic has none
     assert "classic" not in set(comparison["method"])
     for row in comparison.itertuples():
-        method, setting = PAPER_ROWS[row.method]
+        method, setting = paper_row(row.method)
         expected = paper[(paper["dataset_id"] == row.dataset) & (paper["method_id"] == method)
                          & (paper["setting"] == setting)]["msa"].item()
         assert row.paper == pytest.approx(expected)

@@ -63,6 +63,7 @@ def list_command(data_root: DataRoot = None) -> None:
 def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")], data_root: DataRoot = None) -> None:
     """Show one dataset's config: citation, licence, source, split rule, preparation."""
     from ..datasets.manage import dataset_status
+    from ..methods import trained_on
 
     config = _config(dataset_id)
     status = dataset_status(config, data_root)
@@ -71,7 +72,7 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
             ("reader", config.format.reader), ("ndim", str(config.ndim)),
             ("split", f"{config.split.rule}: {config.split.description}"),
             ("preparation", config.preparation.model_dump_json(exclude_defaults=True)),
-            ("trained on", ", ".join(config.trained_on) or "-"), ("cached", str(status["prepared"]))]
+            ("trained on", ", ".join(trained_on(config.id)) or "-"), ("cached", str(status["prepared"]))]
     if config.split.rule == "seeded-random":
         rows.append(("seed", f"{config.split.seed} (the paper's split was random without a seed)"))
     for f in config.source.files:

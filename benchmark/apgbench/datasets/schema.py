@@ -150,7 +150,6 @@ class DatasetConfig(_Strict):
     ndim: Literal[2, 3] = 2
     split: Split
     preparation: Preparation = Preparation()
-    trained_on: list[str] = Field([], description="Method ids whose training data include this dataset's split.")
     prompt: str | None = Field(None, description="Text prompt for concept models (SAM3); default 'cell'.")
     n_images: int | None = Field(None, description="Expected number of prepared test images, where known.")
     voxel_size: tuple[float, float, float] | None = Field(

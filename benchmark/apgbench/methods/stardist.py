@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DOMAINS
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter
-from .preprocess import dist_version, to_float
+from .images import to_float
+from .meta import MethodMeta
+from .weights import RANDOM_WEIGHTS, dist_version
 
 MODELS = {"nuclei-histo": "2D_versatile_he"}
 DEFAULT_MODEL = "2D_versatile_fluo"
@@ -69,10 +72,18 @@ def stardist_input(image: np.ndarray, n_channels: int) -> np.ndarray:
 
 
 def normalize_input(image: np.ndarray, pmin: float, pmax: float, joint: bool) -> np.ndarray:
-    """csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
+    """Csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
     from csbdeep.utils import normalize
 
     return normalize(image, pmin, pmax, axis=None if joint or image.ndim == 2 else (0, 1))
+
+
+def weights_status() -> tuple[bool, str]:
+    """Whether the fluorescence model is in keras' cache (no TensorFlow import)."""
+    folder = keras_model_folder(DEFAULT_MODEL)
+    if (folder / f"{DEFAULT_MODEL}.zip").is_file():
+        return True, f"ready (weights in {folder})"
+    return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
 
 
 @register_method
@@ -98,10 +109,15 @@ class StarDist(Segmenter):
         **Testing only**: the versatile architecture with seeded random weights (no download).
     """
 
-    name = "stardist"
-    requires = ("tensorflow", "stardist", "csbdeep")
-    extra = "stardist"
-    description = "StarDist 2D (versatile_fluo / versatile_he by domain), not in the paper"
+    meta = MethodMeta(
+        name="stardist",
+        description="StarDist 2D (versatile_fluo / versatile_he by domain), not in the paper",
+        extra="stardist",
+        requires=("tensorflow", "stardist", "csbdeep"),
+        models={domain: stardist_model_for(domain) for domain in DOMAINS},
+        default_model=DEFAULT_MODEL,
+        weights_status=weights_status,
+    )
     default_params = {
         "model": None,
         "model_dir": None,
@@ -114,14 +130,6 @@ class StarDist(Segmenter):
         "random_weights": False,
     }
 
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the fluorescence model is in keras' cache (no TensorFlow import)."""
-        folder = keras_model_folder(DEFAULT_MODEL)
-        if (folder / f"{DEFAULT_MODEL}.zip").is_file():
-            return True, f"ready (weights in {folder})"
-        return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
-
     def model_name(self, domain: str | None = None) -> str:
         """The model for ``domain`` (the prepared domain by default), or the one named in the parameters."""
         if self.params["model_dir"]:
@@ -129,7 +137,7 @@ class StarDist(Segmenter):
         return self.params["model"] or stardist_model_for(domain if domain is not None else self.domain)
 
     def _model_key(self, domain: str | None) -> object:
-        if domain is None and not (self.params["model"] or self.params.get("model_dir")):
+        if domain is None and not (self.params["model"] or self.params["model_dir"]):
             raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
@@ -159,7 +167,7 @@ class StarDist(Segmenter):
                 raise ParameterError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
             try:
                 model = StarDist2D.from_pretrained(name)
-            except Exception as error:  # noqa: BLE001 - keras' get_file raises bare Exceptions when offline
+            except Exception as error:
                 folder = keras_model_folder(name)
                 raise MethodUnavailableError(
                     f"StarDist model '{name}' is not in {folder} and could not be downloaded from "
@@ -193,7 +201,7 @@ class StarDist(Segmenter):
             "csbdeep": dist_version("csbdeep"),
             "tensorflow": dist_version("tensorflow-cpu") or dist_version("tensorflow"),
             "model": getattr(self, "_name", self.model_name()),
-            "weights": "random (testing only)" if self.params["random_weights"] else str(getattr(self, "_folder", None)),
+            "weights": RANDOM_WEIGHTS if self.params["random_weights"] else str(getattr(self, "_folder", None)),
             "thresholds": None if thresholds is None else {"prob": float(thresholds.prob), "nms": float(thresholds.nms)},
         }
 

@@ -1,22 +1,13 @@
 """The paper's published mSA per (dataset, method), shipped as ``apgbench/data/paper_msa.csv``.
 
 The CSV (36 datasets x 11 method settings, from the authors' public plotting code) holds several settings
-for some methods. A result of ours is compared with the row of the paper that used the same method with its
-default settings, which is what ``apgbench run`` runs without ``--param``:
-
-============  =========================================================================================
-our method    paper row (``method_id``, ``setting``)
-============  =========================================================================================
-amg           (amg, "sam vit_b"): "AMG (vit_b) - without grid search", the original SAM ViT-B
-ais           (ais, "default"): "AIS - without grid search"
-apg           (apg, "default"): "APG - without grid search (cc)", prompts from connected components
-apg-bd        (apg-bd, "default"): "APG - without grid search (bd)", prompts from boundary-distance maxima
-apg-ref       (apg, "default"): micro-sam's own APG is what the paper ran, so it shares APG's row
-cellpose-sam  (cellpose-sam, "cpsam")
-cellpose3     (cellpose3, "cyto3")
-cellsam       (cellsam, "default")
-sam3          (sam3, 'text prompt "cell"')
-============  =========================================================================================
+for some methods. A result of ours is compared with the row of the paper
+that used the same method with its default settings, which is what ``apgbench run`` runs without ``--param``.
+Each method names that row in its metadata (``MethodMeta.paper_row``: paper ``method_id`` and ``setting``):
+``amg`` -> (amg, "sam vit_b"), the original SAM ViT-B without grid search; ``ais``, ``apg``, ``apg-bd`` ->
+their "default" rows (without grid search; APG's prompts from connected components, APG-bd's from
+boundary-distance maxima); ``apg-ref`` -> APG's row, since micro-sam's own APG is what the paper ran;
+``cellpose-sam`` -> "cpsam"; ``cellpose3`` -> "cyto3"; ``cellsam`` -> "default"; ``sam3`` -> 'text prompt "cell"'.
 
 Not compared: runs with non-default parameters (their label carries ``[p-<hash>]``), the paper's grid-search
 rows and its "AMG with the µSAM generalist" rows (no default run of ours corresponds to them), and methods the
@@ -35,18 +26,16 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-#: our method id -> (paper method_id, paper setting); see the module docstring.
-PAPER_ROWS: dict[str, tuple[str, str]] = {
-    "amg": ("amg", "sam vit_b"),
-    "ais": ("ais", "default"),
-    "apg": ("apg", "default"),
-    "apg-bd": ("apg-bd", "default"),
-    "apg-ref": ("apg", "default"),
-    "cellpose-sam": ("cellpose-sam", "cpsam"),
-    "cellpose3": ("cellpose3", "cyto3"),
-    "cellsam": ("cellsam", "default"),
-    "sam3": ("sam3", 'text prompt "cell"'),
-}
+
+def paper_row(label: str) -> tuple[str, str] | None:
+    """The paper's (method_id, setting) for a table label: its method's ``meta.paper_row``.
+
+    None for variants (``apg[p-1a2b]``) and for methods the paper did not run or that are not registered here.
+    """
+    from ..methods import available_methods
+
+    method = available_methods().get(label)
+    return None if method is None else method.meta.paper_row
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +66,7 @@ def paper_dataset_id(dataset: str) -> str:
 
 def paper_value(dataset: str, label: str) -> float:
     """The paper's mSA for our (dataset id, method label), NaN where the paper has none."""
-    row = PAPER_ROWS.get(label)
+    row = paper_row(label)
     if row is None:
         return np.nan
     paper = load_paper_msa()

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .tables import DOMAIN_TITLES, METHOD_ORDER, apg_minus_ais, base_method, domain_key, order_methods, ranks
+from ..methods import method_order
+from .tables import DOMAIN_TITLES, apg_minus_ais, base_method, domain_key, order_methods, ranks
 
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
            "#64B5CD", "#2F4F4F", "#B8860B")
@@ -47,7 +48,8 @@ def method_colour(label: str) -> str:
     base = base_method(label)
     if label != base:
         return VARIANT_PALETTE[_stable_index(label) % len(VARIANT_PALETTE)]
-    index = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) + _stable_index(base)
+    order = method_order()
+    index = order.index(base) if base in order else len(order) + _stable_index(base)
     return PALETTE[index % len(PALETTE)]
 
 

@@ -1,8 +1,8 @@
 """Fig. 2-style tables: mean segmentation accuracy per dataset (rows, grouped by domain) and method (columns).
 
 Marks: the top three methods per dataset carry ¹ ² ³ (the best is bold); ``†`` marks a method whose training
-data include the dataset's training split (``trained_on`` in the dataset config); the last column is the
-difference APG - AIS where both ran.
+data include the dataset's training split (``trained_on`` in the method's metadata); the last column is the
+difference APG - AIS where both ran. Column order: the methods' ``table_order`` (the paper's order).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DOMAINS
+from ..methods import available_methods, method_order
 from ..results import THRESHOLD_COLUMNS, valid_scores
 from .formats import latex_escape
 
@@ -24,9 +25,6 @@ DOMAIN_TITLES = {
     "cells-labelfree": "Cells (label-free)",
     "nuclei-histo": "Nuclei (histopathology)",
 }
-#: Column order of the tables and plots: the paper's order, then anything else alphabetically.
-METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam", "ais", "apg-ref", "apg-bd",
-                "apg", "classic")
 MARKS = {1: "¹", 2: "²", 3: "³"}
 TRAINED = "†"
 DIFF_COLUMN = "APG − AIS"
@@ -40,10 +38,15 @@ def base_method(label: str) -> str:
 
 
 def order_methods(labels) -> list[str]:
-    """Labels in :data:`METHOD_ORDER`, variants after their method, unknown methods last."""
+    """Labels in the methods' table order; variants after their method, methods without an order last, by id.
+
+    The order is :func:`~apgbench.methods.method_order` (each method's ``meta.table_order``).
+    """
+    order = method_order()
+
     def key(label: str):
         base = base_method(label)
-        position = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+        position = order.index(base) if base in order else len(order)
         return position, base, label != base, label
     return sorted(labels, key=key)
 
@@ -172,18 +175,22 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
 def trained_marks(table: pd.DataFrame) -> pd.DataFrame:
     """Boolean frame like ``table``: True where the method was trained on the dataset's training split.
 
-    Datasets that are not in the registry (results of a removed or foreign config) get no marks.
+    The fact comes from the method's metadata (``MethodMeta.trained_on``; a variant ``id@name`` counts as
+    ``id``). Datasets that are not in the registry (results of a removed or foreign config) and methods not
+    registered here get no marks.
     """
     from ..datasets import get_dataset_config
 
+    methods = available_methods()
     marks = pd.DataFrame(False, index=table.index, columns=table.columns)
     for domain, dataset in table.index:
         try:
-            trained = set(get_dataset_config(dataset).trained_on)
+            base = get_dataset_config(dataset).base_id
         except (KeyError, FileNotFoundError, ValueError):
             continue
         for label in table.columns:
-            marks.loc[(domain, dataset), label] = base_method(label) in trained
+            method = methods.get(base_method(label))
+            marks.loc[(domain, dataset), label] = method is not None and base in method.meta.trained_on
     return marks
 
 
