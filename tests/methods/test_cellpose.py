@@ -41,12 +41,12 @@ def test_masks_to_labels_crafted_outputs():
 def test_wrong_cellpose_major_names_the_environment(monkeypatch):
     monkeypatch.setattr(cellpose_module, "dist_version", lambda name: "4.2.1")
     monkeypatch.setattr(cellpose_module, "cellpose_major", lambda: 4)
-    with pytest.raises(MethodUnavailableError, match="install_cellpose3_env.sh"):
+    with pytest.raises(MethodUnavailableError, match=r"install_cellpose3_env\.sh"):
         Cellpose3()._check_version()
     assert not Cellpose3.meta.weights_status()[0]
     monkeypatch.setattr(cellpose_module, "dist_version", lambda name: "3.1.1")
     monkeypatch.setattr(cellpose_module, "cellpose_major", lambda: 3)
-    with pytest.raises(MethodUnavailableError, match="needs cellpose 4.x"):
+    with pytest.raises(MethodUnavailableError, match=r"needs cellpose 4\.x"):
         CellposeSAM()._check_version()
     assert not CellposeSAM.meta.weights_status()[0]
 

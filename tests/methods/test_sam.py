@@ -162,7 +162,12 @@ def test_amg_random_weights_real_library(monkeypatch):
     image = real_crop(256)
     # Few prompts, no quality filter and no box NMS keep CPU time low and let many random masks (large,
     # overlapping) reach the painting, where the order decides which mask owns a pixel.
-    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+    params = {
+        "points_per_side": 4,
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "box_nms_thresh": 1.0,
+    }
     with SamAMG(random_weights=True, **params) as method:
         method.prepare("cpu")
         labels = method.segment(image)
@@ -170,7 +175,11 @@ def test_amg_random_weights_real_library(monkeypatch):
     assert_valid_labels(labels, image.shape)
     ((generator, (rgb,), _, records),) = calls
     np.testing.assert_array_equal(rgb, to_rgb_uint8(image))
-    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (0, 0, 1)
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (
+        0,
+        0,
+        1,
+    )
     assert generator.min_mask_region_area == 0  # the paper ran no small-region removal
     assert len(records) > 1
     np.testing.assert_array_equal(labels, paper_mask_data_to_segmentation(records))

@@ -22,7 +22,12 @@ def list_methods() -> None:
     table = Table("id", "description", "extra", "status")
     for name, cls in available_methods().items():
         ok, why = method_status(cls)
-        table.add_row(name, escape(cls.description), cls.extra or "-", f"[{'green' if ok else 'yellow'}]{escape(why)}[/]")
+        table.add_row(
+            name,
+            escape(cls.description),
+            cls.extra or "-",
+            f"[{'green' if ok else 'yellow'}]{escape(why)}[/]",
+        )
     console.print(table)
 
 

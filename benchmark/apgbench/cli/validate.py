@@ -28,14 +28,16 @@ def validate() -> None:
             problems.append(str(err))
     try:
         methods = available_methods()
-    except Exception as err:  # noqa: BLE001 - a broken plugin is reported, not raised
+    except Exception as err:
         problems.append(f"Loading methods failed: {err}")
         methods = {}
     for name, cls in methods.items():  # the † marks of the report name datasets by id
         unknown = sorted(cls.meta.trained_on - dataset_ids)
         if unknown:
-            problems.append(f"Method '{name}' ({cls.__module__}) lists unknown dataset id(s) in trained_on: "
-                            f"{', '.join(unknown)}.")
+            problems.append(
+                f"Method '{name}' ({cls.__module__}) lists unknown dataset id(s) in trained_on: "
+                f"{', '.join(unknown)}."
+            )
     for problem in problems:
         err_console.print(f"[red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
     if problems:

@@ -106,8 +106,11 @@ def method_status(cls: type[Segmenter]) -> tuple[bool, str]:
 
 def method_order() -> tuple[str, ...]:
     """Ids of the methods with a ``table_order``, in that order: the column order of tables and plots."""
-    ordered = [(cls.meta.table_order, name) for name, cls in available_methods().items()
-               if cls.meta.table_order is not None]
+    ordered = [
+        (cls.meta.table_order, name)
+        for name, cls in available_methods().items()
+        if cls.meta.table_order is not None
+    ]
     return tuple(name for _, name in sorted(ordered))
 
 
@@ -116,6 +119,9 @@ def trained_on(dataset: str) -> list[str]:
     in the tables' column order.
     """
     base = dataset.split("@", 1)[0]
-    trained = [(cls.meta.table_order is None, cls.meta.table_order or 0, name)
-               for name, cls in available_methods().items() if base in cls.meta.trained_on]
+    trained = [
+        (cls.meta.table_order is None, cls.meta.table_order or 0, name)
+        for name, cls in available_methods().items()
+        if base in cls.meta.trained_on
+    ]
     return [name for *_, name in sorted(trained)]  # in table order

@@ -86,8 +86,9 @@ def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         if isinstance(value, (list, tuple)):  # an optional shape such as tile_shape=384,384 or n_tiles=2,2
-            if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                                for v in value):
+            if not value or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value
+            ):
                 raise fail("none, text, a finite number or a list of finite numbers")
             return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -121,7 +122,9 @@ def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
 
 
 # Extras that pip cannot install next to the others: the command that sets up their own environment.
-INSTALL_COMMANDS = {"cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"}
+INSTALL_COMMANDS = {
+    "cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"
+}
 
 
 def install_hint(cls: type[Segmenter]) -> str:
@@ -181,11 +184,18 @@ class Segmenter(ABC):
         if "meta" in own:
             clash = [key for key in _META_COPIES if key in own]
             if clash:
-                raise TypeError(f"{cls.__qualname__} declares {', '.join(clash)} beside meta; declare them in meta.")
+                raise TypeError(
+                    f"{cls.__qualname__} declares {', '.join(clash)} beside meta; declare them in meta."
+                )
         elif "name" in own:  # a class declaring only a name (tests, quick experiments): minimal metadata
             doc = (cls.__doc__ or "").strip().splitlines()
-            cls.meta = MethodMeta(name=cls.name, description=own.get("description") or (doc[0] if doc else cls.name),
-                                  extra=cls.extra, requires=tuple(cls.requires), supports_3d=cls.supports_3d)
+            cls.meta = MethodMeta(
+                name=cls.name,
+                description=own.get("description") or (doc[0] if doc else cls.name),
+                extra=cls.extra,
+                requires=tuple(cls.requires),
+                supports_3d=cls.supports_3d,
+            )
         else:
             return  # a shared base class (``_MicroSam``): its subclasses declare the metadata
         for key in _META_COPIES:
@@ -212,8 +222,9 @@ class Segmenter(ABC):
         """
         missing = missing_modules(self.requires)
         if missing:
-            raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
-                                         f"{install_hint(type(self))}.")
+            raise MethodUnavailableError(
+                f"Method '{self.name}' needs {missing_text(missing)}: {install_hint(type(self))}."
+            )
         if domain is not None and domain not in DOMAINS:
             raise InvalidInputError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
@@ -236,7 +247,7 @@ class Segmenter(ABC):
     def _prepare(self, device: str, domain: str | None) -> None:  # noqa: B027 - optional hook
         """Load weights; override in methods that have a model."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: methods without a model release nothing
         """Release the model (GPU memory, file handles)."""
 
     def __enter__(self) -> Segmenter:
@@ -247,8 +258,9 @@ class Segmenter(ABC):
 
     # -- segmentation --------------------------------------------------------------------------------------
     @final
-    def segment(self, image: np.ndarray, *, ndim: int | None = None,
-                spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+    def segment(
+        self, image: np.ndarray, *, ndim: int | None = None, spacing: tuple[float, float, float] | None = None
+    ) -> np.ndarray:
         """Segment one image or volume.
 
         Parameters
@@ -278,8 +290,10 @@ class Segmenter(ABC):
                 self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
             except ValueError as err:
                 shape = np.shape(image)
-                raise ValueError(f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
-                                 f"{str(err)[0].lower()}{str(err)[1:]}") from None
+                raise ValueError(
+                    f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
+                    f"{str(err)[0].lower()}{str(err)[1:]}"
+                ) from None
         if not self._prepared:
             self.prepare(self.device, self.domain)
         if volume:
@@ -303,11 +317,15 @@ class Segmenter(ABC):
         rule = (params or {}).get("stitch")
         if rule is not None:
             if rule not in STITCH_RULES:
-                raise InvalidInputError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+                raise InvalidInputError(
+                    f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}."
+                )
             return "2d+stitch"
         if cls.supports_3d == "none":
-            raise InvalidInputError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
-                             f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
+            raise InvalidInputError(
+                f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+                f"--param stitch={STITCH_RULES[0]} (2D+stitch)."
+            )
         return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
 
     def _segment_volume_checked(self, volume: np.ndarray, spacing) -> np.ndarray:
@@ -319,7 +337,9 @@ class Segmenter(ABC):
             planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume, self.slice_progress)
             labels = stitch_slices(planes, self.params["stitch"])
         else:
-            labels = self._segment_volume(volume, None if spacing is None else tuple(float(s) for s in spacing))
+            labels = self._segment_volume(
+                volume, None if spacing is None else tuple(float(s) for s in spacing)
+            )
         return check_labels(labels, volume.shape[:3], self.name)
 
     def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
@@ -372,8 +392,10 @@ def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "meth
     if labels.shape != tuple(shape):
         raise ValueError(f"'{method}' returned labels of shape {labels.shape}, expected {tuple(shape)}.")
     if labels.dtype == bool:  # one mask, not instances: refused as `evaluate` and the metrics refuse it
-        raise TypeError(f"'{method}' returned a boolean mask; return an integer label image "
-                        "(one id per object, e.g. skimage.measure.label(mask)).")
+        raise TypeError(
+            f"'{method}' returned a boolean mask; return an integer label image "
+            "(one id per object, e.g. skimage.measure.label(mask))."
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"'{method}' returned labels of dtype {labels.dtype}; an integer dtype is required.")
     if labels.size and labels.min() < 0:
@@ -391,8 +413,9 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return (inverse + 1).reshape(labels.shape).astype(np.uint32)
 
 
-def paint_masks_last_wins(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
-                          order: str = "as-given") -> np.ndarray:
+def paint_masks_last_wins(
+    masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given"
+) -> np.ndarray:
     """Paint binary masks into a uint32 label image; later masks overwrite earlier ones (the last wins).
 
     Parameters

@@ -76,8 +76,18 @@ def cyto3_status() -> tuple[bool, str]:
 
 
 # The datasets in the training data of Cellpose 3's cyto3 and of Cellpose-SAM (the paper's Fig. 2 marks).
-CYTO3_TRAINED_ON = frozenset({"cellpose", "deepbacs", "dsb", "livecell", "omnipose", "tissuenet", "u20s", "yeaz"})
-CPSAM_TRAINED_ON = CYTO3_TRAINED_ON | {"cryonuseg", "ihc-tma", "lynsec", "monuseg", "nuinsseg", "pannuke", "tnbc"}
+CYTO3_TRAINED_ON = frozenset(
+    {"cellpose", "deepbacs", "dsb", "livecell", "omnipose", "tissuenet", "u20s", "yeaz"}
+)
+CPSAM_TRAINED_ON = CYTO3_TRAINED_ON | {
+    "cryonuseg",
+    "ihc-tma",
+    "lynsec",
+    "monuseg",
+    "nuinsseg",
+    "pannuke",
+    "tnbc",
+}
 
 
 class _CellposeBase(Segmenter):
@@ -213,8 +223,11 @@ class CellposeSAM(_CellposeBase):
 
         p, x = self.params, np.array(to_float(volume))  # a copy: cellpose normalises float32 input in place
         masks, _, _ = self._model.eval(
-            x, diameter=p["diameter"], flow_threshold=p["flow_threshold"],
-            cellprob_threshold=p["cellprob_threshold"], batch_size=p["batch_size"],
+            x,
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+            batch_size=p["batch_size"],
             **volume_eval_kwargs(p, spacing, -1 if x.ndim == 4 else None),
         )
         return masks_to_volume(masks, volume.shape[:3])
@@ -317,8 +330,12 @@ class Cellpose3(_CellposeBase):
         x = np.asarray(volume, np.float32)
         x = x.mean(axis=-1) if x.ndim == 4 else x  # grey, as channels=[0, 0] in 2D
         masks, _, _ = self._model.eval(
-            x, channels=[0, 0], diameter=p["diameter"], flow_threshold=p["flow_threshold"],
-            cellprob_threshold=p["cellprob_threshold"], **volume_eval_kwargs(p, spacing, None),
+            x,
+            channels=[0, 0],
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+            **volume_eval_kwargs(p, spacing, None),
         )
         return masks_to_volume(masks, volume.shape[:3])
 

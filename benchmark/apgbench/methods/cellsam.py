@@ -84,8 +84,23 @@ def weights_status() -> tuple[bool, str]:
 
 
 # The datasets in CellSAM's training data (the paper's Fig. 2 marks).
-TRAINED_ON = frozenset({"cellpose", "cryonuseg", "deepbacs", "dsb", "livecell", "monuseg", "nuinsseg", "omnipose",
-                        "pannuke", "tissuenet", "tnbc", "u20s", "yeaz"})
+TRAINED_ON = frozenset(
+    {
+        "cellpose",
+        "cryonuseg",
+        "deepbacs",
+        "dsb",
+        "livecell",
+        "monuseg",
+        "nuinsseg",
+        "omnipose",
+        "pannuke",
+        "tissuenet",
+        "tnbc",
+        "u20s",
+        "yeaz",
+    }
+)
 
 
 @register_method

@@ -56,7 +56,7 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return np.repeat(image[..., None], 3, axis=-1)
     if image.shape[-1] == 2:
-        return np.concatenate([image, np.zeros(image.shape[:2] + (1,), np.uint8)], axis=-1)
+        return np.concatenate([image, np.zeros((*image.shape[:2], 1), np.uint8)], axis=-1)
     return np.ascontiguousarray(image[..., :3])
 
 
@@ -75,7 +75,7 @@ def to_cellsam(image: np.ndarray) -> np.ndarray:
     Two channels (whole-cell, nucleus) become ``(0, nucleus, whole-cell)``.
     """
     image = to_float(image)
-    out = np.zeros(image.shape[:2] + (3,), dtype=np.float32)
+    out = np.zeros((*image.shape[:2], 3), dtype=np.float32)
     if image.ndim == 2:
         out[..., 2] = image
     elif image.shape[-1] == 2:

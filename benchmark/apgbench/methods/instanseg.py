@@ -53,8 +53,17 @@ DEFAULT_MODEL = "fluorescence_nuclei_and_cells"
 # Input channels per released model: None = channel invariant (any number).
 MODEL_CHANNELS = {"single_channel_nuclei": 1, "brightfield_nuclei": 3, "fluorescence_nuclei_and_cells": None}
 # train.py's default architecture plus what each released model predicts, for ``random_weights``.
-_ARCH = {"model_str": "InstanSeg_UNet", "layers": (32, 64, 128, 256), "n_sigma": 2, "dim_coords": 2,
-         "dim_seeds": 1, "norm": "BATCH", "dropprob": 0.0, "multihead": False, "feature_engineering": "0"}
+_ARCH = {
+    "model_str": "InstanSeg_UNet",
+    "layers": (32, 64, 128, 256),
+    "n_sigma": 2,
+    "dim_coords": 2,
+    "dim_seeds": 1,
+    "norm": "BATCH",
+    "dropprob": 0.0,
+    "multihead": False,
+    "feature_engineering": "0",
+}
 _RANDOM = {  # (backbone input channels, nuclei and cells, channel invariant)
     "single_channel_nuclei": (1, False, False),
     "brightfield_nuclei": (3, False, False),
@@ -143,8 +152,14 @@ def random_instanseg(name: str):
         if invariant:
             net = AdaptorNetWrapper(net, adaptor_net_str="1", norm="BATCH")
         net.eval()
-        wrapped = InstanSeg_Torchscript(net, cells_and_nuclei=both, pixel_size=0.5, n_sigma=2,
-                                        feature_engineering_function="0", backbone_dim_in=dim_in)
+        wrapped = InstanSeg_Torchscript(
+            net,
+            cells_and_nuclei=both,
+            pixel_size=0.5,
+            n_sigma=2,
+            feature_engineering_function="0",
+            backbone_dim_in=dim_in,
+        )
     return torch.jit.script(wrapped)
 
 
@@ -216,7 +231,9 @@ class InstanSeg(Segmenter):
 
         p, name = self.params, self.model_name(domain)
         if p["processing"] not in ("auto", "small", "medium"):
-            raise ParameterError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
+            raise ParameterError(
+                f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'."
+            )
         if p["random_weights"]:
             net, self._weights = random_instanseg(name), None
         elif p["checkpoint"]:
@@ -255,12 +272,18 @@ class InstanSeg(Segmenter):
         with warnings.catch_warnings():  # pixel_size=None is chosen on purpose (module notes)
             warnings.filterwarnings("ignore", message="Pixel size not provided")
             if method == "small":
-                out = self._model.eval_small_image(x, pixel_size=p["pixel_size"], return_image_tensor=False,
-                                                   target=target)
+                out = self._model.eval_small_image(
+                    x, pixel_size=p["pixel_size"], return_image_tensor=False, target=target
+                )
             else:
-                out = self._model.eval_medium_image(x, pixel_size=p["pixel_size"], return_image_tensor=False,
-                                                    target=target, tile_size=p["tile_size"],
-                                                    batch_size=p["batch_size"])
+                out = self._model.eval_medium_image(
+                    x,
+                    pixel_size=p["pixel_size"],
+                    return_image_tensor=False,
+                    target=target,
+                    tile_size=p["tile_size"],
+                    batch_size=p["batch_size"],
+                )
         return instances_to_labels(out, image.shape[:2])
 
     def close(self) -> None:

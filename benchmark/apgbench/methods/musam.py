@@ -61,15 +61,31 @@ KNOWN_URLS = {
 }
 # The datasets in µSAM's / PathoSAM's training data (the paper's Fig. 2 marks; plantseg-root-3d is the same
 # data scored as volumes).
-TRAINED_ON = frozenset({"cellpose", "deepbacs", "dsb", "dynamicnuclearnet", "livecell", "monuseg", "omnipose",
-                        "pannuke", "plantseg-root", "plantseg-root-3d", "puma", "tissuenet", "yeaz"})
+TRAINED_ON = frozenset(
+    {
+        "cellpose",
+        "deepbacs",
+        "dsb",
+        "dynamicnuclearnet",
+        "livecell",
+        "monuseg",
+        "omnipose",
+        "pannuke",
+        "plantseg-root",
+        "plantseg-root-3d",
+        "puma",
+        "tissuenet",
+        "yeaz",
+    }
+)
 MODELS = {domain: DEFAULT_MODELS.get(domain, DEFAULT_MODEL) for domain in DOMAINS}
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
 
 
 class SharedStage(NamedTuple):
     """One image's shared stage: micro-sam's embeddings, the (foreground, center, boundary) decoder maps,
-    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``."""
+    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``.
+    """
 
     embeddings: dict
     maps: tuple
@@ -232,13 +248,23 @@ def weights_status() -> tuple[bool, str]:
     return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
 
 
-def _meta(name: str, description: str, table_order: int, paper_row: tuple[str, str],
-          supports_3d: str = "none") -> MethodMeta:
+def _meta(
+    name: str, description: str, table_order: int, paper_row: tuple[str, str], supports_3d: str = "none"
+) -> MethodMeta:
     """The metadata the µSAM methods share (extra, libraries, models, training data), with their own id."""
-    return MethodMeta(name=name, description=description, extra="musam", supports_3d=supports_3d,
-                      requires=("torch", "micro_sam", "segment_anything"), paper_row=paper_row,
-                      table_order=table_order, trained_on=TRAINED_ON, models=MODELS, default_model=DEFAULT_MODEL,
-                      weights_status=weights_status)
+    return MethodMeta(
+        name=name,
+        description=description,
+        extra="musam",
+        supports_3d=supports_3d,
+        requires=("torch", "micro_sam", "segment_anything"),
+        paper_row=paper_row,
+        table_order=table_order,
+        trained_on=TRAINED_ON,
+        models=MODELS,
+        default_model=DEFAULT_MODEL,
+        weights_status=weights_status,
+    )
 
 
 class _MicroSam(Segmenter):
@@ -256,7 +282,9 @@ class _MicroSam(Segmenter):
         if checkpoint is None:
             folder, registry = microsam_model_dir(), util.models()
             if name not in registry.registry:
-                raise ParameterError(f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names().")
+                raise ParameterError(
+                    f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names()."
+                )
             for file in (name, f"{name}_decoder"):
                 if file in registry.registry and not (folder / file).is_file():
                     try:  # micro-sam's own download (pooch, hash-checked)
@@ -282,7 +310,9 @@ class _MicroSam(Segmenter):
         if tile_shape is None or max(shape) <= int(self.params["max_untiled"]):
             return None, None
         if halo is None:
-            raise ParameterError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
+            raise ParameterError(
+                f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64)."
+            )
         return tuple(tile_shape), tuple(halo)
 
     # -- shared stage: model + input conversion -> embeddings and decoder maps --------------------------
@@ -293,8 +323,15 @@ class _MicroSam(Segmenter):
         µSAM methods (:func:`~apgbench.methods.images.to_rgb_uint8`).
         """
         p = self.params
-        return ("musam", self.model_name(), p["checkpoint"], _hashable(p["tile_shape"]), _hashable(p["halo"]),
-                p["max_untiled"], str(self.device))
+        return (
+            "musam",
+            self.model_name(),
+            p["checkpoint"],
+            _hashable(p["tile_shape"]),
+            _hashable(p["halo"]),
+            p["max_untiled"],
+            str(self.device),
+        )
 
     def share_model(self, owner: _MicroSam) -> None:
         """Use ``owner``'s loaded model instead of loading a copy (family runs); ``owner`` must be prepared."""
@@ -315,16 +352,24 @@ class _MicroSam(Segmenter):
             key = cache.key(image, **self._cache_provenance())
             hit = cache.get(key)
             if hit is not None:
-                embeddings = {"features": hit["features"], "input_size": tuple(int(v) for v in hit["input_size"]),
-                              "original_size": tuple(int(v) for v in hit["original_size"])}
+                embeddings = {
+                    "features": hit["features"],
+                    "input_size": tuple(int(v) for v in hit["input_size"]),
+                    "original_size": tuple(int(v) for v in hit["original_size"]),
+                }
                 maps = (hit["foreground"], hit["center_distances"], hit["boundary_distances"])
                 return SharedStage(embeddings, maps, (None, None), image.shape[:2])
         embeddings, maps, tiling = self._maps(image)
         if cache is not None:
-            cache.put(key, {"features": np.asarray(embeddings["features"]),
-                            "input_size": np.asarray(embeddings["input_size"]),
-                            "original_size": np.asarray(embeddings["original_size"]),
-                            **dict(zip(("foreground", "center_distances", "boundary_distances"), maps))})
+            cache.put(
+                key,
+                {
+                    "features": np.asarray(embeddings["features"]),
+                    "input_size": np.asarray(embeddings["input_size"]),
+                    "original_size": np.asarray(embeddings["original_size"]),
+                    **dict(zip(("foreground", "center_distances", "boundary_distances"), maps)),
+                },
+            )
         return SharedStage(embeddings, maps, tiling, image.shape[:2])
 
     def _cache_provenance(self) -> dict[str, Any]:
@@ -332,11 +377,17 @@ class _MicroSam(Segmenter):
         weights = getattr(self, "_weights", {})
         # a checkpoint file: hashed once per file version (weights_sha256 caches by size and mtime)
         digest = weights.get("weights_hash") or weights_sha256(weights.get("checkpoint"))
-        return {"stage": "musam", "model": self.model_name(), "weights": digest, "conversion": "to_rgb_uint8 (paper)",
-                "micro_sam": dist_version("micro_sam"), "precision": self.info().get("precision")}
+        return {
+            "stage": "musam",
+            "model": self.model_name(),
+            "weights": digest,
+            "conversion": "to_rgb_uint8 (paper)",
+            "micro_sam": dist_version("micro_sam"),
+            "precision": self.info().get("precision"),
+        }
 
     def segment_shared(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
-        """This method's own stage on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
+        """The own stage of this method on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
         image = check_image(image)
         if tuple(shared.shape) != tuple(image.shape[:2]):
             raise ValueError(f"The shared stage is for a {shared.shape} image, not {image.shape[:2]}.")
@@ -436,8 +487,15 @@ class MicroSamAIS(_MicroSam):
         from .musam3d import ais_volume
 
         tile_shape, halo = self._tiling(volume.shape[1:3])
-        return ais_volume(self.predictor, self.decoder, volume, self._algorithm_params(AIS_DEFAULTS),
-                          tile_shape, halo, self.slice_progress)
+        return ais_volume(
+            self.predictor,
+            self.decoder,
+            volume,
+            self._algorithm_params(AIS_DEFAULTS),
+            tile_shape,
+            halo,
+            self.slice_progress,
+        )
 
 
 @register_method
@@ -445,8 +503,13 @@ class MicroSamAPG(_MicroSam):
     """Automatic prompt generation, this project's implementation."""
 
     # 3D: ours, 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
-    meta = _meta("apg", "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)", 100,
-                 ("apg", "default"), "stitch")
+    meta = _meta(
+        "apg",
+        "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)",
+        100,
+        ("apg", "default"),
+        "stitch",
+    )
     prompts = "components"
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
@@ -459,7 +522,6 @@ class MicroSamAPG(_MicroSam):
             *shared.maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
         )
 
-
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .musam3d import apg_volume
 
@@ -470,8 +532,13 @@ class MicroSamAPG(_MicroSam):
 class MicroSamAPGBoundary(MicroSamAPG):
     """APG with prompts at boundary-distance maxima (paper Fig. 3)."""
 
-    meta = _meta("apg-bd", "APG with boundary-distance maxima prompts (paper Fig. 3)", 90, ("apg-bd", "default"),
-                 "stitch")
+    meta = _meta(
+        "apg-bd",
+        "APG with boundary-distance maxima prompts (paper Fig. 3)",
+        90,
+        ("apg-bd", "default"),
+        "stitch",
+    )
     prompts = "boundary-maxima"
 
 
@@ -480,7 +547,9 @@ class MicroSamAPGReference(_MicroSam):
     """micro-sam's own ``AutomaticPromptGenerator``, for cross-checking ``apg``."""
 
     # micro-sam's own APG is what the paper ran, so it shares APG's paper row
-    meta = _meta("apg-ref", "micro-sam's own AutomaticPromptGenerator (reference for apg)", 80, ("apg", "default"))
+    meta = _meta(
+        "apg-ref", "micro-sam's own AutomaticPromptGenerator (reference for apg)", 80, ("apg", "default")
+    )
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
         "min_size": 25,

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from .images import to_rgb_uint8
 from .stitch import segment_slices, stitch_slices
-from ..errors import InvalidInputError
 
 Progress = Callable[[int, int], None] | None
 
@@ -39,7 +39,9 @@ def grey_uint8_volume(volume: np.ndarray) -> np.ndarray:
     """
     volume = np.asarray(volume)
     if volume.ndim != 3:
-        raise InvalidInputError(f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}.")
+        raise InvalidInputError(
+            f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}."
+        )
     return np.stack([to_rgb_uint8(plane)[..., 0] for plane in volume])
 
 

@@ -67,7 +67,7 @@ def stardist_input(image: np.ndarray, n_channels: int) -> np.ndarray:
     if image.ndim == 2:
         return np.repeat(image[..., None], 3, axis=-1)
     if image.shape[-1] == 2:
-        return np.concatenate([image, np.zeros(image.shape[:2] + (1,), np.float32)], axis=-1)
+        return np.concatenate([image, np.zeros((*image.shape[:2], 1), np.float32)], axis=-1)
     return image
 
 
@@ -164,7 +164,9 @@ class StarDist(Segmenter):
             from csbdeep.models.pretrained import get_registered_models
 
             if name not in get_registered_models(StarDist2D, return_aliases=False):
-                raise ParameterError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
+                raise ParameterError(
+                    f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ..."
+                )
             try:
                 model = StarDist2D.from_pretrained(name)
             except Exception as error:
@@ -183,8 +185,12 @@ class StarDist(Segmenter):
         x = normalize_input(x, p["pmin"], p["pmax"], p["normalize_jointly"])
         n_tiles = None if p["n_tiles"] is None else tuple(p["n_tiles"]) + ((1,) if x.ndim == 3 else ())
         labels, _ = self._model.predict_instances(
-            x, prob_thresh=p["prob_thresh"], nms_thresh=p["nms_thresh"], n_tiles=n_tiles,
-            verbose=False, show_tile_progress=False,
+            x,
+            prob_thresh=p["prob_thresh"],
+            nms_thresh=p["nms_thresh"],
+            n_tiles=n_tiles,
+            verbose=False,
+            show_tile_progress=False,
         )
         return labels_to_uint32(labels, image.shape[:2])
 
@@ -201,8 +207,12 @@ class StarDist(Segmenter):
             "csbdeep": dist_version("csbdeep"),
             "tensorflow": dist_version("tensorflow-cpu") or dist_version("tensorflow"),
             "model": getattr(self, "_name", self.model_name()),
-            "weights": RANDOM_WEIGHTS if self.params["random_weights"] else str(getattr(self, "_folder", None)),
-            "thresholds": None if thresholds is None else {"prob": float(thresholds.prob), "nms": float(thresholds.nms)},
+            "weights": RANDOM_WEIGHTS
+            if self.params["random_weights"]
+            else str(getattr(self, "_folder", None)),
+            "thresholds": None
+            if thresholds is None
+            else {"prob": float(thresholds.prob), "nms": float(thresholds.nms)},
         }
 
 

@@ -70,15 +70,21 @@ def paper_value(dataset: str, label: str) -> float:
     if row is None:
         return np.nan
     paper = load_paper_msa()
-    hit = paper[(paper["dataset_id"] == paper_dataset_id(dataset)) & (paper["method_id"] == row[0])
-                & (paper["setting"] == row[1])]
+    hit = paper[
+        (paper["dataset_id"] == paper_dataset_id(dataset))
+        & (paper["method_id"] == row[0])
+        & (paper["setting"] == row[1])
+    ]
     return float(hit["msa"].iloc[0]) if len(hit) else np.nan
 
 
 def paper_table(index: pd.MultiIndex | list[tuple[str, str]], labels: list[str]) -> pd.DataFrame:
     """The paper's values laid out like our mSA table: rows (domain, dataset), columns method labels."""
-    frame = pd.DataFrame(index=pd.MultiIndex.from_tuples(list(index), names=["domain", "dataset"]),
-                         columns=list(labels), dtype=float)
+    frame = pd.DataFrame(
+        index=pd.MultiIndex.from_tuples(list(index), names=["domain", "dataset"]),
+        columns=list(labels),
+        dtype=float,
+    )
     for domain, dataset in frame.index:
         for label in labels:
             frame.loc[(domain, dataset), label] = paper_value(dataset, label)
@@ -105,14 +111,27 @@ def paper_comparison(ours: pd.DataFrame, ci: pd.DataFrame | None = None) -> pd.D
             reference = paper.loc[(domain, dataset), label]
             if np.isnan(value) or np.isnan(reference):
                 continue
-            rows.append({"domain": domain, "dataset": dataset, "method": label, "ours": value,
-                         "paper": reference, "difference": value - reference})
+            rows.append(
+                {
+                    "domain": domain,
+                    "dataset": dataset,
+                    "method": label,
+                    "ours": value,
+                    "paper": reference,
+                    "difference": value - reference,
+                }
+            )
     frame = pd.DataFrame(rows, columns=["domain", "dataset", "method", "ours", "paper", "difference"])
     if ci is not None and not frame.empty:
-        frame = frame.merge(ci[["domain", "dataset", "method", "ci_low", "ci_high"]], how="left",
-                            on=["domain", "dataset", "method"])
+        frame = frame.merge(
+            ci[["domain", "dataset", "method", "ci_low", "ci_high"]],
+            how="left",
+            on=["domain", "dataset", "method"],
+        )
         slack = 5e-4  # the paper's values are rounded to three decimals
-        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - slack) & (frame["paper"] <= frame["ci_high"] + slack)
+        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - slack) & (
+            frame["paper"] <= frame["ci_high"] + slack
+        )
     return frame
 
 
@@ -121,8 +140,13 @@ def paper_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     if comparison.empty:
         return pd.DataFrame()
     grouped = comparison.groupby("method", sort=False)
-    summary = pd.DataFrame({"n_datasets": grouped.size(), "mean_difference": grouped["difference"].mean(),
-                            "mean_abs_difference": grouped["difference"].apply(lambda d: d.abs().mean())})
+    summary = pd.DataFrame(
+        {
+            "n_datasets": grouped.size(),
+            "mean_difference": grouped["difference"].mean(),
+            "mean_abs_difference": grouped["difference"].apply(lambda d: d.abs().mean()),
+        }
+    )
     if "paper_in_ci" in comparison.columns:
         summary["paper_in_ci"] = grouped["paper_in_ci"].mean()
     return summary
@@ -152,5 +176,7 @@ def difference_html(comparison: pd.DataFrame, *, tolerance: float = 0.02) -> str
             text = f"{round(row['difference'], 3) + 0.0:+.3f}".replace("-", "−")  # + 0.0: no "−0.000"
             cells.append(f'<td{css} title="{tip}">{text}</td>')
         rows.append(f"<tr><td>{html.escape(str(dataset))}</td>{''.join(cells)}</tr>")
-    return (f'<table class="paperdiff"><thead><tr><th>dataset</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f'<table class="paperdiff"><thead><tr><th>dataset</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
