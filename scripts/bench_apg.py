@@ -101,8 +101,10 @@ def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, shared: P
         found = sorted((shared / DEFAULT).parent.glob(Path(DEFAULT).name + ".*"))
         label_path = shared / (DEFAULT + "_label.tif")
         if not found or not label_path.is_file():
-            parser.error(f"the default sample {shared / DEFAULT}.* with its _label.tif is missing; pass "
-                         "--image IMG --labels LABELS, or set APGBENCH_SHARED_DATA to the samples folder")
+            parser.error(
+                f"the default sample {shared / DEFAULT}.* with its _label.tif is missing; pass "
+                "--image IMG --labels LABELS, or set APGBENCH_SHARED_DATA to the samples folder"
+            )
         return found[0], label_path
     for path in (args.image, args.labels):
         if not path.is_file():
@@ -127,8 +129,8 @@ def main() -> None:
 
     from apgbench.apg import automatic_prompt_generation
     from apgbench.apg.testing import decoder_maps_from_labels
+    from apgbench.methods.images import to_rgb_uint8
     from apgbench.methods.musam import SamPointModel, paper_input
-    from apgbench.methods.preprocess import to_rgb_uint8
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -72,7 +72,9 @@ def make_folder(shared: Path, files: list[str], folder: Path) -> dict[str, np.nd
         image_path = shared / name
         label_path = image_path.with_name(image_path.stem + "_label.tif")
         if not image_path.is_file() or not label_path.is_file():
-            sys.exit(f"{image_path} or its _label.tif is missing; set APGBENCH_SHARED_DATA to the samples folder.")
+            sys.exit(
+                f"{image_path} or its _label.tif is missing; set APGBENCH_SHARED_DATA to the samples folder."
+            )
         shutil.copy(image_path, folder / image_path.name)
         shutil.copy(label_path, folder / label_path.name)
         image = tifffile.imread(image_path)
@@ -105,8 +107,17 @@ def run_pass(dataset: str, results: Path, data_root: Path, family: bool, checkpo
     from apgbench.runner import run_many
 
     cpu, wall = time.process_time(), time.perf_counter()
-    summaries = list(run_many([dataset], METHODS, family=family, params={"checkpoint": str(checkpoint)},
-                              results_root=results, data_root=data_root, show_progress=False))
+    summaries = list(
+        run_many(
+            [dataset],
+            METHODS,
+            family=family,
+            params={"checkpoint": str(checkpoint)},
+            results_root=results,
+            data_root=data_root,
+            show_progress=False,
+        )
+    )
     return summaries, time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -132,8 +143,10 @@ def main() -> None:
         checkpoint = work / "random-vit-b.pt"
         checkpoint.write_text("placeholder: the model is built in memory with random weights\n")
         patch(*random_model(), labels_by_hash)
-        print(f"{len(labels_by_hash)} image(s), methods {', '.join(METHODS)}, torch threads {torch.get_num_threads()}",
-              flush=True)
+        print(
+            f"{len(labels_by_hash)} image(s), methods {', '.join(METHODS)}, torch threads {torch.get_num_threads()}",
+            flush=True,
+        )
         separate, cpu_sep, wall_sep = run_pass(dataset, work / "separate", work / "data", False, checkpoint)
         print(f"separate runs: CPU {cpu_sep:.1f} s, wall {wall_sep:.1f} s", flush=True)
         family, cpu_fam, wall_fam = run_pass(dataset, work / "family", work / "data", True, checkpoint)
@@ -145,12 +158,18 @@ def main() -> None:
             sa, sb = read_scores(a.directory), read_scores(b.directory)
             cols = [c for c in sa.columns if c not in ("seconds", "peak_mem_mb")]
             same = sa[cols].equals(sb[cols]) and all(
-                np.array_equal(read_prediction(a.directory, i), read_prediction(b.directory, i)) for i in sa["image_id"])
+                np.array_equal(read_prediction(a.directory, i), read_prediction(b.directory, i))
+                for i in sa["image_id"]
+            )
             identical &= same and sa["error"].isna().all()
-            print(f"| {a.method} | {sa['seconds'].mean():.2f} | {sb['seconds'].mean():.2f} | "
-                  f"{sa['n_pred'].mean():.0f} | {sa['msa'].mean():.3f} |")
-        print(f"\nseparate: CPU {cpu_sep:.1f} s, wall {wall_sep:.1f} s; family: CPU {cpu_fam:.1f} s, "
-              f"wall {wall_fam:.1f} s (wall speed-up {wall_sep / wall_fam:.2f}x)")
+            print(
+                f"| {a.method} | {sa['seconds'].mean():.2f} | {sb['seconds'].mean():.2f} | "
+                f"{sa['n_pred'].mean():.0f} | {sa['msa'].mean():.3f} |"
+            )
+        print(
+            f"\nseparate: CPU {cpu_sep:.1f} s, wall {wall_sep:.1f} s; family: CPU {cpu_fam:.1f} s, "
+            f"wall {wall_fam:.1f} s (wall speed-up {wall_sep / wall_fam:.2f}x)"
+        )
         if not identical:
             print(f"family speed-up: {cpu_sep / cpu_fam:.2f}x, OUTPUTS DIFFER")
             sys.exit(1)

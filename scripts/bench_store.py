@@ -135,7 +135,9 @@ def harness(base: Path, images: list[np.ndarray], repeat: int) -> tuple[float, f
     best = (float("inf"), float("inf"))
     for k in range(repeat):
         start = time.perf_counter()
-        summary = run_benchmark(dataset, "bench-threshold", results_root=base / f"results{k}", show_progress=True)
+        summary = run_benchmark(
+            dataset, "bench-threshold", results_root=base / f"results{k}", show_progress=True
+        )
         wall = time.perf_counter() - start
         method = float(read_scores(summary.directory)["seconds"].sum())
         n = summary.n_new
@@ -155,9 +157,11 @@ def main() -> None:
     if args.harness:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             per_image, overhead = harness(Path(tmp), images, args.repeat)
-        print(f"harness, {args.images} images of {args.size}x{args.size} (best of {args.repeat}): "
-              f"{1000 * per_image:.1f} ms/image in all, overhead (read, score, commit, progress) "
-              f"{1000 * overhead:.1f} ms/image")
+        print(
+            f"harness, {args.images} images of {args.size}x{args.size} (best of {args.repeat}): "
+            f"{1000 * per_image:.1f} ms/image in all, overhead (read, score, commit, progress) "
+            f"{1000 * overhead:.1f} ms/image"
+        )
         return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)

@@ -8,7 +8,8 @@ realistic). No embedding cache in either.
 - sweep: :func:`apgbench.sweep.sweep_image`, one call for the 18 combinations (CPU time measured);
 - separate: what 18 ``apgbench run`` calls compute: per combination the shared stage (encoder + decoder maps)
   and the full APG (:meth:`Segmenter.segment`). The shared stage is the same computation in all 18 runs, so by
-  default it is timed ``--repeats`` times (minimum kept, default 1) and counted 18 times; ``--full`` really runs it 18 times.
+  default it is timed ``--repeats`` times (minimum kept, default 1) and counted 18 times; ``--full`` really runs
+  it 18 times.
 
 Checks that every combination's labels equal the separate run's, then prints
 ``sweep speed-up: <ratio>x (18 combinations), outputs identical`` as its last line.
@@ -34,8 +35,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_family import QUICK, REPO, make_folder, patch, random_model
 
-GRID = {"foreground_threshold": [0.4, 0.5, 0.6], "center_distance_threshold": [0.3, 0.4, 0.5],
-        "nms_threshold": [0.8, 0.9]}
+GRID = {
+    "foreground_threshold": [0.4, 0.5, 0.6],
+    "center_distance_threshold": [0.3, 0.4, 0.5],
+    "nms_threshold": [0.8, 0.9],
+}
 
 
 def cpu(fn, *args):
@@ -46,7 +50,9 @@ def cpu(fn, *args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="run the shared stage 18 times for the separate runs")
+    parser.add_argument(
+        "--full", action="store_true", help="run the shared stage 18 times for the separate runs"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1, help="timings of the shared stage (minimum kept)")
     args = parser.parse_args()
@@ -72,8 +78,11 @@ def main() -> None:
         segmenter.prepare("cpu", "nuclei-fluo")
         timings: dict = {}
         swept, t_sweep = cpu(sweep_image, segmenter, image, combos, timings)
-        print(f"sweep: CPU {t_sweep:.1f} s (shared stage {timings['shared']:.1f} s wall, "
-              f"{timings['prompt_sets']} prompt sets decoded)", flush=True)
+        print(
+            f"sweep: CPU {t_sweep:.1f} s (shared stage {timings['shared']:.1f} s wall, "
+            f"{timings['prompt_sets']} prompt sets decoded)",
+            flush=True,
+        )
         identical, t_own, t_shared = True, 0.0, []
         stage = None
         t_hit = None
@@ -99,13 +108,17 @@ def main() -> None:
         if args.full:
             print(f"separate: 18 full runs, CPU {t_separate:.1f} s")
         else:
-            print(f"separate: shared stage CPU {min(t_shared):.1f} s x 18 + APG stages {t_own:.1f} s = "
-                  f"{t_separate:.1f} s (shared stage timed {len(t_shared)}x, counted 18 times)")
+            print(
+                f"separate: shared stage CPU {min(t_shared):.1f} s x 18 + APG stages {t_own:.1f} s = "
+                f"{t_separate:.1f} s (shared stage timed {len(t_shared)}x, counted 18 times)"
+            )
         if t_hit is not None:
             own = t_own / len(combos)
-            print(f"embedding cache: a re-run of one combination costs {own + t_hit:.2f} s instead of "
-                  f"{own + min(t_shared):.1f} s CPU (hit {t_hit:.2f} s): re-run speed-up "
-                  f"{(own + min(t_shared)) / (own + t_hit):.1f}x")
+            print(
+                f"embedding cache: a re-run of one combination costs {own + t_hit:.2f} s instead of "
+                f"{own + min(t_shared):.1f} s CPU (hit {t_hit:.2f} s): re-run speed-up "
+                f"{(own + min(t_shared)) / (own + t_hit):.1f}x"
+            )
         verdict = "outputs identical" if identical else "OUTPUTS DIFFER"
         print(f"sweep speed-up: {t_separate / t_sweep:.1f}x (18 combinations), {verdict}")
         if not identical:

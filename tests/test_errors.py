@@ -25,11 +25,19 @@ def test_user_errors_derive_from_apgbench_error_and_their_old_types():
     from apgbench.methods import MethodUnavailableError, ParameterError
     from apgbench.results import RecordMismatchError, StoreWriteError
 
-    for cls, old in [(ParameterError, ValueError), (MethodUnavailableError, RuntimeError), (ReaderError, ValueError),
-                     (DownloadError, RuntimeError), (StoreWriteError, RuntimeError),
-                     (RecordMismatchError, ValueError), (DatasetNotPreparedError, FileNotFoundError),
-                     (UnknownIdError, KeyError), (NotFoundError, FileNotFoundError),
-                     (UnavailableError, RuntimeError), (InvalidInputError, ValueError)]:
+    for cls, old in [
+        (ParameterError, ValueError),
+        (MethodUnavailableError, RuntimeError),
+        (ReaderError, ValueError),
+        (DownloadError, RuntimeError),
+        (StoreWriteError, RuntimeError),
+        (RecordMismatchError, ValueError),
+        (DatasetNotPreparedError, FileNotFoundError),
+        (UnknownIdError, KeyError),
+        (NotFoundError, FileNotFoundError),
+        (UnavailableError, RuntimeError),
+        (InvalidInputError, ValueError),
+    ]:
         assert issubclass(cls, ApgbenchError) and issubclass(cls, old), cls
     assert str(UnknownIdError("Unknown method 'x'.")) == "Unknown method 'x'."  # no KeyError quotes
 
@@ -39,8 +47,11 @@ def test_unknown_ids_of_every_registry_say_did_you_mean():
     from apgbench.datasets.readers import get_reader
     from apgbench.methods import get_method
 
-    for get, typo, right in [(get_method, "clasic", "classic"), (get_reader, "imagefolder", "image-folder"),
-                             (get_dataset_config, "synthetic-nuclie", "synthetic-nuclei")]:
+    for get, typo, right in [
+        (get_method, "clasic", "classic"),
+        (get_reader, "imagefolder", "image-folder"),
+        (get_dataset_config, "synthetic-nuclie", "synthetic-nuclei"),
+    ]:
         with pytest.raises(UnknownIdError, match=f"Did you mean '{right}'"):
             get(typo)
 
@@ -59,7 +70,11 @@ def test_a_bug_shows_its_traceback_not_one_sentence(roots, monkeypatch):
 
 def test_debug_shows_the_traceback_of_apgbench_errors_too(roots):
     plain = runner.invoke(app, ["run", "-d", "synthetic-nuclei", "-m", "clasic"])
-    assert plain.exit_code == 1 and "Did you mean 'classic'" in plain.output and isinstance(plain.exception, SystemExit)
+    assert (
+        plain.exit_code == 1
+        and "Did you mean 'classic'" in plain.output
+        and isinstance(plain.exception, SystemExit)
+    )
     debug = runner.invoke(app, ["--debug", "run", "-d", "synthetic-nuclei", "-m", "clasic"])
     assert isinstance(debug.exception, UnknownIdError)
 
@@ -75,14 +90,18 @@ def test_every_core_dependency_is_used():
     for dep in deps:
         name = dep.split(">")[0].split("=")[0].split("<")[0].strip()
         module = imports.get(name, name)
-        assert f"import {module}" in source or f"from {module}" in source, f"{name} is declared but never imported"
+        assert f"import {module}" in source or f"from {module}" in source, (
+            f"{name} is declared but never imported"
+        )
 
 
 def test_tp50_is_stored_and_old_records_stay_readable(roots, tmp_path):
     from apgbench.results import SCORE_COLUMNS, read_scores
     from apgbench.runner import run_benchmark
 
-    summary = run_benchmark("synthetic-nuclei", "classic", results_root=roots[0], limit=2, show_progress=False)
+    summary = run_benchmark(
+        "synthetic-nuclei", "classic", results_root=roots[0], limit=2, show_progress=False
+    )
     scores = read_scores(summary.directory)
     assert scores["tp50"].notna().all() and (scores["tp50"] <= scores["n_true"]).all()
     old = tmp_path / "old"

@@ -28,8 +28,13 @@ def test_score_columns_come_from_the_metric():
 def test_one_rule_for_the_rows_that_were_scored():
     from apgbench.report.tables import scorable
 
-    frame = pd.DataFrame({"msa": [0.5, 0.7, np.nan, 0.0], "n_true": [3, 2, 4, 0],
-                          "error": [None, None, "RuntimeError: boom", None]})
+    frame = pd.DataFrame(
+        {
+            "msa": [0.5, 0.7, np.nan, 0.0],
+            "n_true": [3, 2, 4, 0],
+            "error": [None, None, "RuntimeError: boom", None],
+        }
+    )
     assert list(valid_scores(frame).index) == [0, 1]
     with pytest.warns(UserWarning, match="empty ground truth"):
         pd.testing.assert_frame_equal(scorable(frame), valid_scores(frame))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from apgbench.family import group_methods, run_family_ids as run_family
+from apgbench.family import group_methods
+from apgbench.family import run_family_ids as run_family
 from apgbench.methods import Segmenter
 from apgbench.results import read_scores, record_dir
 from apgbench.runner import run_benchmark, run_many
@@ -76,14 +77,20 @@ def _labels_and_scores(directory):
 
 
 def test_grouping_by_shared_key():
-    assert group_methods(["classic", "test-fam-low", "test-fam-high"]) == [["classic"], ["test-fam-low", "test-fam-high"]]
-    assert group_methods(["test-fam-low", "test-fam-high"], {"sigma": 2.0}) == [["test-fam-low", "test-fam-high"]]
+    assert group_methods(["classic", "test-fam-low", "test-fam-high"]) == [
+        ["classic"],
+        ["test-fam-low", "test-fam-high"],
+    ]
+    assert group_methods(["test-fam-low", "test-fam-high"], {"sigma": 2.0}) == [
+        ["test-fam-low", "test-fam-high"]
+    ]
 
 
 def test_family_equals_separate_runs_and_computes_the_shared_stage_once(roots, tmp_path):
     results, _ = roots
-    family = run_family(DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3,
-                        show_progress=False)
+    family = run_family(
+        DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3, show_progress=False
+    )
     assert len(_Family.shared_calls) == 3  # once per image, not once per image and method
     assert _Family.loads == ["test-fam-low"]  # one model load; the other member shares it
     separate_root = tmp_path / "separate"
@@ -105,19 +112,27 @@ def test_family_resumes_each_method_on_its_own(roots):
     results, _ = roots
     run_benchmark(DATASET, "test-fam-low", results_root=results, limit=2, show_progress=False)
     _Family.shared_calls = []
-    low, high = run_family(DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3,
-                           show_progress=False)
+    low, high = run_family(
+        DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3, show_progress=False
+    )
     assert (low.n_new, low.n_skipped, high.n_new) == (1, 2, 3)
     assert len(_Family.shared_calls) == 3  # images 0, 1 for high only, image 2 for both: still once each
-    again = run_family(DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3,
-                       show_progress=False)
+    again = run_family(
+        DATASET, ["test-fam-low", "test-fam-high"], results_root=results, limit=3, show_progress=False
+    )
     assert [s.n_new for s in again] == [0, 0] and len(_Family.shared_calls) == 3
 
 
 def test_shared_stage_failure_is_recorded_for_every_member(roots):
     results, _ = roots
-    summaries = run_family(DATASET, ["test-fam-low", "test-fam-high"], params={"fail_on": 2},
-                           results_root=results, limit=3, show_progress=False)
+    summaries = run_family(
+        DATASET,
+        ["test-fam-low", "test-fam-high"],
+        params={"fail_on": 2},
+        results_root=results,
+        limit=3,
+        show_progress=False,
+    )
     for summary in summaries:
         scores = read_scores(summary.directory)
         assert summary.n_failed == 1 and scores["error"].notna().sum() == 1
@@ -126,14 +141,27 @@ def test_shared_stage_failure_is_recorded_for_every_member(roots):
 
 def test_run_many_uses_families_and_shards(roots):
     results, _ = roots
-    summaries = list(run_many([DATASET], ["classic", "test-fam-low", "test-fam-high"], results_root=results,
-                              limit=4, show_progress=False))
+    summaries = list(
+        run_many(
+            [DATASET],
+            ["classic", "test-fam-low", "test-fam-high"],
+            results_root=results,
+            limit=4,
+            show_progress=False,
+        )
+    )
     assert [s.method for s in summaries] == ["classic", "test-fam-low", "test-fam-high"]
     assert len(_Family.shared_calls) == 4
     _Family.shared_calls = []
     for shard in ((0, 2), (2, 4)):
-        run_family(DATASET, ["test-fam-low", "test-fam-high"], results_root=results / "sharded", limit=4,
-                   shard=shard, show_progress=False)
+        run_family(
+            DATASET,
+            ["test-fam-low", "test-fam-high"],
+            results_root=results / "sharded",
+            limit=4,
+            shard=shard,
+            show_progress=False,
+        )
     assert len(_Family.shared_calls) == 4
     for method in ("test-fam-low", "test-fam-high"):
         whole = read_scores(record_dir(results, method, DATASET, "default"))
@@ -147,14 +175,17 @@ def test_submit_runs_a_family_as_one_task_per_dataset_and_shard(roots):
     from apgbench.distributed import submit as submit_tasks
 
     results, _ = roots
-    tasks = plan_tasks([DATASET], ["test-fam-low", "classic", "test-fam-high"], results_root=results, limit=4,
-                       shard_size=2)
+    tasks = plan_tasks(
+        [DATASET], ["test-fam-low", "classic", "test-fam-high"], results_root=results, limit=4, shard_size=2
+    )
     record = submit_tasks(tasks, executor="debug", results_root=results)
     assert len(record["jobs"]) == 4  # (low + high) x 2 shards, classic x 2 shards
     assert sorted(len(j["tasks"]) for j in record["jobs"]) == [1, 1, 2, 2]
     assert len(_Family.shared_calls) == 4  # once per image for the family
     status_dir = Path(record["options"]["status_dir"])
-    states = [json.loads((status_dir / f"{t['index']:05d}.json").read_text())["state"] for t in record["tasks"]]
+    states = [
+        json.loads((status_dir / f"{t['index']:05d}.json").read_text())["state"] for t in record["tasks"]
+    ]
     assert states == ["done"] * 6
     assert all(not row["error"] for row in pair_status(record["tasks"], record))
     for method in ("test-fam-low", "test-fam-high"):

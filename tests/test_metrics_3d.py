@@ -39,7 +39,7 @@ def volume_from_2d(label2d: np.ndarray, depth: int = 12, seed: int = 0) -> np.nd
     stop = np.zeros_like(start)
     start[ids] = rng.integers(0, depth // 2, ids.size)
     stop[ids] = start[ids] + rng.integers(2, depth // 2 + 2, ids.size)
-    volume = np.zeros((depth,) + label2d.shape, np.uint32)
+    volume = np.zeros((depth, *label2d.shape), np.uint32)
     for z in range(depth):
         sl = np.roll(label2d, z // 2, axis=1)
         volume[z] = np.where((start[sl] <= z) & (z < stop[sl]), sl, 0)
@@ -52,7 +52,10 @@ def real_volumes():
         return []
     import tifffile
 
-    paths = sorted(root.glob("nuclei-fluo/*/*_label.tif"))[:2] + sorted(root.glob("cells-labelfree/*/*_label.tif"))[:1]
+    paths = (
+        sorted(root.glob("nuclei-fluo/*/*_label.tif"))[:2]
+        + sorted(root.glob("cells-labelfree/*/*_label.tif"))[:1]
+    )
     out = []
     for i, path in enumerate(paths):
         lab = tifffile.imread(path)[:384, :384]

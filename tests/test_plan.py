@@ -65,15 +65,24 @@ def test_plan_names_the_record_that_run_and_submit_use(roots):
     assert plan.params["h"] == 3.0 and plan.user_params == {"h": 3.0} and plan.run_key.startswith("p-")
     assert plan.directory == results / "classic" / DATASET / plan.run_key and len(plan.image_ids) == 4
     assert plan.n_images == 6 and [p.shard for p in plan.shards(3)] == [(0, 3), (3, 4)]
-    summary = run_benchmark(DATASET, "classic", params={"h": 3}, results_root=results, limit=4, show_progress=False)
+    summary = run_benchmark(
+        DATASET, "classic", params={"h": 3}, results_root=results, limit=4, show_progress=False
+    )
     assert summary.directory == plan.directory
     tasks = plan_tasks([DATASET], ["classic"], {"h": 3}, results_root=results, limit=4, shard_size=3)
-    assert {t.record for t in tasks} == {str(plan.directory.resolve())} and [t.shard for t in tasks] == [(0, 3), (3, 4)]
+    assert {t.record for t in tasks} == {str(plan.directory.resolve())} and [t.shard for t in tasks] == [
+        (0, 3),
+        (3, 4),
+    ]
 
 
 def test_external_predictions_plan(roots, tmp_path):
     plan = plan_external(DATASET, "my-tool", tmp_path, results_root=roots[0])
-    assert plan.run_key == "default" and plan.method_cls is None and plan.params == {"predictions": str(tmp_path)}
+    assert (
+        plan.run_key == "default"
+        and plan.method_cls is None
+        and plan.params == {"predictions": str(tmp_path)}
+    )
     with pytest.raises(ValueError, match="registered method"):
         plan_external(DATASET, "classic", tmp_path, results_root=roots[0])
 
@@ -88,7 +97,9 @@ def test_everything_is_checked_before_the_first_pair_runs(roots):
 
 
 def test_all_expands_once_for_run_and_submit(roots, test_methods, monkeypatch):
-    monkeypatch.setattr(methods, "available_methods", lambda: {"classic": ClassicWatershed, "test-unready": Unready})
+    monkeypatch.setattr(
+        methods, "available_methods", lambda: {"classic": ClassicWatershed, "test-unready": Unready}
+    )
     ids, skipped = expand_methods(["all"])
     assert ids == ["classic"] and skipped[0][0] == "test-unready" and "apgbench[nothing]" in skipped[0][1]
     assert expand_methods(["all"], ready_only=False)[0] == ["classic", "test-unready"]
@@ -98,15 +109,20 @@ def test_all_expands_once_for_run_and_submit(roots, test_methods, monkeypatch):
     run = cli.invoke(app, ["run", "-d", DATASET, "-m", "all", "--limit", "1"], catch_exceptions=False)
     assert run.exit_code == 0, run.output
     assert "skipping test-unready" in run.output and (roots[0] / "classic" / DATASET / "default").is_dir()
-    submit = cli.invoke(app, ["submit", "-d", DATASET, "-m", "all", "--limit", "1", "--executor", "debug"],
-                        catch_exceptions=False)
+    submit = cli.invoke(
+        app,
+        ["submit", "-d", DATASET, "-m", "all", "--limit", "1", "--executor", "debug"],
+        catch_exceptions=False,
+    )
     assert submit.exit_code == 0 and "skipping test-unready" in submit.output, submit.output
 
 
 def test_provenance_is_checked_once_per_run(roots, monkeypatch):
     calls = []
     original = RecordWriter.check_provenance
-    monkeypatch.setattr(RecordWriter, "check_provenance", lambda self, **kw: calls.append(kw) or original(self, **kw))
+    monkeypatch.setattr(
+        RecordWriter, "check_provenance", lambda self, **kw: calls.append(kw) or original(self, **kw)
+    )
     run_benchmark(DATASET, "classic", results_root=roots[0], limit=2, show_progress=False)
     assert len(calls) == 1 and {"dataset_fingerprint", "params", "method_info"} <= set(calls[0])
 
@@ -116,11 +132,25 @@ def test_run_many_closes_every_segmenter_it_built(roots, test_methods):
     list(run_many(datasets, ["test-closing"], results_root=roots[0], limit=1, show_progress=False))
     assert Closing.built == [""] and Closing.closed == [""]  # one segmenter for both datasets, closed once
     with pytest.raises(MemoryError):
-        list(run_many(datasets, ["test-closing"], params={"fail_domain": "nuclei-histo"}, results_root=roots[0],
-                      limit=1, show_progress=False))
+        list(
+            run_many(
+                datasets,
+                ["test-closing"],
+                params={"fail_domain": "nuclei-histo"},
+                results_root=roots[0],
+                limit=1,
+                show_progress=False,
+            )
+        )
     assert Closing.closed == ["", "nuclei-histo"]  # closed although the run stopped with an error
-    stopped = run_many(datasets, ["test-closing", "classic"], params=None, results_root=roots[0] / "b", limit=1,
-                       show_progress=False)
+    stopped = run_many(
+        datasets,
+        ["test-closing", "classic"],
+        params=None,
+        results_root=roots[0] / "b",
+        limit=1,
+        show_progress=False,
+    )
     next(stopped)
     stopped.close()  # the caller stops early
     assert Closing.closed == ["", "nuclei-histo", ""]

@@ -354,8 +354,15 @@ def test_tag_names_the_record_in_reports(roots):
             show_progress=False,
         )
     with pytest.raises(ValueError, match="is tagged 'lowthresh'"):
-        run_benchmark(DATASET, "classic", params={"h": 3.0}, results_root=results, limit=1, tag="other",
-                      show_progress=False)
+        run_benchmark(
+            DATASET,
+            "classic",
+            params={"h": 3.0},
+            results_root=results,
+            limit=1,
+            tag="other",
+            show_progress=False,
+        )
 
 
 def test_optional_shape_parameters_take_lists_of_numbers():

@@ -61,15 +61,16 @@ def test_classic_run_writes_a_3d_record(roots):
 
 def test_2d_only_method_fails_before_any_work(roots):
     results, _ = roots
-    with pytest.raises(ValueError, match="segments 2D images only.*stitch"):
+    with pytest.raises(ValueError, match=r"segments 2D images only.*stitch"):
         run_benchmark(DATASET, "amg", results_root=results, show_progress=False)
     assert not (results / "amg").exists()
 
 
 def test_stitch_run_is_its_own_record(roots):
     results, _ = roots
-    summary = run_benchmark(DATASET, "classic", params={"stitch": "overlap"}, results_root=results, limit=1,
-                            show_progress=False)
+    summary = run_benchmark(
+        DATASET, "classic", params={"stitch": "overlap"}, results_root=results, limit=1, show_progress=False
+    )
     assert summary.directory.name.startswith("p-") and summary.n_failed == 0
     info = json.loads((summary.directory / "run.json").read_text())
     assert info["params"]["stitch"] == "overlap"
@@ -139,6 +140,7 @@ def test_peak_memory_is_per_volume():
 
     if not reset_peak_memory():
         pytest.skip("this system cannot reset the peak resident memory (/proc/self/clear_refs)")
+    assert reset_peak_memory()  # the peak is now this process's current size, whatever earlier tests held
     big = np.ones(300 * 2**20, np.uint8)  # 300 MiB, touched
     high = peak_memory_mb()
     del big
@@ -173,8 +175,9 @@ def test_volume_progress_reports_each_slice(tmp_path, monkeypatch):
             seen.append(kwargs)
 
     monkeypatch.setattr(runner, "_progress", Spy)
-    run_benchmark(DATASET, "classic", params={"stitch": "overlap"}, results_root=tmp_path, limit=1,
-                  show_progress=True)
+    run_benchmark(
+        DATASET, "classic", params={"stitch": "overlap"}, results_root=tmp_path, limit=1, show_progress=True
+    )
     depth = next(iter(load_dataset(DATASET))).image.shape[0]
     done = [k["completed"] for k in seen if k.get("total") == depth]
     assert done == list(range(1, depth + 1))

@@ -47,7 +47,9 @@ class _Oracle:
     def shared_stage(self, image):
         _Oracle.calls.append(1)
         objects = self._objects(image)
-        return SharedStage(objects, decoder_maps_from_labels(objects, min_size=0), (None, None), image.shape[:2])
+        return SharedStage(
+            objects, decoder_maps_from_labels(objects, min_size=0), (None, None), image.shape[:2]
+        )
 
     def point_model(self, embeddings, shape, tiling):
         return OracleModel(embeddings)
@@ -95,8 +97,9 @@ def test_sweep_equals_separate_runs(roots, oracle_methods, method, tmp_path):
     swept = sweep_image(segmenter, first.image, combinations(method, grid))
     for (_, row), labels in zip(table.iterrows(), swept):
         params = {k: row[k].item() for k in grid}
-        summary = run_benchmark(DATASET, method, params=params, results_root=tmp_path / "runs", limit=2,
-                                show_progress=False)
+        summary = run_benchmark(
+            DATASET, method, params=params, results_root=tmp_path / "runs", limit=2, show_progress=False
+        )
         assert row["msa"] == pytest.approx(summary.mean_msa, abs=1e-12)
         np.testing.assert_array_equal(labels, read_prediction(summary.directory, first.image_id))
 
@@ -126,9 +129,24 @@ def test_cli_sweep_prints_the_best_flags(roots, oracle_methods, tmp_path):
 
     from apgbench.cli import app
 
-    result = CliRunner().invoke(app, ["sweep", "-d", DATASET, "-m", "apg", "--grid", "nms_threshold=0.5,0.9",
-                                      "--grid", "foreground_threshold=0.4,0.6", "--limit", "1",
-                                      "--out", str(tmp_path / "sw")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            "-d",
+            DATASET,
+            "-m",
+            "apg",
+            "--grid",
+            "nms_threshold=0.5,0.9",
+            "--grid",
+            "foreground_threshold=0.4,0.6",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "sw"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best: apgbench run --method apg --param nms_threshold=" in result.output
     assert "test split" in result.output and (tmp_path / "sw" / "sweep.png").is_file()

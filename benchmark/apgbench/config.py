@@ -41,7 +41,9 @@ def config_dir() -> Path:
     for candidate in (PACKAGE_DIR.parent.parent / "configs", PACKAGE_DIR / "configs"):
         if (candidate / "datasets").is_dir():
             return candidate
-    raise NotFoundError("No apgbench configs folder found; set APGBENCH_CONFIG_DIR to the repository's configs/.")
+    raise NotFoundError(
+        "No apgbench configs folder found; set APGBENCH_CONFIG_DIR to the repository's configs/."
+    )
 
 
 def load_yaml(path: str | os.PathLike) -> Any:
@@ -100,7 +102,9 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The entry registered as ``name``; an unknown name raises :class:`UnknownIdError` with suggestions."""
         if name not in self._entries:
-            raise UnknownIdError(unknown_id_message(self.kind, name, list(self._entries), listing=self.listing))
+            raise UnknownIdError(
+                unknown_id_message(self.kind, name, list(self._entries), listing=self.listing)
+            )
         return self._entries[name]
 
     def close_to(self, name: str) -> list[str]:

@@ -45,15 +45,25 @@ from .runner import error_line, run_benchmark
 
 EXECUTORS = ("slurm", "local", "debug")
 SUBMISSIONS = ".submissions"
-RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem_gb", "time_min", "array_parallelism", "sbatch", "setup",
-                 "image_timeout_s")
+RESOURCE_KEYS = (
+    "partition",
+    "gpus",
+    "cpus",
+    "mem_gb",
+    "time_min",
+    "array_parallelism",
+    "sbatch",
+    "setup",
+    "image_timeout_s",
+)
 
 
 @dataclass
 class Task:
     """One unit of work: a (dataset, method, params) record, or the shard ``[start, stop)`` of its images.
 
-    ``record`` is the record's folder, as everywhere in apgbench (its last part is the run key)."""
+    ``record`` is the record's folder, as everywhere in apgbench (its last part is the run key).
+    """
 
     dataset: str
     method: str
@@ -67,14 +77,17 @@ class Task:
     def name(self) -> str:
         """``method/dataset/run_key`` plus the shard range."""
         key = Path(self.record).name
-        return f"{self.method}/{self.dataset}/{key}" + (f"[{self.shard[0]}:{self.shard[1]}]" if self.shard else "")
+        return f"{self.method}/{self.dataset}/{key}" + (
+            f"[{self.shard[0]}:{self.shard[1]}]" if self.shard else ""
+        )
 
 
 @dataclass
 class Resources:
     """What each SLURM task asks for (``time_min`` also bounds local jobs); ``sbatch`` holds any other
     ``#SBATCH`` option (``{account: x, constraint: a100}``), ``setup`` shell lines run before the task;
-    ``image_timeout_s`` bounds each image (a slower one is recorded as failed; None: no limit)."""
+    ``image_timeout_s`` bounds each image (a slower one is recorded as failed; None: no limit).
+    """
 
     partition: str | None = None
     gpus: int = 0
@@ -92,8 +105,10 @@ def executor_problem(kind: str) -> str | None:
     if kind not in EXECUTORS:
         return f"Unknown executor '{kind}'; choose one of {', '.join(EXECUTORS)}."
     if kind == "slurm" and shutil.which("sbatch") is None:
-        return ("SLURM's `sbatch` is not found on this machine; submit from a SLURM login node, or use "
-                "--executor local (a process pool here) or --executor debug (in this process).")
+        return (
+            "SLURM's `sbatch` is not found on this machine; submit from a SLURM login node, or use "
+            "--executor local (a process pool here) or --executor debug (in this process)."
+        )
     return None
 
 
@@ -108,13 +123,22 @@ def load_profile(profile: str | os.PathLike) -> Resources:
     values = load_yaml(path) or {}
     unknown = set(values) - set(RESOURCE_KEYS)
     if unknown:
-        raise InvalidInputError(f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}.")
+        raise InvalidInputError(
+            f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}."
+        )
     return Resources(**values)
 
 
-def plan_tasks(dataset_ids: list[str], method_ids: list[str], params: dict[str, Any] | None = None, *,
-               results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-               limit: int | None = None, shard_size: int | None = None) -> list[Task]:
+def plan_tasks(
+    dataset_ids: list[str],
+    method_ids: list[str],
+    params: dict[str, Any] | None = None,
+    *,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    shard_size: int | None = None,
+) -> list[Task]:
     """Tasks for every (dataset, method) pair, split into shards of ``shard_size`` images if given.
 
     Every id, parameter and dataset is checked here (:func:`~apgbench.plan.plan_runs`), on the submitting
@@ -122,12 +146,23 @@ def plan_tasks(dataset_ids: list[str], method_ids: list[str], params: dict[str, 
     """
     root = Path(_results_root(results_root)).resolve()
     tasks: list[Task] = []
-    for plan in plan_runs(dataset_ids, method_ids, params, results_root=root, data_root=data_root, limit=limit):
+    for plan in plan_runs(
+        dataset_ids, method_ids, params, results_root=root, data_root=data_root, limit=limit
+    ):
         with plan.build():  # a method's own checks of its parameters fail now, not on the cluster
             pass
         for part in plan.shards(shard_size):
-            tasks.append(Task(plan.dataset, plan.method, dict(plan.user_params), str(plan.directory), limit,
-                              part.shard, len(tasks)))
+            tasks.append(
+                Task(
+                    plan.dataset,
+                    plan.method,
+                    dict(plan.user_params),
+                    str(plan.directory),
+                    limit,
+                    part.shard,
+                    len(tasks),
+                )
+            )
     return tasks
 
 
@@ -145,22 +180,47 @@ def run_tasks(tasks: list[dict[str, Any]], options: dict[str, Any]) -> list[dict
         bases, statuses = [], []
         for t in unit:
             statuses.append(Path(options["status_dir"]) / f"{t['index']:05d}.json")
-            bases.append({"task": t["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()})
+            bases.append(
+                {"task": t["index"], "host": os.uname().nodename, "pid": os.getpid(), "job_id": _job_id()}
+            )
             atomic_write(statuses[-1], _json(bases[-1] | {"state": "running", "started": utc_now()}))
         try:
-            common = {"params": task["params"], "results_root": options["results_root"],
-                      "data_root": options["data_root"], "limit": task["limit"], "device": options["device"],
-                      "fail_fast": options["fail_fast"], "show_progress": False,
-                      "shard": tuple(task["shard"]) if task["shard"] else None,
-                      "image_timeout": options.get("image_timeout")}
-            summaries = (run_family_ids(task["dataset"], [t["method"] for t in unit], **common) if len(unit) > 1
-                         else [run_benchmark(task["dataset"], task["method"], **common)])
-            unit_outcomes = [{**base, "state": "done", "n_new": summary.n_new, "n_failed": summary.n_failed,
-                              "repairs": summary.repairs} for base, summary in zip(bases, summaries)]
-        except Exception as err:  # noqa: BLE001 - recorded for `apgbench status`, then the next task runs
-            unit_outcomes = [{**base, "state": "failed",
-                              "error": error_line(err),
-                              "traceback": traceback.format_exc(limit=5)} for base in bases]
+            common = {
+                "params": task["params"],
+                "results_root": options["results_root"],
+                "data_root": options["data_root"],
+                "limit": task["limit"],
+                "device": options["device"],
+                "fail_fast": options["fail_fast"],
+                "show_progress": False,
+                "shard": tuple(task["shard"]) if task["shard"] else None,
+                "image_timeout": options.get("image_timeout"),
+            }
+            summaries = (
+                run_family_ids(task["dataset"], [t["method"] for t in unit], **common)
+                if len(unit) > 1
+                else [run_benchmark(task["dataset"], task["method"], **common)]
+            )
+            unit_outcomes = [
+                {
+                    **base,
+                    "state": "done",
+                    "n_new": summary.n_new,
+                    "n_failed": summary.n_failed,
+                    "repairs": summary.repairs,
+                }
+                for base, summary in zip(bases, summaries)
+            ]
+        except Exception as err:
+            unit_outcomes = [
+                {
+                    **base,
+                    "state": "failed",
+                    "error": error_line(err),
+                    "traceback": traceback.format_exc(limit=5),
+                }
+                for base in bases
+            ]
         for status, outcome in zip(statuses, unit_outcomes):
             outcome["finished"] = utc_now()
             atomic_write(status, _json(outcome))
@@ -180,19 +240,35 @@ def make_executor(kind: str, folder: str | os.PathLike, resources: Resources):
     if kind not in EXECUTORS:
         raise InvalidInputError(executor_problem(kind))
     executor = submitit.AutoExecutor(folder=folder, cluster=kind)
-    slurm = {"slurm_partition": resources.partition, "slurm_array_parallelism": resources.array_parallelism,
-             "slurm_additional_parameters": dict(resources.sbatch) or None,
-             "slurm_setup": list(resources.setup) or None}
-    executor.update_parameters(name="apgbench", timeout_min=int(resources.time_min), mem_gb=resources.mem_gb,
-                               cpus_per_task=int(resources.cpus), gpus_per_node=int(resources.gpus),
-                               **{k: v for k, v in slurm.items() if v is not None})
+    slurm = {
+        "slurm_partition": resources.partition,
+        "slurm_array_parallelism": resources.array_parallelism,
+        "slurm_additional_parameters": dict(resources.sbatch) or None,
+        "slurm_setup": list(resources.setup) or None,
+    }
+    executor.update_parameters(
+        name="apgbench",
+        timeout_min=int(resources.time_min),
+        mem_gb=resources.mem_gb,
+        cpus_per_task=int(resources.cpus),
+        gpus_per_node=int(resources.gpus),
+        **{k: v for k, v in slurm.items() if v is not None},
+    )
     return executor
 
 
-def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources | None = None,
-           results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-           device: str = "cpu", fail_fast: bool = False, workers: int | None = None,
-           wait: bool = False) -> dict[str, Any]:
+def submit(
+    tasks: list[Task],
+    *,
+    executor: str = "slurm",
+    resources: Resources | None = None,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: str = "cpu",
+    fail_fast: bool = False,
+    workers: int | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
     """Submit tasks and write the submission record (submission.json); return it (``id``, ``job_ids``, ``tasks``...).
 
     ``slurm`` makes one array job with one element per task (a family's tasks on one dataset share one, see
@@ -208,9 +284,15 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
     folder = root / SUBMISSIONS / stamp
     created = [p for p in (root, root / SUBMISSIONS) if not p.exists()]  # removed again if nothing is queued
     (folder / "tasks").mkdir(parents=True)
-    options = {"results_root": str(root), "data_root": str(_data_root(data_root).resolve()),
-               "device": device, "fail_fast": fail_fast, "status_dir": str(folder / "tasks"),
-               "raise_errors": executor != "debug", "image_timeout": resources.image_timeout_s}
+    options = {
+        "results_root": str(root),
+        "data_root": str(_data_root(data_root).resolve()),
+        "device": device,
+        "fail_fast": fail_fast,
+        "status_dir": str(folder / "tasks"),
+        "raise_errors": executor != "debug",
+        "image_timeout": resources.image_timeout_s,
+    }
     payload = [asdict(t) for t in tasks]
     from .family import task_units
 
@@ -220,8 +302,15 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
         chunks = [[t for unit in units[i::n] for t in unit] for i in range(n)]
     else:
         chunks = units
-    submission_record = {"id": stamp, "created": utc_now(), "executor": executor,
-                         "resources": asdict(resources), "options": options, "tasks": payload, "jobs": []}
+    submission_record = {
+        "id": stamp,
+        "created": utc_now(),
+        "executor": executor,
+        "resources": asdict(resources),
+        "options": options,
+        "tasks": payload,
+        "jobs": [],
+    }
     try:
         runner = make_executor(executor, folder / "logs" / "%j", resources)
         jobs = runner.map_array(run_tasks, chunks, [options] * len(chunks)) if chunks else []
@@ -231,9 +320,15 @@ def submit(tasks: list[Task], *, executor: str = "slurm", resources: Resources |
             with contextlib.suppress(OSError):  # only if still empty
                 path.rmdir()
         raise
-    submission_record["jobs"] = [{"job_id": str(job.job_id), "tasks": [t["index"] for t in chunk],
-                       "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
-                      for job, chunk in zip(jobs, chunks)]
+    submission_record["jobs"] = [
+        {
+            "job_id": str(job.job_id),
+            "tasks": [t["index"] for t in chunk],
+            "stdout": str(job.paths.stdout),
+            "stderr": str(job.paths.stderr),
+        }
+        for job, chunk in zip(jobs, chunks)
+    ]
     submission_record["job_ids"] = [j["job_id"] for j in submission_record["jobs"]]
     atomic_write(folder / "submission.json", _json(submission_record))
     if wait or executor == "debug":
@@ -263,14 +358,18 @@ def _closing_log_files():
             handler.close()
 
 
-def load_submission(results_root: str | os.PathLike | None = None, submission: str | None = None) -> dict | None:
+def load_submission(
+    results_root: str | os.PathLike | None = None, submission: str | None = None
+) -> dict | None:
     """A submission (its submission.json) by id (or a unique prefix), else the latest one; None when there is none."""
     base = Path(_results_root(results_root)) / SUBMISSIONS
     found = sorted(p.parent.name for p in base.glob("*/submission.json"))
     if submission:
         found = [s for s in found if s.startswith(submission)]
         if len(found) != 1:
-            raise InvalidInputError(f"No single submission matches '{submission}' under {base} ({len(found)} match).")
+            raise InvalidInputError(
+                f"No single submission matches '{submission}' under {base} ({len(found)} match)."
+            )
     if not found:
         return None
     submission_record = json.loads((base / found[-1] / "submission.json").read_text())
@@ -283,8 +382,14 @@ def load_submission(results_root: str | os.PathLike | None = None, submission: s
 def record_state(directory: str | os.PathLike) -> dict[str, Any]:
     """What a record holds now: ``state`` (missing, running, done, failed, partial, corrupt), counts, problems."""
     directory = Path(directory)
-    out: dict[str, Any] = {"state": "missing", "n_done": 0, "n_images": None, "n_failed": 0, "n_parts": 0,
-                           "problems": []}
+    out: dict[str, Any] = {
+        "state": "missing",
+        "n_done": 0,
+        "n_images": None,
+        "n_failed": 0,
+        "n_parts": 0,
+        "problems": [],
+    }
     if not directory.exists():
         return out
     try:
@@ -299,8 +404,12 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
     out["n_parts"] = len(list((directory / PARTS).glob("*.npz")))
     if (directory / "run.json").exists() and not out["problems"]:
         info = RunInfo.model_validate_json((directory / "run.json").read_text())
-        out.update(n_done=info.n_scored + info.n_failed, n_images=info.n_images, n_failed=info.n_failed,
-                   tag=getattr(info, "tag", None))
+        out.update(
+            n_done=info.n_scored + info.n_failed,
+            n_images=info.n_images,
+            n_failed=info.n_failed,
+            tag=getattr(info, "tag", None),
+        )
         complete = info.complete and not out["n_parts"] and not (directory / JOURNAL).exists()
         out["state"] = "done" if complete else "partial"
         if complete and info.n_failed and not info.n_scored:  # nothing scored: not "done"
@@ -316,7 +425,8 @@ def record_state(directory: str | os.PathLike) -> dict[str, Any]:
 
 def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> list[dict[str, Any]]:
     """One row per record: ``state`` done / running / failed (with ``error``) / queued / partial / corrupt /
-    missing, images done and failed, and the job ids that worked on it."""
+    missing, images done and failed, and the job ids that worked on it.
+    """
     by_record: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
         by_record.setdefault(task["record"], []).append(task)
@@ -327,11 +437,19 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
         statuses = [t.get("status") for t in group]
         failed = [s for s in statuses if s and s["state"] == "failed"]
         died = [t for t, s in zip(group, statuses) if s and s["state"] == "running"]
-        row = {"dataset": group[0]["dataset"], "method": group[0]["method"], "run_key": Path(record).name,
-               "state": state["state"], "done": state["n_done"], "images": state["n_images"],
-               "failed_images": state["n_failed"], "pending_parts": state["n_parts"], "error": "",
-               "tag": state.get("tag"),
-               "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs})}
+        row = {
+            "dataset": group[0]["dataset"],
+            "method": group[0]["method"],
+            "run_key": Path(record).name,
+            "state": state["state"],
+            "done": state["n_done"],
+            "images": state["n_images"],
+            "failed_images": state["n_failed"],
+            "pending_parts": state["n_parts"],
+            "error": "",
+            "tag": state.get("tag"),
+            "jobs": sorted({logs[t["index"]]["job_id"] for t in group if t["index"] in logs}),
+        }
         if state["state"] == "corrupt":
             row["error"] = "; ".join(state["problems"])
         elif state.get("error"):
@@ -341,8 +459,10 @@ def pair_status(tasks: list[dict[str, Any]], submission: dict | None = None) -> 
                 row.update(state="failed", error=failed[0]["error"])
             elif died:
                 log = logs.get(died[0]["index"], {}).get("stderr", "its log")
-                row.update(state="failed", error=f"worker stopped without reporting (killed, out of time or "
-                                                 f"memory?); see {log}")
+                row.update(
+                    state="failed",
+                    error=f"worker stopped without reporting (killed, out of time or memory?); see {log}",
+                )
             elif submission and any(s is None for s in statuses):
                 row["state"] = "queued"
         rows.append(row)
@@ -359,7 +479,7 @@ def clear_records(tasks: list[Task]) -> None:
 
 
 def _job_id() -> str | None:
-    """This worker's job id as ``sbatch``/submitit name it (``<array>_<index>`` in an array job)."""
+    """The job id of this worker as ``sbatch``/submitit name it (``<array>_<index>`` in an array job)."""
     env = os.environ
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"

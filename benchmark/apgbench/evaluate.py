@@ -18,13 +18,15 @@ from .runner import RunSummary
 
 def find_prediction(folder: Path, image_id: str) -> Path | None:
     """The file in ``folder`` holding the prediction for ``image_id`` by :mod:`apgbench.label_files`'s rules,
-    or None (ambiguity is checked by :func:`evaluate_predictions`, which sees the images)."""
+    or None (ambiguity is checked by :func:`evaluate_predictions`, which sees the images).
+    """
     files = candidates(folder, [image_id])[image_id].files
     return files[0] if files else None
 
 
-def _pick(image_id: str, found: Candidates, image: np.ndarray,
-          ndim: int = 2) -> tuple[Path | None, np.ndarray | None, str | None]:
+def _pick(
+    image_id: str, found: Candidates, image: np.ndarray, ndim: int = 2
+) -> tuple[Path | None, np.ndarray | None, str | None]:
     """(file, labels, why none) for one image: the dataset's own input image is never taken as a prediction.
 
     Raises
@@ -46,8 +48,10 @@ def _pick(image_id: str, found: Candidates, image: np.ndarray,
         read.append((path, labels))
     if len(read) > 1 and any(not np.array_equal(read[0][1], labels) for _, labels in read[1:]):
         names = ", ".join(path.name for path, _ in read)
-        raise InvalidInputError(f"Several files match image '{image_id}' and differ: {names}; keep one of them "
-                         "(naming rules: apgbench.label_files).")
+        raise InvalidInputError(
+            f"Several files match image '{image_id}' and differ: {names}; keep one of them "
+            "(naming rules: apgbench.label_files)."
+        )
     if read:
         return read[0][0], read[0][1], None
     return None, None, why or f"no prediction file for '{image_id}'"
@@ -90,10 +94,14 @@ def evaluate_predictions(
     data, directory = plan.data, plan.directory
     found = candidates(folder, data.image_ids)
     if not any(c.files for c in found.values()):
-        raise InvalidInputError(f"No file in {folder} matches an image id of '{dataset}' (e.g. "
-                                f"'{data.image_ids[0]}.tif'; naming rules: apgbench.label_files).")
-    picked = {sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image, sample.labels.ndim)
-              for sample in data}  # ndim 3: label volumes for 3D test sets
+        raise InvalidInputError(
+            f"No file in {folder} matches an image id of '{dataset}' (e.g. "
+            f"'{data.image_ids[0]}.tif'; naming rules: apgbench.label_files)."
+        )
+    picked = {
+        sample.image_id: _pick(sample.image_id, found[sample.image_id], sample.image, sample.labels.ndim)
+        for sample in data
+    }  # ndim 3: label volumes for 3D test sets
     if not any(path is not None for path, _, _ in picked.values()):
         reasons = sorted({why for _, _, why in picked.values() if why})
         raise InvalidInputError(f"No usable prediction in {folder} for '{dataset}': {reasons[0]}.")
@@ -102,16 +110,31 @@ def evaluate_predictions(
     with RecordWriter(directory) as writer:
         previous = writer.previous_info()
         if previous and not (previous.get("method_info") or {}).get("external"):
-            raise InvalidInputError(f"{directory} holds results of `apgbench run` for method '{name}'; evaluate "
-                                    "never replaces them. Choose another --name.")
-        if previous and previous.get("params", {}).get("predictions") != plan.params["predictions"] and not force:
-            raise InvalidInputError(f"Results named '{name}' on '{dataset}' come from another folder; use --force "
-                                    "to replace them.")
+            raise InvalidInputError(
+                f"{directory} holds results of `apgbench run` for method '{name}'; evaluate "
+                "never replaces them. Choose another --name."
+            )
+        if (
+            previous
+            and previous.get("params", {}).get("predictions") != plan.params["predictions"]
+            and not force
+        ):
+            raise InvalidInputError(
+                f"Results named '{name}' on '{dataset}' come from another folder; use --force "
+                "to replace them."
+            )
         writer.clear()
         info = plan.run_info(device="n/a", method_info={"external": True})
         for sample in data:
-            row = {"dataset": dataset, "method": name, "run_key": plan.run_key, "image_id": sample.image_id,
-                   "seconds": None, "peak_mem_mb": None, "error": None}
+            row = {
+                "dataset": dataset,
+                "method": name,
+                "run_key": plan.run_key,
+                "image_id": sample.image_id,
+                "seconds": None,
+                "peak_mem_mb": None,
+                "error": None,
+            }
             path, labels, why = picked[sample.image_id]
             try:
                 if path is None:

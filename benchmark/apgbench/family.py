@@ -21,8 +21,8 @@ from typing import Any
 
 from . import __version__
 from .datasets import get_dataset_config
-from .methods.base import ParameterError
 from .methods import get_method
+from .methods.base import ParameterError
 from .plan import RunPlan, plan_run, resolve_params
 from .results import RecordWriter, utc_now
 from .runner import (
@@ -52,8 +52,9 @@ def _shared_key(method: str, params: dict[str, Any], domain: str | None) -> Any:
     return segmenter.shared_key()
 
 
-def group_methods(methods: list[str], params: dict[str, Any] | None = None,
-                  dataset: str | None = None) -> list[list[str]]:
+def group_methods(
+    methods: list[str], params: dict[str, Any] | None = None, dataset: str | None = None
+) -> list[list[str]]:
     """Split ``methods`` into families (lists of >= 2 methods sharing a model stage) and single methods.
 
     Order is kept (a family sits where its first member was). Methods share when their segmenters, built with
@@ -67,8 +68,14 @@ def group_methods(methods: list[str], params: dict[str, Any] | None = None,
             units.append([method])
             continue
         cls = get_method(method)
-        resolved = resolve_params(cls, config, params or {}) if config else {
-            **cls.default_params, **{k: v for k, v in (params or {}).items() if k in cls.default_params}}
+        resolved = (
+            resolve_params(cls, config, params or {})
+            if config
+            else {
+                **cls.default_params,
+                **{k: v for k, v in (params or {}).items() if k in cls.default_params},
+            }
+        )
         key = _shared_key(method, resolved, config.domain if config else None)
         if key in by_key:
             by_key[key].append(method)
@@ -90,7 +97,12 @@ def family_units(plans: list[RunPlan]) -> list[list[RunPlan]]:
         if plan.method_cls is None or not can_share(plan.method) or plan.config.volumetric:
             units.append([plan])
             continue
-        key = (plan.dataset, plan.shard, plan.limit, _shared_key(plan.method, plan.params, plan.config.domain))
+        key = (
+            plan.dataset,
+            plan.shard,
+            plan.limit,
+            _shared_key(plan.method, plan.params, plan.config.domain),
+        )
         if key in by_key:
             by_key[key].append(plan)
         else:
@@ -134,13 +146,32 @@ class _SharedFailure:
         raise self.error
 
 
-def run_family_ids(dataset: str, methods: list[str], *, params: dict[str, Any] | None = None,
-                   results_root=None, data_root=None, limit: int | None = None,
-                   shard: tuple[int, int] | None = None, tag: str | None = None,
-                   **options: Any) -> list[RunSummary]:
+def run_family_ids(
+    dataset: str,
+    methods: list[str],
+    *,
+    params: dict[str, Any] | None = None,
+    results_root=None,
+    data_root=None,
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+    tag: str | None = None,
+    **options: Any,
+) -> list[RunSummary]:
     """:func:`run_family` by ids (a ``submit`` worker's unit); ``options`` are :class:`RunOptions`' fields."""
-    plans = [plan_run(dataset, method, params, results_root=results_root, data_root=data_root, limit=limit,
-                      shard=shard, tag=tag) for method in methods]
+    plans = [
+        plan_run(
+            dataset,
+            method,
+            params,
+            results_root=results_root,
+            data_root=data_root,
+            limit=limit,
+            shard=shard,
+            tag=tag,
+        )
+        for method in methods
+    ]
     with FamilyModels() as models:
         return list(run_family(plans, RunOptions(**options), models))
 
@@ -160,23 +191,41 @@ def run_family(plans: list[RunPlan], options: RunOptions, models: FamilyModels) 
             previous = writer.previous_info() or {}
             stored_tag = previous.get("tag")
             if plan.tag and stored_tag and stored_tag != plan.tag:
-                raise ParameterError(f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or "
-                                     "--force to recompute it under a new tag.")
+                raise ParameterError(
+                    f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or "
+                    "--force to recompute it under a new tag."
+                )
             info = plan.run_info(device=options.device)
             if stored_tag and not plan.tag:
                 info.tag = stored_tag
             todo = {i for i in plan.image_ids if i not in done}
-            members.append({"plan": plan, "writer": writer, "info": info, "todo": todo, "n_todo": len(todo),
-                            "n_failed": 0, "shared": previous.get("family", {})})
+            members.append(
+                {
+                    "plan": plan,
+                    "writer": writer,
+                    "info": info,
+                    "todo": todo,
+                    "n_todo": len(todo),
+                    "n_failed": 0,
+                    "shared": previous.get("family", {}),
+                }
+            )
         active = [m for m in members if m["todo"]]
         if active:
             _prepare(active, models, options.device)
         for m in members:
             info = m["info"]
-            m["writer"].start(dataset_fingerprint=info.dataset_fingerprint, params=m["plan"].params,
-                              method_info=info.method_info or None,
-                              worker={"hardware": info.hardware, "git_revision": info.git_revision,
-                                      "apgbench_version": __version__, "device": options.device})
+            m["writer"].start(
+                dataset_fingerprint=info.dataset_fingerprint,
+                params=m["plan"].params,
+                method_info=info.method_info or None,
+                worker={
+                    "hardware": info.hardware,
+                    "git_revision": info.git_revision,
+                    "apgbench_version": __version__,
+                    "device": options.device,
+                },
+            )
         if active:
             ids = [i for i in plans[0].image_ids if any(i in m["todo"] for m in active)]
             _run_images(active, ids, options)
@@ -187,14 +236,21 @@ def run_family(plans: list[RunPlan], options: RunOptions, models: FamilyModels) 
             info.finished = utc_now()
             if m["n_todo"]:
                 shared = m["shared"]
-                info.family = {"methods": names, "shared_seconds":
-                               float(shared.get("shared_seconds", 0.0)) + m.get("shared_seconds", 0.0),
-                               "seconds": "shared stage + own stage (shared_seconds counted in each method)"}
+                info.family = {
+                    "methods": names,
+                    "shared_seconds": float(shared.get("shared_seconds", 0.0)) + m.get("shared_seconds", 0.0),
+                    "seconds": "shared stage + own stage (shared_seconds counted in each method)",
+                }
             elif m["shared"]:
                 info.family = m["shared"]
-            scores = m["writer"].finalize(info, last_only=plan.shard is not None, image_ids=plan.data.image_ids)
-            summaries.append(_summary(plan, scores, m["n_todo"], m["n_failed"], m["writer"].repairs,
-                                      getattr(info, "tag", None)))
+            scores = m["writer"].finalize(
+                info, last_only=plan.shard is not None, image_ids=plan.data.image_ids
+            )
+            summaries.append(
+                _summary(
+                    plan, scores, m["n_todo"], m["n_failed"], m["writer"].repairs, getattr(info, "tag", None)
+                )
+            )
     return summaries
 
 
@@ -233,7 +289,11 @@ def _run_images(active: list[dict], todo: list[str], options: RunOptions) -> Non
             for m in active:
                 if sample.image_id not in m["todo"]:
                     continue
-                left = None if options.image_timeout is None else max(options.image_timeout - shared_seconds, 1e-3)
+                left = (
+                    None
+                    if options.image_timeout is None
+                    else max(options.image_timeout - shared_seconds, 1e-3)
+                )
                 own = RunOptions(False, options.device, options.fail_fast, False, left)
                 runner = _SharedFailure(stage) if stage is not None else _OwnStage(m["segmenter"], shared)
                 row, labels, _ = process_image(runner, sample, m["plan"], own)
@@ -256,15 +316,20 @@ def task_units(tasks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
     buckets: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
-        key = json.dumps([task["dataset"], task["params"], task["limit"], task["shard"]], sort_keys=True, default=str)
+        key = json.dumps(
+            [task["dataset"], task["params"], task["limit"], task["shard"]], sort_keys=True, default=str
+        )
         buckets.setdefault(key, []).append(task)
     units: list[list[dict[str, Any]]] = []
     placed: set[int] = set()
     for task in tasks:
         if task["index"] in placed:
             continue
-        bucket = buckets[json.dumps([task["dataset"], task["params"], task["limit"], task["shard"]],
-                                    sort_keys=True, default=str)]
+        bucket = buckets[
+            json.dumps(
+                [task["dataset"], task["params"], task["limit"], task["shard"]], sort_keys=True, default=str
+            )
+        ]
         by_method = {t["method"]: t for t in bucket}
         for group in group_methods(list(by_method), task["params"], task["dataset"]):
             if task["method"] in group:

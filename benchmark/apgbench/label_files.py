@@ -60,7 +60,8 @@ class Candidates:
     @property
     def files(self) -> list[Path]:
         """The files to consider: the suffixed ones if any (the plain stem is then the input image), else the
-        plain-stem ones."""
+        plain-stem ones.
+        """
         return self.suffixed or self.plain
 
 
@@ -116,7 +117,9 @@ def read_label_file(path: str | os.PathLike, ndim: int = 2) -> np.ndarray:
             # Cellpose's _seg.npy is a pickled dict; only this documented name is unpickled
             data = np.load(path, allow_pickle=True).item()
             if not isinstance(data, dict) or "masks" not in data:
-                raise InvalidInputError(f"{path.name} is not a Cellpose _seg.npy file (no 'masks' entry).") from None
+                raise InvalidInputError(
+                    f"{path.name} is not a Cellpose _seg.npy file (no 'masks' entry)."
+                ) from None
             labels = np.asarray(data["masks"])
     elif extension in (".tif", ".tiff"):
         labels = tifffile.imread(path)

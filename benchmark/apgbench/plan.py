@@ -94,10 +94,20 @@ class RunPlan:
 
     def run_info(self, *, device: str, method_info: dict[str, Any] | None = None) -> RunInfo:
         """A fresh ``run.json`` manifest for this plan (provenance; the summary is filled in on finalize)."""
-        info = RunInfo(dataset=self.dataset, domain=self.config.domain, method=self.method, run_key=self.run_key,
-                       params=self.params, method_info=method_info or {},
-                       dataset_fingerprint=self.fingerprint, apgbench_version=__version__,
-                       git_revision=git_revision(), device=device, started=utc_now(), n_images=self.n_images)
+        info = RunInfo(
+            dataset=self.dataset,
+            domain=self.config.domain,
+            method=self.method,
+            run_key=self.run_key,
+            params=self.params,
+            method_info=method_info or {},
+            dataset_fingerprint=self.fingerprint,
+            apgbench_version=__version__,
+            git_revision=git_revision(),
+            device=device,
+            started=utc_now(),
+            n_images=self.n_images,
+        )
         if self.tag:
             info.tag = self.tag  # run.json allows extra fields: the layout is unchanged
         return info
@@ -108,15 +118,19 @@ class RunPlan:
         return self.data.fingerprint()
 
     def shards(self, size: int | None) -> list[RunPlan]:
-        """This plan split into plans of ``size`` images each (itself when ``size`` is None or covers all)."""
+        """The plan split into plans of ``size`` images each (itself when ``size`` is None or covers all)."""
         n = len(self.image_ids)
         if not size or size >= n:
             return [self]
-        return [replace(self, shard=(s, min(s + size, n)), image_ids=self.image_ids[s: s + size])
-                for s in range(0, n, size)]
+        return [
+            replace(self, shard=(s, min(s + size, n)), image_ids=self.image_ids[s : s + size])
+            for s in range(0, n, size)
+        ]
 
 
-def resolve_params(method_cls: type[Segmenter], config: DatasetConfig, params: dict[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    method_cls: type[Segmenter], config: DatasetConfig, params: dict[str, Any]
+) -> dict[str, Any]:
     """A method's full parameters: defaults, then the dataset's text prompt (concept models), then the user's.
 
     The user's values are type-checked and normalised first (:func:`~apgbench.methods.check_params`), so a
@@ -129,10 +143,18 @@ def resolve_params(method_cls: type[Segmenter], config: DatasetConfig, params: d
     return resolved
 
 
-def plan_run(dataset: str | DatasetConfig, method: str, params: dict[str, Any] | None = None, *,
-             results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-             limit: int | None = None, shard: tuple[int, int] | None = None, tag: str | None = None,
-             data: Any = None) -> RunPlan:
+def plan_run(
+    dataset: str | DatasetConfig,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+    tag: str | None = None,
+    data: Any = None,
+) -> RunPlan:
     """Plan one record: check the ids, the parameters and the tag, and find the record folder and images.
 
     Raises
@@ -157,14 +179,32 @@ def plan_run(dataset: str | DatasetConfig, method: str, params: dict[str, Any] |
         check_tag(root, method_cls.name, key, tag)
     image_ids = tuple(data.image_ids)[: limit if limit is not None else None]
     if shard is not None:
-        image_ids = image_ids[shard[0]: shard[1]]
-    return RunPlan(config, method_cls.name, method_cls, resolved, user, key,
-                   record_dir(root, method_cls.name, config.id, key), image_ids, len(data), limit, shard, tag, data)
+        image_ids = image_ids[shard[0] : shard[1]]
+    return RunPlan(
+        config,
+        method_cls.name,
+        method_cls,
+        resolved,
+        user,
+        key,
+        record_dir(root, method_cls.name, config.id, key),
+        image_ids,
+        len(data),
+        limit,
+        shard,
+        tag,
+        data,
+    )
 
 
-def plan_external(dataset: str, name: str, folder: str | os.PathLike, *,
-                  results_root: str | os.PathLike | None = None,
-                  data_root: str | os.PathLike | None = None) -> RunPlan:
+def plan_external(
+    dataset: str,
+    name: str,
+    folder: str | os.PathLike,
+    *,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> RunPlan:
     """Plan the record of label images made outside apgbench (``apgbench evaluate``), stored as ``name``.
 
     Raises
@@ -177,31 +217,63 @@ def plan_external(dataset: str, name: str, folder: str | os.PathLike, *,
     if not ID_PATTERN.match(name):
         raise ParameterError(f"Method name '{name}' must be kebab-case (lower-case letters, digits, '-').")
     if name in available_methods():
-        raise ParameterError(f"'{name}' is the id of a registered method; store these predictions under another "
-                             f"--name (e.g. '{name}-external').")
+        raise ParameterError(
+            f"'{name}' is the id of a registered method; store these predictions under another "
+            f"--name (e.g. '{name}-external')."
+        )
     config = get_dataset_config(dataset)
     data = load_dataset(config, data_root)
     params = {"predictions": str(Path(folder).resolve())}
-    return RunPlan(config, name, None, params, params, "default",
-                   record_dir(_results_root(results_root), name, config.id, "default"),
-                   tuple(data.image_ids), len(data), data=data)
+    return RunPlan(
+        config,
+        name,
+        None,
+        params,
+        params,
+        "default",
+        record_dir(_results_root(results_root), name, config.id, "default"),
+        tuple(data.image_ids),
+        len(data),
+        data=data,
+    )
 
 
-def plan_runs(datasets: list[str], methods: list[str], params: dict[str, Any] | None = None, *,
-              results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-              limit: int | None = None, tag: str | None = None) -> list[RunPlan]:
+def plan_runs(
+    datasets: list[str],
+    methods: list[str],
+    params: dict[str, Any] | None = None,
+    *,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    tag: str | None = None,
+) -> list[RunPlan]:
     """Plans for every (dataset, method) pair, methods as the outer loop (a model then loads once for all
-    datasets it serves); each dataset is opened once. Everything is checked before anything runs."""
+    datasets it serves); each dataset is opened once. Everything is checked before anything runs.
+    """
     opened = {}
     for dataset in datasets:
         config = get_dataset_config(dataset)
         opened[dataset] = (config, load_dataset(config, data_root))
-    return [plan_run(config, method, params, results_root=results_root, data_root=data_root, limit=limit,
-                     tag=tag, data=data)
-            for method in methods for config, data in opened.values()]
+    return [
+        plan_run(
+            config,
+            method,
+            params,
+            results_root=results_root,
+            data_root=data_root,
+            limit=limit,
+            tag=tag,
+            data=data,
+        )
+        for method in methods
+        for config, data in opened.values()
+    ]
 
 
-def expand_methods(selection: list[str], *, ready_only: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
+def expand_methods(
+    selection: list[str], *, ready_only: bool = True
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Method ids for a ``--method`` selection, with ``all`` expanded; the one place that expands it.
 
     With ``ready_only`` (``run``, ``submit``) ``all`` keeps the methods that can run here and returns the
@@ -238,7 +310,9 @@ def expand_methods(selection: list[str], *, ready_only: bool = True) -> tuple[li
 def check_tag(results_root: Path, method: str, key: str, tag: str) -> None:
     """Refuse a tag that is malformed, names default parameters, or names another parameter set."""
     if not ID_PATTERN.match(tag):
-        raise ParameterError(f"Tag '{tag}' must be lower-case letters, digits, dots and dashes (e.g. lowthresh).")
+        raise ParameterError(
+            f"Tag '{tag}' must be lower-case letters, digits, dots and dashes (e.g. lowthresh)."
+        )
     if key == "default":
         raise ParameterError(f"--tag {tag} names a run with non-default parameters; these are the defaults.")
     for path in Path(results_root, method).glob("*/*/run.json"):
@@ -247,5 +321,7 @@ def check_tag(results_root: Path, method: str, key: str, tag: str) -> None:
         except (OSError, ValueError):
             continue  # an unreadable record is the report's and `status`'s to flag
         if other.get("tag") == tag and other.get("run_key") != key:
-            raise ParameterError(f"Tag '{tag}' already names other parameters of '{method}' "
-                                 f"({path.parent}); choose another tag.")
+            raise ParameterError(
+                f"Tag '{tag}' already names other parameters of '{method}' "
+                f"({path.parent}); choose another tag."
+            )

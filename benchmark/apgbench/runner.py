@@ -140,8 +140,12 @@ def hardware_info(device: str | None = None) -> dict[str, Any]:
 
     torch is never imported here: a run of a CPU method stays light, and a GPU method has imported it.
     """
-    info: dict[str, Any] = {"host": platform.node(), "machine": platform.machine(), "cpu": _cpu_model(),
-                            "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
@@ -183,7 +187,9 @@ class RunOptions:
         timeout = self.image_timeout
         if timeout is not None:
             if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-                raise InvalidInputError(f"The image timeout must be a positive number of seconds, got {timeout!r}.")
+                raise InvalidInputError(
+                    f"The image timeout must be a positive number of seconds, got {timeout!r}."
+                )
             check_timeout_supported()
 
 
@@ -274,8 +280,16 @@ def run_benchmark(
     RunSummary
     """
     options = RunOptions(force, device, fail_fast, show_progress, image_timeout)
-    plan = plan_run(dataset, method, params, results_root=results_root, data_root=data_root, limit=limit,
-                    shard=shard, tag=tag)
+    plan = plan_run(
+        dataset,
+        method,
+        params,
+        results_root=results_root,
+        data_root=data_root,
+        limit=limit,
+        shard=shard,
+        tag=tag,
+    )
     with Segmenters() as segmenters:
         return run_plan(plan, options, segmenters)
 
@@ -292,8 +306,10 @@ def run_plan(plan: RunPlan, options: RunOptions, segmenters: Segmenters) -> RunS
         done = writer.done_ids()
         stored_tag = (writer.previous_info() or {}).get("tag")
         if plan.tag and stored_tag and stored_tag != plan.tag:
-            raise ParameterError(f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or --force "
-                                 "to recompute it under a new tag.")
+            raise ParameterError(
+                f"{plan.directory} is tagged '{stored_tag}'; use --tag {stored_tag}, or --force "
+                "to recompute it under a new tag."
+            )
         todo = [i for i in plan.image_ids if i not in done]
         info = plan.run_info(device=options.device)
         if stored_tag and not plan.tag:
@@ -303,17 +319,26 @@ def run_plan(plan: RunPlan, options: RunOptions, segmenters: Segmenters) -> RunS
             segmenter = segmenters.get(plan)
             segmenter.prepare(device=options.device, domain=plan.config.domain)
             info.method_info, info.hardware = segmenter.info(), hardware_info(options.device)
-        writer.start(dataset_fingerprint=info.dataset_fingerprint, params=plan.params,
-                     method_info=info.method_info or None,
-                     worker={"hardware": info.hardware, "git_revision": info.git_revision,
-                             "apgbench_version": __version__, "device": options.device})
+        writer.start(
+            dataset_fingerprint=info.dataset_fingerprint,
+            params=plan.params,
+            method_info=info.method_info or None,
+            worker={
+                "hardware": info.hardware,
+                "git_revision": info.git_revision,
+                "apgbench_version": __version__,
+                "device": options.device,
+            },
+        )
         n_failed = run_images(writer, segmenter, plan, todo, options) if segmenter is not None else 0
         info.finished = utc_now()
         scores = writer.finalize(info, last_only=plan.shard is not None, image_ids=plan.data.image_ids)
     return _summary(plan, scores, len(todo), n_failed, writer.repairs, getattr(info, "tag", None))
 
 
-def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str], tag: str | None) -> RunSummary:
+def _summary(
+    plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str], tag: str | None
+) -> RunSummary:
     mean, totals, first_error = None, (0, 0), None
     if scores is not None:
         failed = scores["error"].notna()
@@ -321,13 +346,27 @@ def _summary(plan: RunPlan, scores, n_new: int, n_failed: int, repairs: list[str
         totals = (int((~failed).sum()), int(failed.sum()))
         first_error = str(scores.loc[failed, "error"].iloc[0]) if failed.any() else None
     n = len(plan.image_ids)
-    return RunSummary(plan.dataset, plan.method, plan.directory, n, n_new, n - n_new, n_failed, mean,
-                      repairs=list(repairs), consolidated=scores is not None, n_scored_total=totals[0],
-                      n_failed_total=totals[1], first_error=first_error, tag=tag)
+    return RunSummary(
+        plan.dataset,
+        plan.method,
+        plan.directory,
+        n,
+        n_new,
+        n - n_new,
+        n_failed,
+        mean,
+        repairs=list(repairs),
+        consolidated=scores is not None,
+        n_scored_total=totals[0],
+        n_failed_total=totals[1],
+        first_error=first_error,
+        tag=tag,
+    )
 
 
-def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: list[str],
-               options: RunOptions) -> int:
+def run_images(
+    writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: list[str], options: RunOptions
+) -> int:
     """Segment, score and commit the ``todo`` images of ``plan`` one by one; return how many failed."""
     n_failed, todo_set = 0, set(todo)
     volumes = (plan.segment_kwargs or {}).get("ndim") == 3
@@ -335,7 +374,9 @@ def run_images(writer: RecordWriter, segmenter: Segmenter, plan: RunPlan, todo: 
         task = progress.add_task(f"{plan.method} on {plan.dataset}", total=len(todo))
         if volumes:  # slice-wise methods report each z slice (Segmenter.slice_progress)
             slices = progress.add_task("  slices", total=None)
-            segmenter.slice_progress = lambda done, total: progress.update(slices, completed=done, total=total)
+            segmenter.slice_progress = lambda done, total: progress.update(
+                slices, completed=done, total=total
+            )
         for sample in _samples(plan.data, todo):
             if volumes:
                 progress.update(slices, completed=0, total=None)
@@ -372,8 +413,12 @@ def process_image(segmenter: Segmenter, sample, plan: RunPlan, options: RunOptio
     Failures include a method calling ``sys.exit`` (``SystemExit``) and an image past ``image_timeout``;
     Ctrl-C (``KeyboardInterrupt``) still stops the run, which resumes on the next call.
     """
-    row: dict[str, Any] = {"dataset": plan.dataset, "method": plan.method, "run_key": plan.run_key,
-                           "image_id": sample.image_id}
+    row: dict[str, Any] = {
+        "dataset": plan.dataset,
+        "method": plan.method,
+        "run_key": plan.run_key,
+        "image_id": sample.image_id,
+    }
     start = time.perf_counter()
     try:
         with time_limit(options.image_timeout):
@@ -382,8 +427,13 @@ def process_image(segmenter: Segmenter, sample, plan: RunPlan, options: RunOptio
         if options.fail_fast:
             raise
         elapsed = time.perf_counter() - start
-        row.update(seconds=elapsed, peak_mem_mb=peak_memory_mb(), error=error_line(err),
-                   n_true=int(np.count_nonzero(np.unique(sample.labels))), n_pred=0)
+        row.update(
+            seconds=elapsed,
+            peak_mem_mb=peak_memory_mb(),
+            error=error_line(err),
+            n_true=int(np.count_nonzero(np.unique(sample.labels))),
+            n_pred=0,
+        )
         traceback.print_exc(limit=3)
         return row, None, elapsed
     elapsed = time.perf_counter() - start
@@ -421,14 +471,27 @@ class _NullProgress:
 def _progress(show: bool):
     if not show:
         return _NullProgress()
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
 
 
-def run_many(datasets: list[str], methods: list[str], *, params: dict[str, Any] | None = None,
-             results_root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-             limit: int | None = None, tag: str | None = None, family: bool = True,
-             **options: Any) -> Iterator[RunSummary]:
+def run_many(
+    datasets: list[str],
+    methods: list[str],
+    *,
+    params: dict[str, Any] | None = None,
+    results_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    tag: str | None = None,
+    family: bool = True,
+    **options: Any,
+) -> Iterator[RunSummary]:
     """Run every method on every dataset, building each method once and loading its model only when needed.
 
     Every pair is planned (and so checked) before the first one runs. Methods are the outer loop, so a model
@@ -440,8 +503,9 @@ def run_many(datasets: list[str], methods: list[str], *, params: dict[str, Any] 
     from .family import FamilyModels, family_units, run_family
 
     run_options = RunOptions(**options)
-    plans = plan_runs(datasets, methods, params, results_root=results_root, data_root=data_root, limit=limit,
-                      tag=tag)
+    plans = plan_runs(
+        datasets, methods, params, results_root=results_root, data_root=data_root, limit=limit, tag=tag
+    )
     units = family_units(plans) if family else [[plan] for plan in plans]
     with Segmenters() as segmenters, FamilyModels() as models:
         for unit in units:

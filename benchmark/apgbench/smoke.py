@@ -26,8 +26,13 @@ class SmokeResult:
     error: str | None = None
 
 
-def smoke_test(method: str, *, params: dict[str, Any] | None = None, device: str = "cpu",
-               domains: tuple[str, ...] = DOMAINS) -> list[SmokeResult]:
+def smoke_test(
+    method: str,
+    *,
+    params: dict[str, Any] | None = None,
+    device: str = "cpu",
+    domains: tuple[str, ...] = DOMAINS,
+) -> list[SmokeResult]:
     """Build ``method`` once, segment the first image of each built-in dataset, and score it.
 
     Errors of ``segment`` (bad shapes, dtypes, crashes) are caught and reported per domain, so a wrapper
@@ -43,12 +48,27 @@ def smoke_test(method: str, *, params: dict[str, Any] | None = None, device: str
             start = time.perf_counter()
             try:
                 labels = segmenter.segment(sample.image)
-            except Exception as err:  # noqa: BLE001 - reported to the user per domain
-                results.append(SmokeResult(config.id, config.domain, None, time.perf_counter() - start, 0,
-                                           f"{type(err).__name__}: {err}"))
+            except Exception as err:
+                results.append(
+                    SmokeResult(
+                        config.id,
+                        config.domain,
+                        None,
+                        time.perf_counter() - start,
+                        0,
+                        f"{type(err).__name__}: {err}",
+                    )
+                )
                 continue
             seconds = time.perf_counter() - start
             n_objects = int(np.count_nonzero(np.unique(labels)))
-            results.append(SmokeResult(config.id, config.domain,
-                                       mean_segmentation_accuracy(sample.labels, labels), seconds, n_objects))
+            results.append(
+                SmokeResult(
+                    config.id,
+                    config.domain,
+                    mean_segmentation_accuracy(sample.labels, labels),
+                    seconds,
+                    n_objects,
+                )
+            )
     return results

@@ -29,14 +29,29 @@ from .apg import (
     prompt_masks_to_labels,
 )
 from .datasets import get_dataset_config, load_dataset
+from .errors import InvalidInputError
 from .methods import check_params, get_method
 from .metrics import score_image
-from .errors import InvalidInputError
 
 SWEEPABLE = {"ais": AIS_DEFAULTS, "apg": APG_DEFAULTS, "apg-bd": APG_DEFAULTS}
-PROMPT_KEYS = ("prompts", "foreground_threshold", "center_distance_threshold", "boundary_distance_threshold",
-               "connectivity", "min_distance", "threshold_abs")
-NMS_KEYS = ("min_size", "nms_threshold", "nms_measure", "ranking", "paint_order", "split_components", "connectivity")
+PROMPT_KEYS = (
+    "prompts",
+    "foreground_threshold",
+    "center_distance_threshold",
+    "boundary_distance_threshold",
+    "connectivity",
+    "min_distance",
+    "threshold_abs",
+)
+NMS_KEYS = (
+    "min_size",
+    "nms_threshold",
+    "nms_measure",
+    "ranking",
+    "paint_order",
+    "split_components",
+    "connectivity",
+)
 
 
 class TunedOnTestWarning(UserWarning):
@@ -53,7 +68,9 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
         if not sep or not key.strip() or not values.strip():
             raise InvalidInputError(f"--grid expects key=v1,v2,..., got '{item}'.")
         if key.strip() in grid:
-            raise InvalidInputError(f"--grid {key.strip()} is given twice; list all its values in one --grid.")
+            raise InvalidInputError(
+                f"--grid {key.strip()} is given twice; list all its values in one --grid."
+            )
         grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
     if not grid:
         raise InvalidInputError("A sweep needs at least one --grid key=v1,v2,...")
@@ -68,14 +85,20 @@ def combinations(method: str, grid: dict[str, list[Any]], params: dict[str, Any]
     fixed = check_params(method, cls.default_params, params or {})
     unknown = sorted(set(grid) - set(SWEEPABLE[method]))
     if unknown:
-        raise InvalidInputError(f"--grid {', '.join(unknown)}: not an algorithm parameter of '{method}'; "
-                         f"sweepable: {', '.join(k for k in SWEEPABLE[method] if k != 'prompts')}.")
+        raise InvalidInputError(
+            f"--grid {', '.join(unknown)}: not an algorithm parameter of '{method}'; "
+            f"sweepable: {', '.join(k for k in SWEEPABLE[method] if k != 'prompts')}."
+        )
     keys = list(grid)
-    return [{**fixed, **check_params(method, cls.default_params, dict(zip(keys, values)))}
-            for values in itertools.product(*(grid[k] for k in keys))]
+    return [
+        {**fixed, **check_params(method, cls.default_params, dict(zip(keys, values)))}
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
 
 
-def sweep_image(segmenter, image: np.ndarray, combos: list[dict], timings: dict | None = None) -> list[np.ndarray]:
+def sweep_image(
+    segmenter, image: np.ndarray, combos: list[dict], timings: dict | None = None
+) -> list[np.ndarray]:
     """Labels of ``image`` for each combination (parameters over the segmenter's own), sharing all it can."""
     import time
 
@@ -87,8 +110,10 @@ def sweep_image(segmenter, image: np.ndarray, combos: list[dict], timings: dict 
     if segmenter.name == "ais":
         out = [automatic_instance_segmentation(*maps, **{k: p[k] for k in AIS_DEFAULTS}) for p in full]
         if timings is not None:
-            timings.update(shared=timings.get("shared", 0) + t1 - t0,
-                           own=timings.get("own", 0) + time.perf_counter() - t1)
+            timings.update(
+                shared=timings.get("shared", 0) + t1 - t0,
+                own=timings.get("own", 0) + time.perf_counter() - t1,
+            )
         return out
     model = segmenter.point_model(shared.embeddings, image.shape[:2], shared.tiling)
     prompt_mode = segmenter.prompts
@@ -97,21 +122,34 @@ def sweep_image(segmenter, image: np.ndarray, combos: list[dict], timings: dict 
     for p in full:
         key = (*(p[k] for k in PROMPT_KEYS[1:]), p["batch_size"])
         if key not in decoded:
-            points = derive_prompts(*maps, mode=prompt_mode,
-                                    **{k: p[k] for k in PROMPT_KEYS[1:]})
+            points = derive_prompts(*maps, mode=prompt_mode, **{k: p[k] for k in PROMPT_KEYS[1:]})
             batch = max(int(p["batch_size"]), 1)
             decoded[key] = PromptMasks.concatenate(
-                [model.predict_points(points[i: i + batch]) for i in range(0, len(points), batch)], shared.shape)
+                [model.predict_points(points[i : i + batch]) for i in range(0, len(points), batch)],
+                shared.shape,
+            )
         out.append(prompt_masks_to_labels(decoded[key], **{k: p[k] for k in NMS_KEYS}))
     if timings is not None:
-        timings.update(shared=timings.get("shared", 0) + t1 - t0, own=timings.get("own", 0) + time.perf_counter() - t1,
-                       prompt_sets=timings.get("prompt_sets", 0) + len(decoded))
+        timings.update(
+            shared=timings.get("shared", 0) + t1 - t0,
+            own=timings.get("own", 0) + time.perf_counter() - t1,
+            prompt_sets=timings.get("prompt_sets", 0) + len(decoded),
+        )
     return out
 
 
-def sweep(dataset: str, method: str, grid: dict[str, list[Any]], *, params: dict[str, Any] | None = None,
-          data_root=None, limit: int | None = None, device: str = "cpu", segmenter=None,
-          progress=None) -> tuple[pd.DataFrame, dict]:
+def sweep(
+    dataset: str,
+    method: str,
+    grid: dict[str, list[Any]],
+    *,
+    params: dict[str, Any] | None = None,
+    data_root=None,
+    limit: int | None = None,
+    device: str = "cpu",
+    segmenter=None,
+    progress=None,
+) -> tuple[pd.DataFrame, dict]:
     """Score every grid combination of ``method`` on ``dataset`` (its test split, or a folder's images).
 
     Returns
@@ -126,12 +164,18 @@ def sweep(dataset: str, method: str, grid: dict[str, list[Any]], *, params: dict
     data = load_dataset(config, data_root)
     combos = combinations(method, grid, params)
     if getattr(config, "folder", None) is None:
-        warnings.warn(f"Sweeping on {dataset}'s test split: the best combination's score is optimistic (tuned "
-                      "on the data it is scored on). Tune on a validation folder of your own, then run the test "
-                      "split with the chosen --param values.", TunedOnTestWarning, stacklevel=2)
+        warnings.warn(
+            f"Sweeping on {dataset}'s test split: the best combination's score is optimistic (tuned "
+            "on the data it is scored on). Tune on a validation folder of your own, then run the test "
+            "split with the chosen --param values.",
+            TunedOnTestWarning,
+            stacklevel=2,
+        )
     own = segmenter is None
     if own:
-        segmenter = get_method(method)(**check_params(method, get_method(method).default_params, params or {}))
+        segmenter = get_method(method)(
+            **check_params(method, get_method(method).default_params, params or {})
+        )
     timings: dict[str, float] = {}
     scores: list[list[dict]] = [[] for _ in combos]
     ids = list(data.image_ids)[: limit if limit is not None else None]
@@ -149,8 +193,15 @@ def sweep(dataset: str, method: str, grid: dict[str, list[Any]], *, params: dict
     rows = []
     for combo, per_image in zip(combos, scores):
         frame = pd.DataFrame(per_image)
-        rows.append({**{k: combo[k] for k in grid}, "msa": frame["msa"].mean(), "sa50": frame["sa50"].mean(),
-                     "sa75": frame["sa75"].mean(), "n_images": len(frame)})
+        rows.append(
+            {
+                **{k: combo[k] for k in grid},
+                "msa": frame["msa"].mean(),
+                "sa50": frame["sa50"].mean(),
+                "sa75": frame["sa75"].mean(),
+                "n_images": len(frame),
+            }
+        )
     return pd.DataFrame(rows), timings
 
 
@@ -181,21 +232,33 @@ def write_outputs(table: pd.DataFrame, grid: dict[str, list[Any]], out: Path, ti
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(f"{row[c]:.4f}" if c in ("msa", "sa50", "sa75") else _plain(row[c])
-                                       for c in cols) + " |")
+        lines.append(
+            "| "
+            + " | ".join(f"{row[c]:.4f}" if c in ("msa", "sa50", "sa75") else _plain(row[c]) for c in cols)
+            + " |"
+        )
     paths[1].write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
     keys = list(grid)
     rows_key, col_keys = keys[0], keys[1:]
-    col_labels = [", ".join(f"{k}={_plain(v)}" for k, v in zip(col_keys, values))
-                  for values in itertools.product(*(grid[k] for k in col_keys))] or ["mSA"]
+    col_labels = [
+        ", ".join(f"{k}={_plain(v)}" for k, v in zip(col_keys, values))
+        for values in itertools.product(*(grid[k] for k in col_keys))
+    ] or ["mSA"]
     matrix = table["msa"].to_numpy().reshape(len(grid[rows_key]), len(col_labels))
     fig, ax = plt.subplots(figsize=(3 + 1.1 * len(col_labels), 3 + 0.6 * len(grid[rows_key])))
     image = ax.imshow(matrix, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(grid[rows_key])), [f"{rows_key}={_plain(v)}" for v in grid[rows_key]], fontsize=8)
     for (r, c), value in np.ndenumerate(matrix):
-        ax.text(c, r, "n/a" if math.isnan(value) else f"{value:.3f}", ha="center", va="center", fontsize=7,
-                color="white" if value < np.nanmean(matrix) else "black")
+        ax.text(
+            c,
+            r,
+            "n/a" if math.isnan(value) else f"{value:.3f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value < np.nanmean(matrix) else "black",
+        )
     fig.colorbar(image, ax=ax, label="mSA")
     ax.set_title(title, fontsize=9)
     fig.savefig(paths[2], dpi=120, bbox_inches="tight")

@@ -41,9 +41,15 @@ def test_list_and_info(roots):
 
 def test_errors_are_one_sentence(roots):
     result = runner.invoke(app, ["datasets", "info", "livecel"])
-    assert result.exit_code == 1 and "Unknown dataset 'livecel'" in result.output and "livecell" in result.output
+    assert (
+        result.exit_code == 1 and "Unknown dataset 'livecel'" in result.output and "livecell" in result.output
+    )
     manual = runner.invoke(app, ["datasets", "download", "cellpose"])
-    assert manual.exit_code == 1 and "cellpose.org" in manual.output and "datasets import cellpose" in manual.output
+    assert (
+        manual.exit_code == 1
+        and "cellpose.org" in manual.output
+        and "datasets import cellpose" in manual.output
+    )
     assert "Traceback" not in manual.output and "Error: 1\n" not in manual.output
 
 
@@ -51,7 +57,9 @@ def test_import_verify_and_run(roots, tmp_path):
     _, data = roots
     archive = _dsb_archive(tmp_path)
     refused = runner.invoke(app, ["datasets", "import", "dsb", str(archive)])
-    assert refused.exit_code == 1 and "--no-verify" in refused.output and "Checksum mismatch" in refused.output
+    assert (
+        refused.exit_code == 1 and "--no-verify" in refused.output and "Checksum mismatch" in refused.output
+    )
     accepted = runner.invoke(app, ["datasets", "import", "dsb", str(archive), "--no-verify"])
     assert accepted.exit_code == 0, accepted.output
     assert "Warning" in accepted.output and "prepared at" in accepted.output
@@ -72,8 +80,9 @@ def test_download_through_mirror_with_custom_config_dir(roots, tmp_path, server,
     configs = tmp_path / "configs"
     (configs / "datasets").mkdir(parents=True)
     data = yaml.safe_load((config_dir() / "datasets" / "dsb.yaml").read_text())
-    data["source"]["files"][0].update(url="https://unreachable.invalid/stardist/dsb2018.zip",
-                                      sha256=sha256(archive))
+    data["source"]["files"][0].update(
+        url="https://unreachable.invalid/stardist/dsb2018.zip", sha256=sha256(archive)
+    )
     (configs / "datasets" / "dsb.yaml").write_text(yaml.safe_dump(data))
     (server.root / "unreachable.invalid" / "stardist").mkdir(parents=True)
     shutil.copyfile(archive, server.root / "unreachable.invalid" / "stardist" / "dsb2018.zip")
@@ -106,8 +115,10 @@ def test_download_all_offline_stops_early(roots, tmp_path, monkeypatch):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    urls = [f"http://nonexistent.invalid/{i}.zip" if i % 2 else f"http://127.0.0.1:{port}/{i}.zip"
-            for i in range(6)]
+    urls = [
+        f"http://nonexistent.invalid/{i}.zip" if i % 2 else f"http://127.0.0.1:{port}/{i}.zip"
+        for i in range(6)
+    ]
     monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(_offline_configs(tmp_path, urls)))
     start = time.monotonic()
     result = runner.invoke(app, ["datasets", "download", "all"])
@@ -115,7 +126,9 @@ def test_download_all_offline_stops_early(roots, tmp_path, monkeypatch):
     text = " ".join(result.output.split())
     assert "seems offline" in text and "the first 3 datasets" in text and "remaining 3 were not tried" in text
     assert "connections are refused and host names do not resolve" in text
-    assert "127.0.0.1 refused the connection" in text and "'nonexistent.invalid' could not be resolved" in text
+    assert (
+        "127.0.0.1 refused the connection" in text and "'nonexistent.invalid' could not be resolved" in text
+    )
     assert "off-3:" not in text and "Not prepared: off-0, off-1, off-2, off-3, off-4, off-5." in text
     assert time.monotonic() - start < 5  # neither retried nor tried one by one
 
@@ -137,27 +150,41 @@ def _configs_with(tmp_path, edits: dict[str, dict]):
     base = yaml.safe_load((config_dir() / "datasets" / "dsb.yaml").read_text())
     (configs / "datasets" / "dsb.yaml").write_text(yaml.safe_dump(base))
     for dataset_id, fmt in edits.items():
-        (configs / "datasets" / f"{dataset_id}.yaml").write_text(yaml.safe_dump({**base, "id": dataset_id,
-                                                                                   "format": fmt}))
+        (configs / "datasets" / f"{dataset_id}.yaml").write_text(
+            yaml.safe_dump({**base, "id": dataset_id, "format": fmt})
+        )
     return configs
 
 
 def test_validate_catches_unknown_readers_and_options(tmp_path, monkeypatch):
-    configs = _configs_with(tmp_path, {
-        "bad-reader": {"reader": "imagefolder", "options": {"images": "*.tif"}},
-        "bad-option": {"reader": "hdf5", "options": {"files": "*.h5", "raws": "raw", "labels": "y"}},
-        "missing-option": {"reader": "npy-stack", "options": {"images": "x.npy"}},
-        "bad-folder-option": {"reader": "image-folder", "options": {"images": "*.tif", "label_subs": ["a", "b"]}},
-        "bad-set-option": {"reader": "image-folder", "options": {"sets": [{"images": "a/*.tif"},
-                                                                           {"images": "b/*.tif", "lables": "x"}]}},
-    })
+    configs = _configs_with(
+        tmp_path,
+        {
+            "bad-reader": {"reader": "imagefolder", "options": {"images": "*.tif"}},
+            "bad-option": {"reader": "hdf5", "options": {"files": "*.h5", "raws": "raw", "labels": "y"}},
+            "missing-option": {"reader": "npy-stack", "options": {"images": "x.npy"}},
+            "bad-folder-option": {
+                "reader": "image-folder",
+                "options": {"images": "*.tif", "label_subs": ["a", "b"]},
+            },
+            "bad-set-option": {
+                "reader": "image-folder",
+                "options": {"sets": [{"images": "a/*.tif"}, {"images": "b/*.tif", "lables": "x"}]},
+            },
+        },
+    )
     monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(configs))
     result = runner.invoke(app, ["validate"])
     text = " ".join(result.output.split())
     assert result.exit_code == 1 and "Traceback" not in text
     folder = configs / "datasets"
-    assert f"{folder / 'bad-reader.yaml'}: unknown reader 'imagefolder' (did you mean 'image-folder'?)" in text
-    assert f"{folder / 'bad-option.yaml'}: unknown option 'raws' for reader 'hdf5'; it accepts files, raw," in text
+    assert (
+        f"{folder / 'bad-reader.yaml'}: unknown reader 'imagefolder' (did you mean 'image-folder'?)" in text
+    )
+    assert (
+        f"{folder / 'bad-option.yaml'}: unknown option 'raws' for reader 'hdf5'; it accepts files, raw,"
+        in text
+    )
     assert f"{folder / 'missing-option.yaml'}: reader 'npy-stack' needs option 'labels'." in text
     assert f"{folder / 'bad-folder-option.yaml'}: bad options for reader 'image-folder'" in text
     assert "label_subs" in text and "lables" in text and "dsb.yaml" not in text
@@ -166,8 +193,13 @@ def test_validate_catches_unknown_readers_and_options(tmp_path, monkeypatch):
 def test_validate_names_a_non_utf8_file(tmp_path, monkeypatch):
     configs = _configs_with(tmp_path, {})
     path = configs / "datasets" / "latin.yaml"
-    path.write_bytes((config_dir() / "datasets" / "dsb.yaml").read_text().replace(
-        "id: dsb", "id: latin").replace("name:", "name: Caf\u00e9 ", 1).encode("latin-1"))
+    path.write_bytes(
+        (config_dir() / "datasets" / "dsb.yaml")
+        .read_text()
+        .replace("id: dsb", "id: latin")
+        .replace("name:", "name: Caf\u00e9 ", 1)
+        .encode("latin-1")
+    )
     monkeypatch.setenv("APGBENCH_CONFIG_DIR", str(configs))
     result = runner.invoke(app, ["validate"])
     text = " ".join(result.output.split())

@@ -18,7 +18,9 @@ from ..conftest import REPO
 
 REFERENCE = REPO.parent / "shared" / "reference" / "paper_msa.csv"
 YAMLS = sorted((config_dir() / "datasets").glob("*.yaml"))
-BENCHMARK = [c for c in list_datasets() if not c.builtin and not c.volumetric]  # the 36 (3D sets: test_volumes.py)
+BENCHMARK = [
+    c for c in list_datasets() if not c.builtin and not c.volumetric
+]  # the 36 (3D sets: test_volumes.py)
 SEEDED = {"yeaz", "lynsec", "tnbc", "cryonuseg", "puma"}
 
 

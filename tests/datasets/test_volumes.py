@@ -10,6 +10,7 @@ import tifffile
 
 from apgbench.datasets import get_dataset_config, list_datasets
 from apgbench.datasets.volumes import depth_block, window_slices
+from apgbench.methods import trained_on
 
 from ._helpers import disks, fetch_and_prepare, published, zip_tree
 
@@ -31,8 +32,17 @@ def _with_depth(config, depth):
 
 
 def test_every_volumetric_dataset_has_a_3d_set():
-    assert VOLUMETRIC_2D == sorted(["gonuclear", "nis3d", "parhyale-regen", "plantseg-root", "plantseg-ovules",
-                                    "pnas-arabidopsis", "mouse-embryo"])
+    assert VOLUMETRIC_2D == sorted(
+        [
+            "gonuclear",
+            "nis3d",
+            "parhyale-regen",
+            "plantseg-root",
+            "plantseg-ovules",
+            "pnas-arabidopsis",
+            "mouse-embryo",
+        ]
+    )
     for dataset_id in VOLUMETRIC_2D:
         flat, vol = get_dataset_config(dataset_id), get_dataset_config(f"{dataset_id}-3d")
         assert vol.volumetric and not flat.volumetric and vol.ndim == 3 and vol.domain == flat.domain
@@ -42,7 +52,9 @@ def test_every_volumetric_dataset_has_a_3d_set():
         assert vol.preparation.volume.depth == 32 and vol.preparation.crop == 512
         assert vol.preparation.background_label == flat.preparation.background_label
         assert vol.preparation.min_objects == flat.preparation.min_objects
-        assert vol.trained_on == flat.trained_on and vol.paper_id is None
+        assert (
+            trained_on(vol.id) == trained_on(flat.id) and vol.paper_id is None
+        )  # † from the methods' metadata
         assert "Sub-volume rule" in vol.notes
 
 
@@ -81,8 +93,12 @@ def test_plantseg_root_3d_keeps_the_2d_test_voxels(tmp_path, server):
     assert [s.labels.shape for s in volumes] == [(1, 36, 36), (4, 36, 36)]
     assert volumes[0].meta["slices"] == [3, 4] and volumes[1].meta["slices"] == [0, 4]
     # exactly the voxels of the paper's 2D test slices, background id 1 -> 0
-    np.testing.assert_array_equal(np.concatenate([s.labels for s in volumes]), np.stack([s.labels for s in slices]))
-    np.testing.assert_array_equal(np.concatenate([s.image for s in volumes]), np.stack([s.image for s in slices]))
+    np.testing.assert_array_equal(
+        np.concatenate([s.labels for s in volumes]), np.stack([s.labels for s in slices])
+    )
+    np.testing.assert_array_equal(
+        np.concatenate([s.image for s in volumes]), np.stack([s.image for s in slices])
+    )
     assert all(s.labels.min() == 0 for s in volumes)
 
 
@@ -93,10 +109,16 @@ def test_gonuclear_3d_reader_fixes_and_depth_block(tmp_path, server):
         labels = _volume((8, 64, 64), 20, seed=int(sample), radius=3)
         labels[:2] = 0  # unlabelled bottom slices: the depth block centres on the labelled ones
         (base / sample).mkdir(parents=True)
-        tifffile.imwrite(base / sample / f"{sample}_n_H2BtdTomato.tif", (labels * 3).astype(np.uint16)[:, ::-1])
-        tifffile.imwrite(base / sample / f"{sample}_n_stain_StarDist_goldGT.tiff", np.pad(labels, ((0, 0), (0, 0), (0, 2))))
+        tifffile.imwrite(
+            base / sample / f"{sample}_n_H2BtdTomato.tif", (labels * 3).astype(np.uint16)[:, ::-1]
+        )
+        tifffile.imwrite(
+            base / sample / f"{sample}_n_stain_StarDist_goldGT.tiff", np.pad(labels, ((0, 0), (0, 0), (0, 2)))
+        )
     archive = zip_tree(tmp_path / "g", tmp_path / "g.zip")
-    config = _with_depth(_with_split(published("gonuclear-3d", server, {"gonuclear.zip": archive}), start=2), 3)
+    config = _with_depth(
+        _with_split(published("gonuclear-3d", server, {"gonuclear.zip": archive}), start=2), 3
+    )
     volumes = fetch_and_prepare(config, tmp_path / "gdata")
     assert [s.image_id for s in volumes] == ["1135_1135_n_H2BtdTomato", "1137_1137_n_H2BtdTomato"]
     # 1135: test slices 2..7, labelled 2..7, middle 4 -> [3, 6); 1137 (last slice dropped: 7 slices, all test)

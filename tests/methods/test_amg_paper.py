@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apgbench.methods.preprocess import to_rgb_uint8
-from apgbench.methods.sam import amg_records_to_labels
+from apgbench.methods.amg import amg_records_to_labels
+from apgbench.methods.images import to_rgb_uint8
 
 from ._helpers import LIBRARY_WARNINGS, real_crop
 

@@ -41,22 +41,22 @@ def test_masks_to_labels_crafted_outputs():
 def test_wrong_cellpose_major_names_the_environment(monkeypatch):
     monkeypatch.setattr(cellpose_module, "dist_version", lambda name: "4.2.1")
     monkeypatch.setattr(cellpose_module, "cellpose_major", lambda: 4)
-    with pytest.raises(MethodUnavailableError, match="install_cellpose3_env.sh"):
+    with pytest.raises(MethodUnavailableError, match=r"install_cellpose3_env\.sh"):
         Cellpose3()._check_version()
-    assert not Cellpose3.weights_status()[0]
+    assert not Cellpose3.meta.weights_status()[0]
     monkeypatch.setattr(cellpose_module, "dist_version", lambda name: "3.1.1")
     monkeypatch.setattr(cellpose_module, "cellpose_major", lambda: 3)
-    with pytest.raises(MethodUnavailableError, match="needs cellpose 4.x"):
+    with pytest.raises(MethodUnavailableError, match=r"needs cellpose 4\.x"):
         CellposeSAM()._check_version()
-    assert not CellposeSAM.weights_status()[0]
+    assert not CellposeSAM.meta.weights_status()[0]
 
 
 def test_weights_status_reads_cellpose_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path))
     monkeypatch.setattr(cellpose_module, "cellpose_major", lambda: 4)
-    assert "not cached" in CellposeSAM.weights_status()[1]
+    assert "not cached" in CellposeSAM.meta.weights_status()[1]
     (tmp_path / "cpsam").write_bytes(b"")
-    assert CellposeSAM.weights_status() == (True, f"ready (weights {tmp_path / 'cpsam'})")
+    assert CellposeSAM.meta.weights_status() == (True, f"ready (weights {tmp_path / 'cpsam'})")
 
 
 def _require_cellpose(major: int):

@@ -59,10 +59,10 @@ def test_malformed_outputs_are_errors(bad):
 def test_token_missing_is_stated(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("DEEPCELL_ACCESS_TOKEN", raising=False)
-    ok, message = CellSAM.weights_status()
+    ok, message = CellSAM.meta.weights_status()
     assert not ok and "DEEPCELL_ACCESS_TOKEN" in message and "users.deepcell.org" in message
     monkeypatch.setenv("DEEPCELL_ACCESS_TOKEN", "x")
-    assert CellSAM.weights_status()[0]
+    assert CellSAM.meta.weights_status()[0]
     path = cellsam_weights_path()
     assert path == tmp_path / ".deepcell" / "models" / "cellsam_v1.2" / "cellsam_general.pt"
 

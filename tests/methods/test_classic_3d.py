@@ -49,7 +49,9 @@ def test_3d_is_not_slice_wise(volumes, classic):
     assert not np.array_equal(native, slice_wise)
     extents = [np.ptp(np.nonzero(native == i)[0]) + 1 for i in np.unique(native)[1:]]
     assert np.median(extents) >= 4
-    assert mean_segmentation_accuracy(sample.labels, native) > mean_segmentation_accuracy(sample.labels, slice_wise)
+    assert mean_segmentation_accuracy(sample.labels, native) > mean_segmentation_accuracy(
+        sample.labels, slice_wise
+    )
 
 
 def test_2d_output_unchanged_by_the_3d_path(classic):

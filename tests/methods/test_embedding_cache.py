@@ -60,7 +60,11 @@ def test_musam_rerun_with_other_parameters_skips_the_model_stage(tmp_path, monke
         rng = np.random.default_rng(int(image.sum()))
         features = rng.random((1, 256, 64, 64), dtype=np.float32)
         fields = tuple(rng.random(image.shape[:2], dtype=np.float32) for _ in range(3))
-        return {"features": features, "input_size": (1024, 1024), "original_size": image.shape[:2]}, fields, (None, None)
+        return (
+            {"features": features, "input_size": (1024, 1024), "original_size": image.shape[:2]},
+            fields,
+            (None, None),
+        )
 
     monkeypatch.setattr(_MicroSam, "_maps", maps)
     checkpoint = tmp_path / "weights.pt"
@@ -68,8 +72,10 @@ def test_musam_rerun_with_other_parameters_skips_the_model_stage(tmp_path, monke
     image = np.random.default_rng(0).integers(0, 255, (96, 80), dtype=np.uint8)
     results = []
     with use_cache(tmp_path / "cache") as cache:
-        for method in (MicroSamAIS(checkpoint=str(checkpoint)), MicroSamAIS(checkpoint=str(checkpoint),
-                                                                            foreground_threshold=0.6)):
+        for method in (
+            MicroSamAIS(checkpoint=str(checkpoint)),
+            MicroSamAIS(checkpoint=str(checkpoint), foreground_threshold=0.6),
+        ):
             method._prepared, method._weights = True, {"model": "vit_b_lm", "checkpoint": str(checkpoint)}
             results.append(method.segment(image))
         assert len(calls) == 1 and cache.hits == 1
@@ -90,7 +96,9 @@ def test_tiled_images_are_not_cached(tmp_path, monkeypatch):
     method.params.update(tile_shape=[32, 32], halo=[8, 8])
     method._prepared = True
     calls = []
-    monkeypatch.setattr(_MicroSam, "_maps", lambda self, image: calls.append(1) or ({}, (None,) * 3, ((32, 32), (8, 8))))
+    monkeypatch.setattr(
+        _MicroSam, "_maps", lambda self, image: calls.append(1) or ({}, (None,) * 3, ((32, 32), (8, 8)))
+    )
     with use_cache(tmp_path) as cache:
         method.shared_stage(np.zeros((96, 80), np.uint8))
         assert calls == [1] and cache.misses == 0 and not list(tmp_path.iterdir())

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from apgbench.files import sha256_file
 from apgbench.methods import get_method
 from apgbench.methods.base import MethodUnavailableError
 from apgbench.methods.instanseg import (
@@ -21,7 +22,6 @@ from apgbench.methods.instanseg import (
     model_index,
     target_for,
 )
-from apgbench.methods.preprocess import sha256_file
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop
 
@@ -37,7 +37,11 @@ def test_registered_with_a_model_and_output_per_domain():
     assert instanseg_model_for("cells-labelfree") == "fluorescence_nuclei_and_cells"
     assert instanseg_model_for("nuclei-histo") == "brightfield_nuclei"
     assert [target_for(d) for d in ("nuclei-fluo", "nuclei-histo", "cells-fluo", "cells-labelfree")] == [
-        "nuclei", "nuclei", "cells", "cells"]
+        "nuclei",
+        "nuclei",
+        "cells",
+        "cells",
+    ]
     assert InstanSeg(model="brightfield_nuclei").model_name("cells-fluo") == "brightfield_nuclei"
     p = InstanSeg.default_params
     assert (p["pixel_size"], p["processing"], p["tile_size"], p["batch_size"]) == (None, "auto", 512, 1)
@@ -106,10 +110,10 @@ def test_weights_path_follows_the_library_cache(monkeypatch, tmp_path):
     entry = index["fluorescence_nuclei_and_cells"]
     path = instanseg_weights_path("fluorescence_nuclei_and_cells")
     assert path == tmp_path / "fluorescence_nuclei_and_cells" / entry["version"] / "instanseg.pt"
-    assert "not cached" in InstanSeg.weights_status()[1]
+    assert "not cached" in InstanSeg.meta.weights_status()[1]
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    assert InstanSeg.weights_status() == (True, f"ready (weights {path})")
+    assert InstanSeg.meta.weights_status() == (True, f"ready (weights {path})")
 
 
 def test_no_domain_and_no_model_is_refused():
@@ -203,7 +207,9 @@ def test_large_images_are_tiled_as_the_library_does(monkeypatch, brightfield_cac
     image = real_crop(256, "nuclei-histo")
     with InstanSeg(checkpoint=str(weights), tile_size=224) as method:
         method.prepare("cpu", "nuclei-histo")
-        method._model.small_image_threshold = 3 * 200 * 200  # the 3 x 256 x 256 input is now "medium"; tiles > 200 (its overlap)
+        method._model.small_image_threshold = (
+            3 * 200 * 200
+        )  # the 3 x 256 x 256 input is now "medium"; tiles > 200 (its overlap)
         spy = _Spy(method._model)
         labels = method.segment(image)
     assert_valid_labels(labels, image.shape[:2])

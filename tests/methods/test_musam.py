@@ -15,6 +15,7 @@ import pytest
 
 from apgbench.apg import APG_DEFAULTS
 from apgbench.methods import MethodUnavailableError
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.musam import (
     MicroSamAIS,
     MicroSamAPG,
@@ -23,7 +24,6 @@ from apgbench.methods.musam import (
     microsam_model_dir,
     paper_input,
 )
-from apgbench.methods.preprocess import to_rgb_uint8
 
 from ..conftest import iter_shared_samples, shared_data_dir
 
@@ -73,10 +73,10 @@ def test_model_per_domain():
 def test_cache_dir_and_status_without_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROSAM_CACHEDIR", str(tmp_path))
     assert microsam_model_dir() == tmp_path / "models"
-    ok, message = MicroSamAPG.weights_status()
+    ok, message = MicroSamAPG.meta.weights_status()
     assert ok and str(tmp_path / "models") in message
     code = (
-        "import sys, apgbench.methods.musam as m; m.MicroSamAPG.weights_status(); "
+        "import sys, apgbench.methods.musam as m; m.MicroSamAPG.meta.weights_status(); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -102,7 +102,7 @@ def torch_equal(a, b) -> bool:
 def test_float_truncation_and_global_scale_of_the_spec():
     """The paper's rule truncates (127.5 -> 127) and scales all channels together."""
     assert paper_to_image(np.array([[0, 1, 2]], np.uint16))[0, :, 0].tolist() == [0, 127, 255]
-    from apgbench.methods.preprocess import to_rgb_uint8
+    from apgbench.methods.images import to_rgb_uint8
 
     rng = np.random.default_rng(0)
     for image in (

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from apgbench.methods import get_method
+from apgbench.methods.amg import amg_records_to_labels
 from apgbench.methods.base import MethodUnavailableError
-from apgbench.methods.preprocess import SAM_DISTRIBUTIONS, dist_version, owning_distribution, to_rgb_uint8
-from apgbench.methods.sam import SamAMG, amg_records_to_labels
+from apgbench.methods.images import to_rgb_uint8
+from apgbench.methods.sam import SamAMG
+from apgbench.methods.weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, fake_distribution, pixel_masks, real_crop, spy_on
 
@@ -140,11 +142,11 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 
 def test_weights_status_reports_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("APGBENCH_WEIGHTS_DIR", str(tmp_path))
-    ok, message = SamAMG.weights_status()
+    ok, message = SamAMG.meta.weights_status()
     assert ok and "not cached" in message and "sam_vit_b_01ec64.pth" in message
     (tmp_path / "segment_anything").mkdir()
     (tmp_path / "segment_anything" / "sam_vit_b_01ec64.pth").write_bytes(b"")
-    assert "not cached" not in SamAMG.weights_status()[1]
+    assert "not cached" not in SamAMG.meta.weights_status()[1]
 
 
 @pytest.mark.heavy
@@ -160,7 +162,12 @@ def test_amg_random_weights_real_library(monkeypatch):
     image = real_crop(256)
     # Few prompts, no quality filter and no box NMS keep CPU time low and let many random masks (large,
     # overlapping) reach the painting, where the order decides which mask owns a pixel.
-    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+    params = {
+        "points_per_side": 4,
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "box_nms_thresh": 1.0,
+    }
     with SamAMG(random_weights=True, **params) as method:
         method.prepare("cpu")
         labels = method.segment(image)
@@ -168,7 +175,11 @@ def test_amg_random_weights_real_library(monkeypatch):
     assert_valid_labels(labels, image.shape)
     ((generator, (rgb,), _, records),) = calls
     np.testing.assert_array_equal(rgb, to_rgb_uint8(image))
-    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (0, 0, 1)
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (
+        0,
+        0,
+        1,
+    )
     assert generator.min_mask_region_area == 0  # the paper ran no small-region removal
     assert len(records) > 1
     np.testing.assert_array_equal(labels, paper_mask_data_to_segmentation(records))

@@ -7,7 +7,7 @@ import pytest
 
 from apgbench.methods import get_method
 from apgbench.methods import sam2 as sam2_module
-from apgbench.methods.preprocess import to_rgb_uint8
+from apgbench.methods.images import to_rgb_uint8
 from apgbench.methods.sam2 import SAM2_MODELS, Sam2AMG, sam2_install
 
 from ._helpers import LIBRARY_WARNINGS, assert_valid_labels, real_crop, spy_on
@@ -37,7 +37,7 @@ def test_install_kind(monkeypatch, versions, expected):
 def test_weights_status_names_install_and_file(monkeypatch, tmp_path):
     monkeypatch.setenv("APGBENCH_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(sam2_module, "dist_version", {"sam2": "1.1.0"}.get)
-    ok, message = Sam2AMG.weights_status()
+    ok, message = Sam2AMG.meta.weights_status()
     assert ok and "PyPI sam2 1.1.0" in message and "sam2.1_hiera_base_plus.pt" in message
 
 
@@ -79,7 +79,12 @@ def test_sam2_random_weights_real_library(monkeypatch):
     image = real_crop(256)
     # Few prompts, no quality filter and no box NMS keep CPU time low and let many random masks (large,
     # overlapping) reach the painting, where the order decides which mask owns a pixel.
-    params = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+    params = {
+        "points_per_side": 4,
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "box_nms_thresh": 1.0,
+    }
     with Sam2AMG(random_weights=True, **params) as method:
         method.prepare("cpu")
         labels = method.segment(image)
@@ -87,7 +92,11 @@ def test_sam2_random_weights_real_library(monkeypatch):
     assert_valid_labels(labels, image.shape)
     ((generator, (rgb,), _, records),) = calls
     np.testing.assert_array_equal(rgb, to_rgb_uint8(image))
-    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (0, 0, 1)
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh, generator.box_nms_thresh) == (
+        0,
+        0,
+        1,
+    )
     assert len(records) > 1
     np.testing.assert_array_equal(labels, paper_mask_data_to_segmentation(records))
     assert not GlobalHydra.instance().is_initialized()

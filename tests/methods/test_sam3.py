@@ -155,12 +155,12 @@ def test_detect_converts_processor_output():
 def test_gated_weights_status_and_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    ok, message = Sam3.weights_status()
+    ok, message = Sam3.meta.weights_status()
     assert not ok and "huggingface.co/facebook/sam3" in message
     snapshot = tmp_path / "models--facebook--sam3" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
     (snapshot / "sam3.pt").write_bytes(b"")
-    assert Sam3.weights_status()[0]
+    assert Sam3.meta.weights_status()[0]
 
 
 def test_find_bpe(tmp_path, monkeypatch):

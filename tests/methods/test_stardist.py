@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.filterwarnings(w) for w in LIBRARY_WARNINGS]
 def test_registered_with_a_model_per_domain():
     assert get_method("stardist") is StarDist and StarDist.extra == "stardist"
     assert stardist_model_for("nuclei-histo") == "2D_versatile_he"
-    assert {stardist_model_for(d) for d in ("nuclei-fluo", "cells-fluo", "cells-labelfree")} == {"2D_versatile_fluo"}
+    assert {stardist_model_for(d) for d in ("nuclei-fluo", "cells-fluo", "cells-labelfree")} == {
+        "2D_versatile_fluo"
+    }
     method = StarDist()
     assert method.model_name("nuclei-histo") == "2D_versatile_he"
     assert StarDist(model="2D_paper_dsb2018").model_name("nuclei-histo") == "2D_paper_dsb2018"
@@ -66,10 +68,10 @@ def test_weights_status_reads_keras_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     folder = keras_model_folder("2D_versatile_fluo")
     assert folder == tmp_path / "models" / "StarDist2D" / "2D_versatile_fluo"
-    assert "not cached" in StarDist.weights_status()[1]
+    assert "not cached" in StarDist.meta.weights_status()[1]
     folder.mkdir(parents=True)
     (folder / "2D_versatile_fluo.zip").write_bytes(b"")
-    assert StarDist.weights_status() == (True, f"ready (weights in {folder})")
+    assert StarDist.meta.weights_status() == (True, f"ready (weights in {folder})")
 
 
 def _require_stardist():
@@ -88,7 +90,7 @@ def test_offline_error_names_url_folder_and_local_option(monkeypatch, tmp_path):
     from csbdeep.models import pretrained
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: no network")  # noqa: TRY002 - keras get_file raises a bare Exception
+        raise Exception("URL fetch failure: no network")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(pretrained, "get_file", offline)
@@ -97,7 +99,7 @@ def test_offline_error_names_url_folder_and_local_option(monkeypatch, tmp_path):
     message = str(info.value)
     assert MODEL_URLS["2D_versatile_he"] in message and str(keras_model_folder("2D_versatile_he")) in message
     assert "model_dir=" in message and message.count(".") >= 1 and "\n" not in message
-    with pytest.raises(MethodUnavailableError, match="config.json"):
+    with pytest.raises(MethodUnavailableError, match=r"config\.json"):
         StarDist(model_dir=str(tmp_path)).prepare("cpu", "nuclei-fluo")
 
 
@@ -177,8 +179,16 @@ def test_run_and_report_show_stardist_beside_the_paper_without_a_paper_value(tmp
     from apgbench.runner import run_benchmark
 
     for dataset in ("synthetic-nuclei", "synthetic-histo"):
-        summary = run_benchmark(dataset, "stardist", params={"random_weights": True}, results_root=tmp_path / "r",
-                                data_root=tmp_path / "d", limit=1, show_progress=False, fail_fast=True)
+        summary = run_benchmark(
+            dataset,
+            "stardist",
+            params={"random_weights": True},
+            results_root=tmp_path / "r",
+            data_root=tmp_path / "d",
+            limit=1,
+            show_progress=False,
+            fail_fast=True,
+        )
         assert summary.n_failed == 0 and summary.mean_msa is not None
     result = build_report(tmp_path / "r", tmp_path / "report", formats=("csv",), n_boot=10)
     (label,) = result.table.columns  # non-default params (random_weights) label it stardist[p-...]

@@ -30,7 +30,9 @@ def _run(*extra: str):
 def _one_sentence(result, folder) -> str:
     output = " ".join(result.output.split())
     assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(
+        result.exception, SystemExit
+    )
     assert output.count("Error:") == 1 and str(folder) in output, output
     return output
 
@@ -75,7 +77,9 @@ def test_disk_full_while_consolidating(roots, monkeypatch):
     assert "disk is full" in output
     assert _stored(directory) == before and check_record(directory) == []
     assert not list(directory.glob(".*.tmp"))
-    assert len(list((directory / PARTS).glob("*.npz"))) == 2  # the new images wait, committed, for the next run
+    assert (
+        len(list((directory / PARTS).glob("*.npz"))) == 2
+    )  # the new images wait, committed, for the next run
     result = _run("--limit", "4")
     assert result.exit_code == 0 and "0 new, 4 already stored" in " ".join(result.output.split())
     assert len(read_scores(directory)) == 4
@@ -104,8 +108,11 @@ def _mount_tmpfs(path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     if shutil.which("mount") is None:
         return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, f"apgbench-{uuid.uuid4().hex[:6]}", str(path)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, f"apgbench-{uuid.uuid4().hex[:6]}", str(path)],
+        capture_output=True,
+        check=False,
+    )
     return done.returncode == 0
 
 

@@ -114,6 +114,7 @@ class PromptableModel(Protocol):
     """
 
     def predict_points(self, points: np.ndarray) -> PromptMasks:  # pragma: no cover - protocol
+        """Masks and quality scores for positive point prompts ``points`` ``(N, 2)`` in (row, col)."""
         ...
 
 
@@ -136,8 +137,11 @@ def check_ranking(ranking: str) -> str:
     """``ranking`` in its current spelling (an earlier one warns); an unknown one raises ``ValueError``."""
     if ranking in DEPRECATED_RANKINGS:
         new = DEPRECATED_RANKINGS[ranking]
-        warnings.warn(f"ranking '{ranking}' is deprecated; write '{new}' (it needs no quotes in a shell).",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"ranking '{ranking}' is deprecated; write '{new}' (it needs no quotes in a shell).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         return new
     if ranking not in RANKINGS:
         raise ValueError(f"Unknown ranking '{ranking}'; expected one of {', '.join(map(repr, RANKINGS))}.")

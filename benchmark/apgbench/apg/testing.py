@@ -121,4 +121,6 @@ class OracleModel:
             boxes.append(bbox)
             crops.append(image.copy())
             ious.append(1.0 - 1.0 / (1.0 + np.sqrt(area)))
-        return PromptMasks(self.labels.shape, np.array(boxes).reshape(-1, 4), crops, np.array(ious), np.ones(len(ious)))
+        return PromptMasks(
+            self.labels.shape, np.array(boxes).reshape(-1, 4), crops, np.array(ious), np.ones(len(ious))
+        )

@@ -42,8 +42,10 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of every error.")] = False,
 ) -> None:
     """Benchmark instance segmentation of cells and nuclei: datasets x methods -> mSA tables and plots."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -18,7 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ResultsRootOption = Annotated[
     Path | None,
-    typer.Option("--results-root", envvar="APGBENCH_RESULTS_DIR", help="Results store root (default: ./results)."),
+    typer.Option(
+        "--results-root", envvar="APGBENCH_RESULTS_DIR", help="Results store root (default: ./results)."
+    ),
 ]
 DataRootOption = Annotated[
     Path | None,

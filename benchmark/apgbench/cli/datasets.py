@@ -19,7 +19,9 @@ from ..errors import InvalidInputError, UnavailableError
 from .common import DataRootOption as DataRoot
 from .common import console, err_console, handle_errors
 
-app = typer.Typer(help="List, download, import, export and verify the benchmark datasets.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, download, import, export and verify the benchmark datasets.", no_args_is_help=True
+)
 
 
 def _config(dataset_id: str):
@@ -43,8 +45,12 @@ def list_command(data_root: DataRoot = None) -> None:
     from ..datasets import list_datasets
     from ..datasets.manage import dataset_status
 
-    table = Table(title=f"Datasets (cache: {_data_root(data_root)})", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"Datasets (cache: {_data_root(data_root)})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("id", no_wrap=True)
     table.add_column("domain", no_wrap=True)
     for column in ("images", "size", "cached", "access"):
@@ -53,25 +59,40 @@ def list_command(data_root: DataRoot = None) -> None:
         s = dataset_status(config, data_root)
         size = _size(s["bytes"]) if s["bytes"] else (s["size"] or "?")
         access = "built-in" if s["builtin"] else ("manual" if s["manual"] else "auto")
-        table.add_row(config.id, config.domain, str(s["n_images"] or "?"), size,
-                      "[green]yes[/green]" if s["prepared"] else "no", access)
+        table.add_row(
+            config.id,
+            config.domain,
+            str(s["n_images"] or "?"),
+            size,
+            "[green]yes[/green]" if s["prepared"] else "no",
+            access,
+        )
     console.print(table)
 
 
 @app.command("info")
 @handle_errors
-def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")], data_root: DataRoot = None) -> None:
+def info_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")], data_root: DataRoot = None
+) -> None:
     """Show one dataset's config: citation, licence, source, split rule, preparation."""
     from ..datasets.manage import dataset_status
+    from ..methods import trained_on
 
     config = _config(dataset_id)
     status = dataset_status(config, data_root)
     console.print(f"[bold]{config.id}[/bold]: {config.name} ({config.domain})", highlight=False)
-    rows = [("citation", config.citation), ("licence", config.licence), ("source", config.source.kind),
-            ("reader", config.format.reader), ("ndim", str(config.ndim)),
-            ("split", f"{config.split.rule}: {config.split.description}"),
-            ("preparation", config.preparation.model_dump_json(exclude_defaults=True)),
-            ("trained on", ", ".join(config.trained_on) or "-"), ("cached", str(status["prepared"]))]
+    rows = [
+        ("citation", config.citation),
+        ("licence", config.licence),
+        ("source", config.source.kind),
+        ("reader", config.format.reader),
+        ("ndim", str(config.ndim)),
+        ("split", f"{config.split.rule}: {config.split.description}"),
+        ("preparation", config.preparation.model_dump_json(exclude_defaults=True)),
+        ("trained on", ", ".join(trained_on(config.id)) or "-"),
+        ("cached", str(status["prepared"])),
+    ]
     if config.split.rule == "seeded-random":
         rows.append(("seed", f"{config.split.seed} (the paper's split was random without a seed)"))
     for f in config.source.files:
@@ -94,8 +115,13 @@ def info_command(dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
 def download_command(
     dataset: Annotated[str, typer.Argument(help="Dataset id, comma-separated ids, a domain, or 'all'.")],
     data_root: DataRoot = None,
-    mirror: Annotated[str | None, typer.Option(envvar="APGBENCH_MIRROR", help=(
-        "Mirror base URL: each file is fetched from MIRROR/<original host>/<original path>."))] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            envvar="APGBENCH_MIRROR",
+            help=("Mirror base URL: each file is fetched from MIRROR/<original host>/<original path>."),
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Prepare again even if cached.")] = False,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
 ) -> None:
@@ -116,20 +142,25 @@ def download_command(
         config = get_dataset_config(dataset_id)
         cached = not config.manual and is_prepared(config, data_root) and not force
         try:
-            path = download_dataset(config, data_root, mirror=mirror or "", force=force,
-                                    keep_extracted=keep_extracted)
+            path = download_dataset(
+                config, data_root, mirror=mirror or "", force=force, keep_extracted=keep_extracted
+            )
             console.print(f"[green]{dataset_id}[/green]: prepared at {path}", highlight=False)
             if not cached:
                 unreachable.clear()
         except ManualDatasetError as err:
-            err_console.print(f"[yellow]{dataset_id}[/yellow]: {escape(str(err))}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[yellow]{dataset_id}[/yellow]: {escape(str(err))}", highlight=False, soft_wrap=True
+            )
             failed.append(dataset_id)
         except (OSError, ValueError, RuntimeError) as err:
             hint = f" {config.source.instructions}" if config.source.instructions else ""
-            err_console.print(f"[red]{dataset_id}[/red]: {escape(str(err))}{hint}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]{dataset_id}[/red]: {escape(str(err))}{hint}", highlight=False, soft_wrap=True
+            )
             failed.append(dataset_id)
             unreachable = [*unreachable, err] if isinstance(err, ConnectError) else []
-            rest = ids[index + 1:]
+            rest = ids[index + 1 :]
             if len(unreachable) >= OFFLINE_AFTER and rest:
                 _offline_message(unreachable, rest, first=len(failed) == index + 1 == len(unreachable))
                 failed.extend(rest)
@@ -142,8 +173,12 @@ def download_command(
 
 #: Consecutive datasets failing to connect after which ``download`` takes the machine to be offline.
 OFFLINE_AFTER = 3
-_CAUSES = {"dns": "host names do not resolve", "refused": "connections are refused",
-           "unreachable": "the network is unreachable", "connect-timeout": "connections time out"}
+_CAUSES = {
+    "dns": "host names do not resolve",
+    "refused": "connections are refused",
+    "unreachable": "the network is unreachable",
+    "connect-timeout": "connections time out",
+}
 
 
 def _offline_message(errors, rest: list[str], *, first: bool) -> None:
@@ -153,7 +188,9 @@ def _offline_message(errors, rest: list[str], *, first: bool) -> None:
         f"[bold red]Stopped:[/] the {which} {len(errors)} datasets could not reach their servers ({causes}): "
         f"this machine seems offline, so the remaining {len(rest)} were not tried. Check the network or "
         "proxy, or pass --mirror, then run the command again (prepared datasets are kept).",
-        highlight=False, soft_wrap=True)
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("import")
@@ -162,8 +199,13 @@ def import_command(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
     path: Annotated[Path, typer.Argument(help="The file you downloaded, or a folder holding it.")],
     data_root: DataRoot = None,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help=(
-        "Check the file's sha256; --no-verify accepts a different copy with a warning."))] = True,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help=("Check the file's sha256; --no-verify accepts a different copy with a warning."),
+        ),
+    ] = True,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
 ) -> None:
     """Verify and prepare a dataset from a file you obtained yourself."""
@@ -180,8 +222,9 @@ def import_command(
             if isinstance(err, FileNotFoundError):
                 raise
             # e.g. a full disk: the staged copy was dropped, the old one is untouched
-            raise UnavailableError(f"Importing {dataset_id} failed: {err}; the cached copy was left as it was."
-                                   ) from err
+            raise UnavailableError(
+                f"Importing {dataset_id} failed: {err}; the cached copy was left as it was."
+            ) from err
     for note in notes:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"[green]{dataset_id}[/green]: prepared at {out}", highlight=False)
@@ -191,10 +234,13 @@ def import_command(
 @handle_errors
 def export_command(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id (prepared, or built in).")],
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write images/<id>.tif and labels/<id>.tif into.")],
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder to write images/<id>.tif and labels/<id>.tif into.")
+    ],
     data_root: DataRoot = None,
-    force: Annotated[bool, typer.Option("--force/--no-force", help="Overwrite existing files of the same names.")]
-    = False,
+    force: Annotated[
+        bool, typer.Option("--force/--no-force", help="Overwrite existing files of the same names.")
+    ] = False,
 ) -> None:
     """Write a prepared test split as TIFF files, for segmenting it with any tool and scoring with evaluate."""
     from ..datasets.export import export_dataset
@@ -204,19 +250,32 @@ def export_command(
         summary = export_dataset(config, out_dir, data_root, force=force)
     except FileExistsError as err:
         raise InvalidInputError(str(err)) from err  # one sentence through handle_errors
-    console.print(f"[green]{dataset_id}[/green]: wrote {summary.n_images} images to {summary.images} and their "
-                  f"labels to {summary.labels}.", highlight=False, soft_wrap=True)
-    console.print(f"Segment the images with your tool into a folder PRED (one label image per image, same name), "
-                  f"then: apgbench evaluate --dataset {dataset_id} --predictions PRED --name TOOL",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"[green]{dataset_id}[/green]: wrote {summary.n_images} images to {summary.images} and their "
+        f"labels to {summary.labels}.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"Segment the images with your tool into a folder PRED (one label image per image, same name), "
+        f"then: apgbench evaluate --dataset {dataset_id} --predictions PRED --name TOOL",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("prepare")
 @handle_errors
 def prepare_command(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
-    variant: Annotated[str | None, typer.Option(help=(
-        "A documented variant, e.g. 'corrected' (stored as dataset '<id>@<variant>'; see docs/fidelity.md)."))] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "A documented variant, e.g. 'corrected' (stored as dataset '<id>@<variant>'; see docs/fidelity.md)."
+            )
+        ),
+    ] = None,
     data_root: DataRoot = None,
     keep_extracted: Annotated[bool, typer.Option(help="Keep the unpacked files after preparation.")] = False,
 ) -> None:
@@ -253,6 +312,9 @@ def verify_command(
         return
     console.print(table)
     if bad:
-        err_console.print(f"[bold red]Error:[/] {bad} file(s) failed verification: run `apgbench datasets "
-                          "download ID --force` or import them again.", highlight=False)
+        err_console.print(
+            f"[bold red]Error:[/] {bad} file(s) failed verification: run `apgbench datasets "
+            "download ID --force` or import them again.",
+            highlight=False,
+        )
         raise typer.Exit(1)

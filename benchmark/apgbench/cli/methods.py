@@ -22,24 +22,20 @@ def list_methods() -> None:
     table = Table("id", "description", "extra", "status")
     for name, cls in available_methods().items():
         ok, why = method_status(cls)
-        table.add_row(name, escape(cls.description), cls.extra or "-", f"[{'green' if ok else 'yellow'}]{escape(why)}[/]")
+        table.add_row(
+            name,
+            escape(cls.description),
+            cls.extra or "-",
+            f"[{'green' if ok else 'yellow'}]{escape(why)}[/]",
+        )
     console.print(table)
 
 
 def _models_per_domain(method) -> dict[str, str]:
-    """The model a method loads for each domain (µSAM: per domain; others: one model, or none)."""
+    """The model a method loads for each domain by default (its metadata; "-" for methods without weights)."""
     from ..config import DOMAINS
 
-    if hasattr(method, "model_name"):
-        models = {}
-        for domain in DOMAINS:
-            method.domain = domain
-            models[domain] = method.model_name()
-        method.domain = None
-        return models
-    params = method.params
-    model = next((params[k] for k in ("model", "pretrained_model", "model_type") if params.get(k)), None)
-    return dict.fromkeys(DOMAINS, str(model) if model is not None else "-")
+    return {domain: method.meta.model_for(domain) or "-" for domain in DOMAINS}
 
 
 @app.command("show")

@@ -39,7 +39,9 @@ class DatasetSelection:
         """List the datasets left out, each with the command that prepares it."""
         if not self.missing:
             return
-        console.print(f"[yellow]{len(self.missing)} selected dataset(s) not prepared, left out:[/]", highlight=False)
+        console.print(
+            f"[yellow]{len(self.missing)} selected dataset(s) not prepared, left out:[/]", highlight=False
+        )
         for dataset, command in self.missing:
             console.print(f"  {dataset}: {escape(command)}", highlight=False, soft_wrap=True)
 
@@ -49,11 +51,16 @@ def prepare_command(dataset: str) -> str:
     from ..datasets import get_dataset_config
 
     config = get_dataset_config(dataset)
-    return f"apgbench datasets import {config.id} PATH" if config.manual else f"apgbench datasets download {config.id}"
+    return (
+        f"apgbench datasets import {config.id} PATH"
+        if config.manual
+        else f"apgbench datasets download {config.id}"
+    )
 
 
-def select_datasets(text: str, data_root: str | os.PathLike | None = None, *,
-                    strict: bool = True, domain: str | None = None) -> DatasetSelection:
+def select_datasets(
+    text: str, data_root: str | os.PathLike | None = None, *, strict: bool = True, domain: str | None = None
+) -> DatasetSelection:
     """Resolve a ``--dataset`` value and split it into prepared and unprepared datasets.
 
     Groups (``all``, a domain) keep their prepared datasets and list the rest; with ``strict`` a dataset
@@ -86,8 +93,10 @@ def select_datasets(text: str, data_root: str | os.PathLike | None = None, *,
     if not selection.ready and strict:
         commands = "; ".join(f"`{c}`" for _, c in selection.missing[:3])
         more = f" (and {len(selection.missing) - 3} more)" if len(selection.missing) > 3 else ""
-        usage_error(f"None of the {len(selection.missing)} dataset(s) selected by {text!r} is prepared: "
-                    f"run {commands}{more}, or `apgbench datasets list` to see them.")
+        usage_error(
+            f"None of the {len(selection.missing)} dataset(s) selected by {text!r} is prepared: "
+            f"run {commands}{more}, or `apgbench datasets list` to see them."
+        )
     return selection
 
 
@@ -139,8 +148,9 @@ def parse_pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return pairs
 
 
-def check_report_selection(results_root: str | os.PathLike, domains: list[str], datasets: list[str],
-                           methods: list[str]) -> None:
+def check_report_selection(
+    results_root: str | os.PathLike, domains: list[str], datasets: list[str], methods: list[str]
+) -> None:
     """Refuse a missing results root and report filters that name nothing known, suggesting close names.
 
     Known are the four domains, the registered datasets and methods, and what the stored records name
@@ -156,8 +166,10 @@ def check_report_selection(results_root: str | os.PathLike, domains: list[str], 
 
     root = Path(results_root)
     if not root.is_dir():
-        raise NotFoundError(f"Results root {root} does not exist; run `apgbench run` first, or pass "
-                                "--results-root (or set APGBENCH_RESULTS_DIR) to the folder holding results.")
+        raise NotFoundError(
+            f"Results root {root} does not exist; run `apgbench run` first, or pass "
+            "--results-root (or set APGBENCH_RESULTS_DIR) to the folder holding results."
+        )
     stored_datasets, stored_methods = set(), set()
     for directory in iter_records(root):
         try:
@@ -165,8 +177,10 @@ def check_report_selection(results_root: str | os.PathLike, domains: list[str], 
         except (OSError, ValueError):
             continue  # the report lists unreadable records itself
         stored_datasets.add(info.get("dataset", directory.parent.name))
-        stored_methods |= {info.get("method", ""), record_label(info.get("method", ""), info.get("run_key", ""),
-                                                                info.get("tag"))}
+        stored_methods |= {
+            info.get("method", ""),
+            record_label(info.get("method", ""), info.get("run_key", ""), info.get("tag")),
+        }
     known = {
         "--domain": set(DOMAINS),
         "--dataset": {c.id for c in list_datasets()} | stored_datasets,
@@ -205,4 +219,6 @@ def check_device(device: str) -> None:
     if count == 0:
         usage_error(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
     if index >= count:
-        usage_error(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 ... cuda:{count - 1}).")
+        usage_error(
+            f"--device {device}: this machine has {count} CUDA device(s) (cuda:0 ... cuda:{count - 1})."
+        )

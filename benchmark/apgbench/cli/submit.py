@@ -11,33 +11,84 @@ from ..errors import InvalidInputError, UnavailableError
 from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
 from .selection import check_params, parse_pairs, select_datasets, select_methods
 
-STATE_STYLES = {"done": "green", "running": "cyan", "queued": "blue", "partial": "yellow", "failed": "red",
-                "corrupt": "red", "missing": "dim", "not prepared": "dim"}
+STATE_STYLES = {
+    "done": "green",
+    "running": "cyan",
+    "queued": "blue",
+    "partial": "yellow",
+    "failed": "red",
+    "corrupt": "red",
+    "missing": "dim",
+    "not prepared": "dim",
+}
 
 
 @handle_errors
 def submit(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain.")],
-    method: Annotated[str, typer.Option("--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here.")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)] = None,
-    executor: Annotated[str, typer.Option("--executor", "-e", help="slurm (array job), local (process pool) or debug (in-process).")] = "slurm",
-    profile: Annotated[str | None, typer.Option(help="Resources profile: a name in configs/slurm/ or a YAML file.")] = None,
+    dataset: Annotated[
+        str,
+        typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain."),
+    ],
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here."
+        ),
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", "-e", help="slurm (array job), local (process pool) or debug (in-process)."
+        ),
+    ] = "slurm",
+    profile: Annotated[
+        str | None, typer.Option(help="Resources profile: a name in configs/slurm/ or a YAML file.")
+    ] = None,
     partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
     gpus: Annotated[int | None, typer.Option(help="GPUs per task.", min=0)] = None,
     cpus: Annotated[int | None, typer.Option(help="CPUs per task.", min=1)] = None,
     mem_gb: Annotated[float | None, typer.Option("--mem-gb", help="Memory per task in GB.")] = None,
-    time_min: Annotated[int | None, typer.Option("--time", help="Time limit per task in minutes.", min=1)] = None,
-    sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="Extra sbatch option key=value (repeatable), e.g. account=proj.")] = None,
-    shard_size: Annotated[int | None, typer.Option("--shard-size", help="Split each pair into tasks of N images.", min=1)] = None,
-    workers: Annotated[int | None, typer.Option(help="Local executor: parallel processes (default: CPU count).", min=1)] = None,
+    time_min: Annotated[
+        int | None, typer.Option("--time", help="Time limit per task in minutes.", min=1)
+    ] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option("--sbatch", help="Extra sbatch option key=value (repeatable), e.g. account=proj."),
+    ] = None,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", help="Split each pair into tasks of N images.", min=1)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local executor: parallel processes (default: CPU count).", min=1)
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Block until every job has ended.")] = False,
-    force: Annotated[bool, typer.Option("--force/--no-force", help="Delete stored results of the selection first, recompute all.")] = False,
-    device: Annotated[str | None, typer.Option(help="Torch device in the workers (default: cuda if --gpus > 0, else cpu).")] = None,
-    fail_fast: Annotated[bool, typer.Option("--fail-fast/--no-fail-fast", help="Stop a task at its first failing image.")] = False,
-    image_timeout: Annotated[float | None, typer.Option(
-        "--image-timeout", help="Seconds one image may take before it is recorded as failed "
-                                "(default: the profile's image_timeout_s; 0: no limit).", min=0)] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force/--no-force", help="Delete stored results of the selection first, recompute all."
+        ),
+    ] = False,
+    device: Annotated[
+        str | None, typer.Option(help="Torch device in the workers (default: cuda if --gpus > 0, else cpu).")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast/--no-fail-fast", help="Stop a task at its first failing image.")
+    ] = False,
+    image_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--image-timeout",
+            help="Seconds one image may take before it is recorded as failed "
+            "(default: the profile's image_timeout_s; 0: no limit).",
+            min=0,
+        ),
+    ] = None,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
 ) -> None:
@@ -55,8 +106,14 @@ def submit(
     if problem := executor_problem(executor):
         raise UnavailableError(problem)
     resources = load_profile(profile) if profile else Resources()
-    flags = {"partition": partition, "gpus": gpus, "cpus": cpus, "mem_gb": mem_gb, "time_min": time_min,
-             "image_timeout_s": image_timeout}
+    flags = {
+        "partition": partition,
+        "gpus": gpus,
+        "cpus": cpus,
+        "mem_gb": mem_gb,
+        "time_min": time_min,
+        "image_timeout_s": image_timeout,
+    }
     for key, value in flags.items():
         if value is not None:
             setattr(resources, key, value or None if key == "image_timeout_s" else value)
@@ -69,8 +126,15 @@ def submit(
     check_params(method_ids, params)
     selection = select_datasets(dataset, data_root)
     selection.print_missing(console)
-    tasks = plan_tasks(selection.ready, method_ids, params, results_root=results_root, data_root=data_root,
-                       limit=limit, shard_size=shard_size)
+    tasks = plan_tasks(
+        selection.ready,
+        method_ids,
+        params,
+        results_root=results_root,
+        data_root=data_root,
+        limit=limit,
+        shard_size=shard_size,
+    )
     if force:
         clear_records(tasks)
     complete = {t.record for t in tasks if not limit and record_state(t.record)["state"] == "done"}
@@ -80,8 +144,17 @@ def submit(
     if not todo:
         console.print("Nothing to submit.")
         return
-    sub = submit_tasks(todo, executor=executor, resources=resources, results_root=results_root,
-                          data_root=data_root, device=device, fail_fast=fail_fast, workers=workers, wait=wait)
+    sub = submit_tasks(
+        todo,
+        executor=executor,
+        resources=resources,
+        results_root=results_root,
+        data_root=data_root,
+        device=device,
+        fail_fast=fail_fast,
+        workers=workers,
+        wait=wait,
+    )
     ids = sub["job_ids"]
     arrays = {i.split("_")[0] for i in ids}
     if executor == "slurm" and len(arrays) == 1:
@@ -89,15 +162,25 @@ def submit(
     else:
         shown = "job(s) " + ", ".join(ids[:8]) + (f", ... ({len(ids)} jobs)" if len(ids) > 8 else "")
     console.print(f"Submission [bold]{sub['id']}[/] ({executor}): {len(todo)} task(s) in {shown}")
-    console.print("Follow it with `apgbench status`; resubmitting the same command redoes only what is missing.")
+    console.print(
+        "Follow it with `apgbench status`; resubmitting the same command redoes only what is missing."
+    )
 
 
 @handle_errors
 def status(
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id(s) (default: the submission's).")] = None,
-    method: Annotated[str | None, typer.Option("--method", "-m", help="Method id(s) (default: the submission's).")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")] = None,
-    submission: Annotated[str | None, typer.Option(help="Submission id (or prefix) (default: the latest).")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset id(s) (default: the submission's).")
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", help="Method id(s) (default: the submission's).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
+    ] = None,
+    submission: Annotated[
+        str | None, typer.Option(help="Submission id (or prefix) (default: the latest).")
+    ] = None,
     results_root: ResultsRootOption = None,
     data_root: DataRootOption = None,
 ) -> None:
@@ -112,13 +195,17 @@ def status(
     missing: list[tuple[str, str]] = []
     if dataset is not None or method is not None:
         if dataset is None or method is None:
-            raise InvalidInputError("Give both --dataset and --method, or neither (then the latest submission is shown).")
+            raise InvalidInputError(
+                "Give both --dataset and --method, or neither (then the latest submission is shown)."
+            )
         method_ids = select_methods(method, ready_only=False)
         params = parse_params(param)
         check_params(method_ids, params)
         selection = select_datasets(dataset, data_root, strict=False)
         missing = selection.missing
-        planned = plan_tasks(selection.ready, method_ids, params, results_root=results_root, data_root=data_root)
+        planned = plan_tasks(
+            selection.ready, method_ids, params, results_root=results_root, data_root=data_root
+        )
         submitted = [t for t in (sub or {}).get("tasks", []) if t["record"] in {p.record for p in planned}]
         known = {t["record"] for t in submitted}
         tasks = submitted + [{**asdict(p), "index": -1} for p in planned if p.record not in known]
@@ -128,9 +215,22 @@ def status(
     else:
         tasks = sub["tasks"]
     rows = pair_status(tasks, sub)
-    rows += [{"dataset": d, "method": m, "run_key": "default", "state": "not prepared", "done": 0, "images": None,
-              "failed_images": 0, "pending_parts": 0, "jobs": [], "error": f"run `{command}`"}
-             for d, command in missing for m in method_ids]
+    rows += [
+        {
+            "dataset": d,
+            "method": m,
+            "run_key": "default",
+            "state": "not prepared",
+            "done": 0,
+            "images": None,
+            "failed_images": 0,
+            "pending_parts": 0,
+            "jobs": [],
+            "error": f"run `{command}`",
+        }
+        for d, command in missing
+        for m in method_ids
+    ]
     table = Table(title=f"submission {sub['id']}" if sub else "records")
     for column in ("dataset", "method", "state", "images", "failed", "jobs", "error"):
         table.add_column(column, overflow="fold")
@@ -139,9 +239,20 @@ def status(
         images = f"{row['done']}/{row['images'] if row['images'] is not None else '?'}"
         if row["pending_parts"]:
             images += f" (+{row['pending_parts']} pending)"
-        label = row["method"] if row["run_key"] == "default" else f"{row['method']}[{row.get('tag') or row['run_key']}]"
-        table.add_row(row["dataset"], escape(label), f"[{style}]{row['state']}[/]", images,
-                      str(row["failed_images"]), ",".join(row["jobs"]), escape(row["error"]))
+        label = (
+            row["method"]
+            if row["run_key"] == "default"
+            else f"{row['method']}[{row.get('tag') or row['run_key']}]"
+        )
+        table.add_row(
+            row["dataset"],
+            escape(label),
+            f"[{style}]{row['state']}[/]",
+            images,
+            str(row["failed_images"]),
+            ",".join(row["jobs"]),
+            escape(row["error"]),
+        )
     console.print(table)
     counts = {s: sum(r["state"] == s for r in rows) for s in STATE_STYLES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))

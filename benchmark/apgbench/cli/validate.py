@@ -9,7 +9,7 @@ from .common import console, err_console
 
 
 def validate() -> None:
-    """Validate all dataset YAMLs (schema, reader and reader options) and load every registered method class."""
+    """Validate all dataset YAMLs (schema, reader and reader options) and every registered method's metadata."""
     from pydantic import ValidationError
 
     from ..config import config_dir
@@ -17,18 +17,27 @@ def validate() -> None:
     from ..datasets.registry import check_reader
     from ..methods import available_methods
 
-    problems = []
+    problems, dataset_ids = [], set()
     paths = sorted((config_dir() / "datasets").glob("*.yaml"))
     for path in paths:
         try:
-            problems.extend(check_reader(load_dataset_config(path), path))
+            config = load_dataset_config(path)
+            dataset_ids.add(config.id)
+            problems.extend(check_reader(config, path))
         except (ValueError, ValidationError) as err:
             problems.append(str(err))
     try:
         methods = available_methods()
-    except Exception as err:  # noqa: BLE001 - a broken plugin is reported, not raised
+    except Exception as err:
         problems.append(f"Loading methods failed: {err}")
         methods = {}
+    for name, cls in methods.items():  # the † marks of the report name datasets by id
+        unknown = sorted(cls.meta.trained_on - dataset_ids)
+        if unknown:
+            problems.append(
+                f"Method '{name}' ({cls.__module__}) lists unknown dataset id(s) in trained_on: "
+                f"{', '.join(unknown)}."
+            )
     for problem in problems:
         err_console.print(f"[red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
     if problems:

@@ -40,7 +40,8 @@ class DatasetNotPreparedError(NotFoundError):
 
 def prepared_path(config: DatasetConfig, data_root: str | os.PathLike | None = None) -> Path:
     """Where the prepared HDF5 of a dataset lives: ``<data_root>/<id>/prepared.h5`` (folder datasets: see
-    :mod:`.folder`)."""
+    :mod:`.folder`).
+    """
     from .folder import FolderDatasetConfig
 
     if isinstance(config, FolderDatasetConfig):

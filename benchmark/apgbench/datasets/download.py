@@ -59,7 +59,8 @@ class ChecksumError(DownloadError):
         self.filename, self.expected, self.actual = filename, expected, actual
         super().__init__(
             f"Checksum mismatch for '{filename}': expected sha256 {expected} but got {actual}.{hint}",
-            kind="checksum")
+            kind="checksum",
+        )
 
 
 def mirror_url(url: str, mirror: str | None = None) -> str:
@@ -97,14 +98,21 @@ class RichProgress:
             TransferSpeedColumn,
         )
 
-        self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._task = self._progress.add_task(description, total=None)
         self._started = False
         self._total: int | None = None
 
     @property
     def total(self) -> int | None:
+        """Bytes expected (None while unknown)."""
         return self._total
 
     @total.setter
@@ -117,12 +125,15 @@ class RichProgress:
         self._progress.update(self._task, total=self._total)
 
     def update(self, n: int) -> None:
+        """Advance by ``n`` bytes."""
         self._progress.advance(self._task, n)
 
     def reset(self) -> None:
+        """Start the bar again (a retry)."""
         self._progress.reset(self._task, total=self._total)
 
     def close(self) -> None:
+        """Stop drawing the bar."""
         if self._started:
             self._progress.stop()
             self._started = False
@@ -133,8 +144,15 @@ def partial_downloads(raw_dir: str | os.PathLike, filename: str = "*") -> list[P
     return sorted(Path(raw_dir).glob(f".{filename}.*{PARTIAL_SUFFIX}"))
 
 
-def fetch_file(remote: RemoteFile, raw_dir: str | os.PathLike, *, mirror: str | None = None, retries: int = 3,
-               progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch_file(
+    remote: RemoteFile,
+    raw_dir: str | os.PathLike,
+    *,
+    mirror: str | None = None,
+    retries: int = 3,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Download one file into ``raw_dir`` (or reuse a cached copy whose hash matches).
 
     The bytes stream into a hidden temporary file ``.<filename>.<random>.partial`` next to the target, are
@@ -230,8 +248,12 @@ def _attempt(url: str, tmp: Path, remote: RemoteFile, timeout: float, bar) -> Do
         error.__cause__ = err
         return error
     if remote.sha256 and digest.hexdigest() != remote.sha256:
-        return ChecksumError(remote.filename, remote.sha256, digest.hexdigest(),
-                             f" The file from {url} is corrupted or changed at the source; the download was deleted.")
+        return ChecksumError(
+            remote.filename,
+            remote.sha256,
+            digest.hexdigest(),
+            f" The file from {url} is corrupted or changed at the source; the download was deleted.",
+        )
     return None
 
 
@@ -276,21 +298,28 @@ def classify_error(err: Exception, url: str, timeout: float | None = None) -> tu
         kind = "http-5xx" if code >= 500 or code in (408, 429) else "http-4xx"
         return kind, f"the server answered {code} {response.reason}"
     if any(isinstance(e, (u3.NameResolutionError, socket.gaierror)) for e in chain):
-        return "dns", f"the host name '{host}' could not be resolved (DNS failure: no network or a wrong host name)"
+        return (
+            "dns",
+            f"the host name '{host}' could not be resolved (DNS failure: no network or a wrong host name)",
+        )
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return "refused", f"{host} refused the connection (nothing listens on port {port})"
     if any(isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) for e in chain):
         return "unreachable", f"{host} is unreachable (no network route)"
     if isinstance(err, requests.exceptions.ConnectTimeout) or any(
-            isinstance(e, u3.ConnectTimeoutError) for e in chain):
+        isinstance(e, u3.ConnectTimeoutError) for e in chain
+    ):
         return "connect-timeout", f"connecting to {host} timed out{after}"
-    if isinstance(err, requests.exceptions.ReadTimeout) or any(isinstance(e, u3.ReadTimeoutError) for e in chain):
+    if isinstance(err, requests.exceptions.ReadTimeout) or any(
+        isinstance(e, u3.ReadTimeoutError) for e in chain
+    ):
         waited = f"for {timeout:g} s" if timeout else "too long"
         return "read-timeout", f"{host} accepted the connection but then sent nothing {waited} (read timeout)"
     if isinstance(err, requests.exceptions.SSLError):
         return "ssl", f"the secure connection to {host} failed ({_short(err)})"
     if isinstance(err, requests.exceptions.ChunkedEncodingError) or any(
-            isinstance(e, u3.IncompleteRead) for e in chain):
+        isinstance(e, u3.IncompleteRead) for e in chain
+    ):
         return "truncated", "the connection broke before the whole file arrived (truncated download)"
     if any(isinstance(e, ConnectionResetError) for e in chain):
         return "reset", f"{host} reset the connection"

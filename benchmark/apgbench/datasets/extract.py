@@ -36,8 +36,18 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".ta
 #: Environment variables overriding the unpacking limits (see the module docstring).
 MAX_RATIO_ENV, MAX_BYTES_ENV = "APGBENCH_MAX_UNPACK_RATIO", "APGBENCH_MAX_UNPACK"
 DEFAULT_MAX_RATIO, DEFAULT_MAX_BYTES, DEFAULT_RATIO_FLOOR = 20.0, 100 * 2**30, 2**30
-_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30,
-          "T": 2**40, "TB": 2**40}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 2**10,
+    "KB": 2**10,
+    "M": 2**20,
+    "MB": 2**20,
+    "G": 2**30,
+    "GB": 2**30,
+    "T": 2**40,
+    "TB": 2**40,
+}
 
 
 class UnsafeArchiveError(InvalidInputError):
@@ -64,7 +74,7 @@ def parse_size(text: str | float) -> int:
         return int(text)
     value = str(text).strip().upper().replace(" ", "").removesuffix("IB").removesuffix("I")
     number = value.rstrip("KMGTB")
-    unit = value[len(number):]
+    unit = value[len(number) :]
     try:
         if unit not in _UNITS or float(number) < 0:
             raise ValueError
@@ -95,35 +105,46 @@ class UnpackBudget:
         Unpacked sizes up to this are never refused for their ratio (default 1 GiB).
     """
 
-    def __init__(self, max_ratio: float | None = None, max_bytes: int | str | None = None,
-                 ratio_floor: int | str = DEFAULT_RATIO_FLOOR) -> None:
+    def __init__(
+        self,
+        max_ratio: float | None = None,
+        max_bytes: int | str | None = None,
+        ratio_floor: int | str = DEFAULT_RATIO_FLOOR,
+    ) -> None:
         ratio = max_ratio if max_ratio is not None else os.environ.get(MAX_RATIO_ENV) or DEFAULT_MAX_RATIO
         try:
             self.max_ratio = float(ratio)
         except ValueError:
             raise InvalidInputError(f"{MAX_RATIO_ENV}='{ratio}' is not a number.") from None
-        self.max_bytes = parse_size(max_bytes if max_bytes is not None else
-                                    os.environ.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES)
+        self.max_bytes = parse_size(
+            max_bytes if max_bytes is not None else os.environ.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES
+        )
         self.ratio_floor = parse_size(ratio_floor)
         self.used = 0
 
     def claim(self, archive: Path, total: int, folder: Path, *, pinned: bool) -> None:
         """Account for ``total`` unpacked bytes of ``archive``, or raise :class:`ArchiveTooLargeError`."""
         size = archive.stat().st_size
-        fix = (f"if you trust the file, raise the limit with {MAX_RATIO_ENV} / {MAX_BYTES_ENV} "
-               "(e.g. 50 or 500G).")
+        fix = (
+            f"if you trust the file, raise the limit with {MAX_RATIO_ENV} / {MAX_BYTES_ENV} "
+            "(e.g. 50 or 500G)."
+        )
         if not pinned and total > max(self.max_ratio * size, self.ratio_floor):
             raise ArchiveTooLargeError(
                 f"Refusing to unpack {archive.name}: its members add up to {_human(total)}, more than "
-                f"{self.max_ratio:g}x the archive's {_human(size)} (a possible decompression bomb); {fix}")
+                f"{self.max_ratio:g}x the archive's {_human(size)} (a possible decompression bomb); {fix}"
+            )
         if self.used + total > self.max_bytes:
             raise ArchiveTooLargeError(
                 f"Refusing to unpack {archive.name}: it would bring the unpacked data to "
-                f"{_human(self.used + total)}, more than the limit of {_human(self.max_bytes)}; {fix}")
+                f"{_human(self.used + total)}, more than the limit of {_human(self.max_bytes)}; {fix}"
+            )
         free = shutil.disk_usage(folder).free
         if total > free:
-            raise ArchiveTooLargeError(f"Cannot unpack {archive.name}: it needs {_human(total)} but only "
-                                       f"{_human(free)} is free on {folder}.")
+            raise ArchiveTooLargeError(
+                f"Cannot unpack {archive.name}: it needs {_human(total)} but only "
+                f"{_human(free)} is free on {folder}."
+            )
         self.used += total
 
 
@@ -134,10 +155,15 @@ def is_archive(name: str | os.PathLike) -> bool:
 
 def _check_name(archive: Path, name: str) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or (
-            path.parts and ":" in path.parts[0]):
-        raise UnsafeArchiveError(f"Refusing to unpack {archive.name}: member '{name}' would be written outside "
-                                 "the target folder.")
+    if (
+        path.is_absolute()
+        or name.startswith(("/", "\\"))
+        or ".." in path.parts
+        or (path.parts and ":" in path.parts[0])
+    ):
+        raise UnsafeArchiveError(
+            f"Refusing to unpack {archive.name}: member '{name}' would be written outside the target folder."
+        )
 
 
 def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -146,8 +172,9 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         _check_name(archive, info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise UnsafeArchiveError(f"Refusing to unpack {archive.name}: member '{info.filename}' is a symbolic "
-                                     "link.")
+            raise UnsafeArchiveError(
+                f"Refusing to unpack {archive.name}: member '{info.filename}' is a symbolic link."
+            )
     return members
 
 
@@ -156,16 +183,23 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
     for info in members:
         _check_name(archive, info.name)
         if info.issym() or info.islnk():
-            raise UnsafeArchiveError(f"Refusing to unpack {archive.name}: member '{info.name}' is a link "
-                                     f"(to '{info.linkname}').")
+            raise UnsafeArchiveError(
+                f"Refusing to unpack {archive.name}: member '{info.name}' is a link (to '{info.linkname}')."
+            )
         if not (info.isfile() or info.isdir()):
-            raise UnsafeArchiveError(f"Refusing to unpack {archive.name}: member '{info.name}' is not a regular "
-                                     "file or folder.")
+            raise UnsafeArchiveError(
+                f"Refusing to unpack {archive.name}: member '{info.name}' is not a regular file or folder."
+            )
     return members
 
 
-def unpack_into(archive: str | os.PathLike, folder: str | os.PathLike, *, budget: UnpackBudget | None = None,
-                pinned: bool = False) -> None:
+def unpack_into(
+    archive: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    budget: UnpackBudget | None = None,
+    pinned: bool = False,
+) -> None:
     """Unpack one archive into an existing folder after checking every member (no atomic rename).
 
     Parameters
@@ -196,8 +230,9 @@ def unpack_into(archive: str | os.PathLike, folder: str | os.PathLike, *, budget
                 budget.claim(archive, sum(i.file_size for i in members), folder, pinned=pinned)
                 bad = zf.testzip()
                 if bad is not None:
-                    raise CorruptArchiveError(f"{archive.name} is corrupted: member '{bad}' fails its CRC "
-                                              "check.")
+                    raise CorruptArchiveError(
+                        f"{archive.name} is corrupted: member '{bad}' fails its CRC check."
+                    )
                 for info in members:
                     zf.extract(info, folder)
         elif tarfile.is_tarfile(archive):
@@ -209,21 +244,32 @@ def unpack_into(archive: str | os.PathLike, folder: str | os.PathLike, *, budget
                 for info in members:
                     tf.extract(info, folder, set_attrs=False, **extra)
         else:
-            raise CorruptArchiveError(f"{archive.name} is not a readable zip or tar archive (truncated or "
-                                      "corrupted?).")
+            raise CorruptArchiveError(
+                f"{archive.name} is not a readable zip or tar archive (truncated or corrupted?)."
+            )
     except OSError as err:
         if err.errno is None:  # gzip/bz2/lzma report bad data as a bare OSError
-            raise CorruptArchiveError(f"{archive.name} could not be unpacked ({err}); the file is probably "
-                                      "truncated or corrupted: delete it and download or import it again.") from err
+            raise CorruptArchiveError(
+                f"{archive.name} could not be unpacked ({err}); the file is probably "
+                "truncated or corrupted: delete it and download or import it again."
+            ) from err
         raise OSError(err.errno, f"Unpacking {archive.name} into {folder} failed: {err.strerror}") from err
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
-        raise CorruptArchiveError(f"{archive.name} could not be unpacked ({err}); the file is probably truncated "
-                                  "or corrupted: delete it and download or import it again.") from err
+        raise CorruptArchiveError(
+            f"{archive.name} could not be unpacked ({err}); the file is probably truncated "
+            "or corrupted: delete it and download or import it again."
+        ) from err
 
 
-def safe_extract(archives: list[str | os.PathLike], target: str | os.PathLike, *,
-                 nested: list[str] = (), copy_files: list[str | os.PathLike] = (),
-                 pinned: list[str | os.PathLike] = (), budget: UnpackBudget | None = None) -> Path:
+def safe_extract(
+    archives: list[str | os.PathLike],
+    target: str | os.PathLike,
+    *,
+    nested: list[str] = (),
+    copy_files: list[str | os.PathLike] = (),
+    pinned: list[str | os.PathLike] = (),
+    budget: UnpackBudget | None = None,
+) -> Path:
     """Unpack archives into ``target`` atomically (via ``<target>.partial``).
 
     Parameters

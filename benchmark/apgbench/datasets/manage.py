@@ -60,10 +60,14 @@ def manual_instructions(config: DatasetConfig) -> str:
     elif len(files) == 1:
         what = f", where PATH is the downloaded file {files[0]} or a folder holding it,"
     else:
-        what = (f", where PATH is a folder holding {', '.join(files[:-1])} and {files[-1]} (or each file in "
-                "turn),")
-    return (f"Dataset '{config.id}' ({config.name}) cannot be downloaded automatically. {text} "
-            f"Then run `apgbench datasets import {config.id} PATH`{what} which verifies and prepares it.")
+        what = (
+            f", where PATH is a folder holding {', '.join(files[:-1])} and {files[-1]} (or each file in "
+            "turn),"
+        )
+    return (
+        f"Dataset '{config.id}' ({config.name}) cannot be downloaded automatically. {text} "
+        f"Then run `apgbench datasets import {config.id} PATH`{what} which verifies and prepares it."
+    )
 
 
 def read_manifest(config: DatasetConfig, data_root=None) -> dict:
@@ -101,8 +105,16 @@ def is_prepared(config: DatasetConfig, data_root=None) -> bool:
     return _prepared(config, data_root).is_file()
 
 
-def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | None = None, retries: int = 3,
-                     progress: bool = True, force: bool = False, keep_extracted: bool = False) -> Path:
+def download_dataset(
+    config: DatasetConfig,
+    data_root=None,
+    *,
+    mirror: str | None = None,
+    retries: int = 3,
+    progress: bool = True,
+    force: bool = False,
+    keep_extracted: bool = False,
+) -> Path:
     """Download, verify, unpack and prepare a dataset; return the prepared file.
 
     Raises
@@ -120,8 +132,13 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
         from . import get_dataset_config
 
         if not is_prepared(config, data_root) or force:
-            download_dataset(get_dataset_config(config.base_id), data_root, mirror=mirror, retries=retries,
-                             progress=progress)
+            download_dataset(
+                get_dataset_config(config.base_id),
+                data_root,
+                mirror=mirror,
+                retries=retries,
+                progress=progress,
+            )
             return prepare_cached(config, data_root, keep_extracted=keep_extracted)
         return _prepared(config, data_root)
     with _lock(config, data_root):
@@ -137,12 +154,21 @@ def download_dataset(config: DatasetConfig, data_root=None, *, mirror: str | Non
                         files.append(cached)
                         continue
                     # A copy that differs (e.g. imported with --no-verify) is replaced only on success.
-                    files.append(fetch_file(remote, stage.raw, mirror=mirror, retries=retries, progress=progress))
+                    files.append(
+                        fetch_file(remote, stage.raw, mirror=mirror, retries=retries, progress=progress)
+                    )
                 else:  # nothing to replace: a verified download stays even if preparing it fails
                     files.append(fetch_file(remote, raw, mirror=mirror, retries=retries, progress=progress))
             pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
-            return _prepare_from_files(config, data_root, stage, files, origin="download", pinned=pinned,
-                                       keep_extracted=keep_extracted)
+            return _prepare_from_files(
+                config,
+                data_root,
+                stage,
+                files,
+                origin="download",
+                pinned=pinned,
+                keep_extracted=keep_extracted,
+            )
 
 
 def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: bool = False) -> Path:
@@ -163,8 +189,10 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         verb = f"import {config.base_id} PATH" if config.manual else f"download {config.base_id}"
-        raise NotFoundError(f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
-                                f"`apgbench datasets {verb}` first.")
+        raise NotFoundError(
+            f"Dataset '{config.base_id}' has no cached {', '.join(missing)} under {raw}: run "
+            f"`apgbench datasets {verb}` first."
+        )
     try:  # the base dataset's recorded raw hashes, so the files are not hashed again
         manifest = json.loads((raw.parent / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -172,8 +200,16 @@ def prepare_cached(config: DatasetConfig, data_root=None, *, keep_extracted: boo
     hashes = {name: digest for name, digest in manifest.get("raw", {}).items() if (raw / name).is_file()}
     pinned = [f for f, r in zip(files, config.source.files) if r.sha256 is not None]
     with _lock(config, data_root), staging(dataset_dir(config, data_root)) as stage:
-        return _prepare_from_files(config, data_root, stage, files, origin=f"cache of '{config.base_id}'",
-                                   pinned=pinned, keep_extracted=keep_extracted, hashes=hashes)
+        return _prepare_from_files(
+            config,
+            data_root,
+            stage,
+            files,
+            origin=f"cache of '{config.base_id}'",
+            pinned=pinned,
+            keep_extracted=keep_extracted,
+            hashes=hashes,
+        )
 
 
 def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
@@ -187,8 +223,14 @@ def _expected_file(config: DatasetConfig, path: Path) -> RemoteFile:
     raise InvalidInputError(f"'{path.name}' is not one of the files of dataset '{config.id}' ({names}).")
 
 
-def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=None, *, verify: bool = True,
-                   keep_extracted: bool = False) -> tuple[Path, list[str]]:
+def import_dataset(
+    config: DatasetConfig,
+    path: str | os.PathLike,
+    data_root=None,
+    *,
+    verify: bool = True,
+    keep_extracted: bool = False,
+) -> tuple[Path, list[str]]:
     """Verify and prepare a dataset from a file (or folder) the user obtained.
 
     Parameters
@@ -218,10 +260,13 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
         expected = {f.filename for f in config.source.files}
         if path.is_dir() and not any((path / name).is_file() for name in expected):
             n = prepare_dataset(config, path, stage.prepared)
-            stage.commit(_manifest(config, stage, {}, "import-folder", n, notes, source_path=str(path.resolve())))
+            stage.commit(
+                _manifest(config, stage, {}, "import-folder", n, notes, source_path=str(path.resolve()))
+            )
             return _prepared(config, data_root), notes
-        candidates = [path / name for name in sorted(expected) if (path / name).is_file()] if path.is_dir() \
-            else [path]
+        candidates = (
+            [path / name for name in sorted(expected) if (path / name).is_file()] if path.is_dir() else [path]
+        )
         raw = dataset_dir(config, data_root) / "raw"
         stage.raw.mkdir()
         digests: dict[str, str] = {}
@@ -231,10 +276,13 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             digest = sha256_file(candidate)
             if remote.sha256 and digest != remote.sha256:
                 if verify:
-                    raise ChecksumError(candidate.name, remote.sha256, digest,
-                                        " Pass --no-verify to use this copy anyway.")
-                message = (f"'{candidate.name}' differs from the published file (sha256 {digest}, expected "
-                           f"{remote.sha256}); results may not match the paper.")
+                    raise ChecksumError(
+                        candidate.name, remote.sha256, digest, " Pass --no-verify to use this copy anyway."
+                    )
+                message = (
+                    f"'{candidate.name}' differs from the published file (sha256 {digest}, expected "
+                    f"{remote.sha256}); results may not match the paper."
+                )
                 warnings.warn(message, UserWarning, stacklevel=2)
                 notes.append(message)
             elif not remote.sha256:
@@ -245,8 +293,10 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             shutil.copyfile(candidate, stage.raw / remote.filename)
             digests[remote.filename] = digest
         # Datasets with several files (e.g. images + annotations) may be imported one file at a time.
-        files = [stage.raw / f.filename if (stage.raw / f.filename).is_file() else raw / f.filename
-                 for f in config.source.files]
+        files = [
+            stage.raw / f.filename if (stage.raw / f.filename).is_file() else raw / f.filename
+            for f in config.source.files
+        ]
         missing = [f.name for f in files if not f.is_file()]
         previous = read_manifest(config, data_root)
         if missing:
@@ -254,24 +304,45 @@ def import_dataset(config: DatasetConfig, path: str | os.PathLike, data_root=Non
             previous.setdefault("dataset", config.id)
             previous["raw"] = {**previous.get("raw", {}), **digests}
             stage.commit(previous)
-            raise NotFoundError(f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
-                                    "pass a folder holding all its files).")
+            raise NotFoundError(
+                f"Dataset '{config.id}' still needs {', '.join(missing)}: import it too (or "
+                "pass a folder holding all its files)."
+            )
         old = previous.get("raw", {})
         digests = {**{f.name: old[f.name] for f in files if f.name in old}, **digests}
-        return _prepare_from_files(config, data_root, stage, files, origin="import", pinned=pinned,
-                                   keep_extracted=keep_extracted, notes=notes, hashes=digests), notes
+        return _prepare_from_files(
+            config,
+            data_root,
+            stage,
+            files,
+            origin="import",
+            pinned=pinned,
+            keep_extracted=keep_extracted,
+            notes=notes,
+            hashes=digests,
+        ), notes
 
 
-def _prepare_from_files(config: DatasetConfig, data_root, stage: Staging, files: list[Path], *, origin: str,
-                        pinned: list[Path], keep_extracted: bool, notes: list[str] | None = None,
-                        hashes: dict[str, str] | None = None) -> Path:
+def _prepare_from_files(
+    config: DatasetConfig,
+    data_root,
+    stage: Staging,
+    files: list[Path],
+    *,
+    origin: str,
+    pinned: list[Path],
+    keep_extracted: bool,
+    notes: list[str] | None = None,
+    hashes: dict[str, str] | None = None,
+) -> Path:
     """Unpack and prepare ``files`` inside the staging folder, then commit (raw copies, prepared, manifest)."""
     by_name = {f.filename: f for f in config.source.files}
     archives = [f for f in files if _extract(by_name.get(f.name), f)]
     plain = [f for f in files if f not in archives]
     try:
-        safe_extract(archives, stage.extracted, nested=config.source.nested_archives, copy_files=plain,
-                     pinned=pinned)
+        safe_extract(
+            archives, stage.extracted, nested=config.source.nested_archives, copy_files=plain, pinned=pinned
+        )
     except CorruptArchiveError:
         # A downloaded file without a published checksum can only be judged by unpacking it: drop a broken one
         # so the next attempt fetches it again instead of reusing it.
@@ -298,10 +369,17 @@ def _extract(remote: RemoteFile | None, path: Path) -> bool:
     return is_archive(path.name)
 
 
-def _manifest(config, stage: Staging, hashes: dict, origin: str, n: int, notes: list[str],
-              source_path: str = "") -> dict:
-    manifest = {"dataset": config.id, "origin": origin, "raw": hashes, "n_images": n,
-                "prepared_sha256": sha256_file(stage.prepared), "notes": notes}
+def _manifest(
+    config, stage: Staging, hashes: dict, origin: str, n: int, notes: list[str], source_path: str = ""
+) -> dict:
+    manifest = {
+        "dataset": config.id,
+        "origin": origin,
+        "raw": hashes,
+        "n_images": n,
+        "prepared_sha256": sha256_file(stage.prepared),
+        "notes": notes,
+    }
     if source_path:
         manifest["source_path"] = source_path
     return manifest
@@ -312,11 +390,16 @@ def dataset_status(config: DatasetConfig, data_root=None) -> dict:
     folder = dataset_dir(config, data_root)
     manifest = read_manifest(config, data_root)
     on_disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-    return {"id": config.id, "domain": config.domain, "builtin": config.builtin, "manual": config.manual,
-            "prepared": config.builtin or is_prepared(config, data_root),
-            "n_images": manifest.get("n_images", config.n_images or config.format.options.get("n_images")),
-            "bytes": on_disk,
-            "size": " + ".join(f.size for f in config.source.files if f.size) or None}
+    return {
+        "id": config.id,
+        "domain": config.domain,
+        "builtin": config.builtin,
+        "manual": config.manual,
+        "prepared": config.builtin or is_prepared(config, data_root),
+        "n_images": manifest.get("n_images", config.n_images or config.format.options.get("n_images")),
+        "bytes": on_disk,
+        "size": " + ".join(f.size for f in config.source.files if f.size) or None,
+    }
 
 
 def verify_dataset(config: DatasetConfig, data_root=None) -> list[tuple[str, bool, str]]:
@@ -350,13 +433,25 @@ def _verify_rows(config: DatasetConfig, folder: Path, manifest: dict) -> list[tu
             rows.append((f"raw/{path.name}", False, f"expected {expected}, got {digest}"))
         else:
             differs = published is not None and digest != published
-            rows.append((f"raw/{path.name}", True, "ok (imported copy differs from the published file)"
-                         if differs else "ok"))
+            rows.append(
+                (
+                    f"raw/{path.name}",
+                    True,
+                    "ok (imported copy differs from the published file)" if differs else "ok",
+                )
+            )
     prepared = folder / "prepared.h5"
     if prepared.is_file():
         expected = manifest.get("prepared_sha256")
         digest = sha256_file(prepared)
         ok = expected is None or digest == expected
-        rows.append(("prepared.h5", ok, "ok" if expected and ok else
-                     ("no manifest entry" if expected is None else f"expected {expected}, got {digest}")))
+        rows.append(
+            (
+                "prepared.h5",
+                ok,
+                "ok"
+                if expected and ok
+                else ("no manifest entry" if expected is None else f"expected {expected}, got {digest}"),
+            )
+        )
     return rows

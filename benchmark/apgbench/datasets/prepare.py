@@ -38,7 +38,9 @@ def read_entries(config: DatasetConfig, root: str | os.PathLike) -> list[Entry]:
     try:
         return reader(Path(root), **config.format.options)
     except TypeError as err:
-        raise InvalidInputError(f"Bad reader options for '{config.id}' ({config.format.reader}): {err}") from err
+        raise InvalidInputError(
+            f"Bad reader options for '{config.id}' ({config.format.reader}): {err}"
+        ) from err
 
 
 def select_split(entries: list[Entry], split: Split, root: str | os.PathLike | None = None) -> list[Entry]:
@@ -85,8 +87,11 @@ def _csv_listed(entries: list[Entry], options: dict, root: Path) -> list[Entry]:
         raise ReaderError(f"Expected one split file matching '{options['csv']}', found {len(files)}.")
     with open(files[0], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    wanted = {str(r[options.get("id_column", "id")]) for r in rows
-              if str(r[options.get("column", "split")]) == str(options.get("value", "test"))}
+    wanted = {
+        str(r[options.get("id_column", "id")])
+        for r in rows
+        if str(r[options.get("column", "split")]) == str(options.get("value", "test"))
+    }
     return [e for e in entries if e.key in wanted]
 
 
@@ -121,7 +126,7 @@ def apply_channels(image: np.ndarray, prep: Preparation) -> np.ndarray | None:
             image = (image * 255).astype(np.uint8)
         size = opts.get("pad_channels", 3 if prep.channels == "pack" else image.shape[-1])
         if image.shape[-1] < size:
-            pad = np.zeros(image.shape[:2] + (size - image.shape[-1],), image.dtype)
+            pad = np.zeros((*image.shape[:2], size - image.shape[-1]), image.dtype)
             image = np.concatenate([image, pad], axis=-1)
         return image
     return image
@@ -140,8 +145,9 @@ def crop_box(labels: np.ndarray, size: int, mode: str) -> tuple[int, int, int, i
     return top, left, h, w
 
 
-def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> tuple[np.ndarray, np.ndarray,
-                                                                                   dict] | None:
+def prepare_image(
+    image: np.ndarray, labels: np.ndarray, prep: Preparation
+) -> tuple[np.ndarray, np.ndarray, dict] | None:
     """Apply the preparation rules to one 2D pair; ``None`` if the image is dropped."""
     image = apply_channels(image, prep)
     if image is None:
@@ -162,17 +168,21 @@ def prepare_image(image: np.ndarray, labels: np.ndarray, prep: Preparation) -> t
         shape = (prep.resize, prep.resize)
         dtype = image.dtype
         image = resize(image, shape + image.shape[2:], anti_aliasing=True, preserve_range=True).astype(dtype)
-        if prep.label_resize == "linear-truncate":  # the paper's HPA code: skimage's default order 1 on labels
+        if (
+            prep.label_resize == "linear-truncate"
+        ):  # the paper's HPA code: skimage's default order 1 on labels
             labels = resize(labels, shape, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
         else:
-            labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(labels.dtype)
+            labels = resize(labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(
+                labels.dtype
+            )
     if prep.pad_to is not None:
         pad = [(0, max(0, prep.pad_to - s)) for s in labels.shape]
         labels = np.pad(labels, pad)
         image = np.pad(image, pad + [(0, 0)] * (image.ndim - 2))
     if prep.crop is not None:
         top, left, h, w = crop_box(labels, prep.crop, prep.crop_mode)
-        image, labels = image[top:top + h, left:left + w], labels[top:top + h, left:left + w]
+        image, labels = image[top : top + h, left : left + w], labels[top : top + h, left : left + w]
         meta["crop"] = [top, left, h, w]
     n_values = len(np.unique(labels))
     if prep.drop_empty and n_values == 1 and not labels.any():
@@ -203,8 +213,10 @@ def iter_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Sample
             if labels.ndim != 3:
                 raise ReaderError(f"{config.id}: entry '{entry.id}' is not a volume (labels {labels.shape}).")
             axis = prep.slice_axis
-            pairs = [(f"{entry.id}_z{z:03d}", np.take(image, z, axis=axis), np.take(labels, z, axis=axis), z)
-                     for z in range(labels.shape[axis])]
+            pairs = [
+                (f"{entry.id}_z{z:03d}", np.take(image, z, axis=axis), np.take(labels, z, axis=axis), z)
+                for z in range(labels.shape[axis])
+            ]
         else:
             pairs = [(entry.id, image, labels, None)]
         for image_id, img, lab, z in pairs:

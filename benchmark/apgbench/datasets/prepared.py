@@ -41,7 +41,9 @@ class Sample:
 def check_image_id(image_id: str) -> str:
     """Image ids name HDF5 datasets and files: no slashes, no leading dot, not empty."""
     if not image_id or "/" in image_id or "\\" in image_id or image_id.startswith("."):
-        raise InvalidInputError(f"Invalid image id {image_id!r}: ids must be non-empty and contain no path separators.")
+        raise InvalidInputError(
+            f"Invalid image id {image_id!r}: ids must be non-empty and contain no path separators."
+        )
     return image_id
 
 
@@ -64,7 +66,9 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
                 image_id = check_image_id(sample.image_id)
                 if image_id in images:
                     raise InvalidInputError(f"Image id '{image_id}' appears twice in dataset '{dataset_id}'.")
-                if sample.image.shape[: sample.labels.ndim] != sample.labels.shape:  # (H, W[, C]) or (Z, Y, X)
+                if (
+                    sample.image.shape[: sample.labels.ndim] != sample.labels.shape
+                ):  # (H, W[, C]) or (Z, Y, X)
                     raise InvalidInputError(
                         f"Image '{image_id}' of '{dataset_id}' has shape {sample.image.shape} but its labels "
                         f"have shape {sample.labels.shape}."
@@ -72,11 +76,13 @@ def write_prepared(path: str | os.PathLike, dataset_id: str, samples: Iterable[S
                 lab = np.asarray(sample.labels)
                 if lab.size and lab.min() < 0:
                     raise InvalidInputError(f"Labels of image '{image_id}' contain negative ids.")
-                ds = images.create_dataset(image_id, data=sample.image, compression="gzip",
-                                           compression_opts=H5_GZIP_LEVEL)
+                ds = images.create_dataset(
+                    image_id, data=sample.image, compression="gzip", compression_opts=H5_GZIP_LEVEL
+                )
                 ds.attrs["meta"] = json.dumps(sample.meta, default=str)
-                labels.create_dataset(image_id, data=lab.astype(_label_dtype(lab)), compression="gzip",
-                                      compression_opts=4)
+                labels.create_dataset(
+                    image_id, data=lab.astype(_label_dtype(lab)), compression="gzip", compression_opts=4
+                )
                 ids.append(image_id)
             if not ids:
                 raise InvalidInputError(f"No test images were prepared for dataset '{dataset_id}'.")

@@ -34,8 +34,10 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     try:
         data = load_yaml(path)
     except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
-                                f"{err.start}): save it with UTF-8 encoding.") from None
+        raise InvalidInputError(
+            f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
+            f"{err.start}): save it with UTF-8 encoding."
+        ) from None
     try:
         config = DatasetConfig.model_validate(data)
     except ValidationError as err:
@@ -53,7 +55,8 @@ def list_datasets(directory: Path | None = None) -> list[DatasetConfig]:
 
 def get_dataset_config(dataset_id: str, directory: Path | None = None) -> DatasetConfig:
     """The config of one dataset (``id@variant`` for a variant); an unknown id raises ``KeyError`` suggesting
-    the closest ids."""
+    the closest ids.
+    """
     from .folder import registered_folder
 
     configs = _load_all(_dataset_dir(directory))
@@ -68,8 +71,9 @@ def get_dataset_config(dataset_id: str, directory: Path | None = None) -> Datase
     return configs[dataset_id]
 
 
-def resolve_dataset_ids(selection: list[str], directory: Path | None = None, *,
-                        domain: str | None = None) -> list[str]:
+def resolve_dataset_ids(
+    selection: list[str], directory: Path | None = None, *, domain: str | None = None
+) -> list[str]:
     """Expand a CLI selection into dataset ids (checked): ids, ``all``, ``builtin``, ``3d``, domains, folders.
 
     ``all``, ``builtin`` and domains select 2D test sets (the paper's 36, slice-wise for volumes); ``3d``
@@ -131,11 +135,21 @@ def check_reader(config: DatasetConfig, path: str | Path | None = None) -> list[
         unknown = sorted(set(options) - set(named))
         missing = [n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in options]
         plural = "s" if len(unknown) > 1 else ""
-        problems = [(f"{where}: unknown option{plural} {', '.join(map(repr, unknown))} for reader '{name}'; it "
-                     f"accepts {', '.join(named)}.")] if unknown else []
+        problems = (
+            [
+                (
+                    f"{where}: unknown option{plural} {', '.join(map(repr, unknown))} for reader '{name}'; it "
+                    f"accepts {', '.join(named)}."
+                )
+            ]
+            if unknown
+            else []
+        )
         if missing:
-            problems.append(f"{where}: reader '{name}' needs option{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(map(repr, missing))}.")
+            problems.append(
+                f"{where}: reader '{name}' needs option{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))}."
+            )
         return problems
     specs = [{k: v for k, v in options.items() if k not in named}]
     specs += [{**specs[0], **spec} for spec in options.get("sets") or [] if isinstance(spec, dict)]
@@ -145,6 +159,6 @@ def check_reader(config: DatasetConfig, path: str | Path | None = None) -> list[
                 reader(Path(empty), **spec)
             except TypeError as err:
                 return [f"{where}: bad options for reader '{name}': {err}."]
-            except Exception:  # noqa: BLE001, S112 - the options passed; an empty folder has no data to read
+            except Exception:
                 continue
     return []

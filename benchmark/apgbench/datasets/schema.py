@@ -26,7 +26,9 @@ class RemoteFile(_Strict):
     sha256: str | None = Field(None, description="Hex digest; None only where the source publishes none.")
     filename: str
     size: str | None = Field(None, description="Approximate size, for `datasets list`.")
-    extract: bool | None = Field(None, description="Unpack into the extraction folder; None = by file suffix.")
+    extract: bool | None = Field(
+        None, description="Unpack into the extraction folder; None = by file suffix."
+    )
 
     @field_validator("filename")
     @classmethod
@@ -48,7 +50,9 @@ class Source(_Strict):
 
     kind: Literal["builtin", "download", "manual"]
     files: list[RemoteFile] = []
-    instructions: str | None = Field(None, description="For manual datasets: what a person does, step by step.")
+    instructions: str | None = Field(
+        None, description="For manual datasets: what a person does, step by step."
+    )
     homepage: str | None = None
     nested_archives: list[str] = Field(
         [], description="Globs (relative to the extraction folder) of archives inside archives to unpack too."
@@ -115,13 +119,18 @@ class Preparation(_Strict):
     pad_to: int | None = Field(None, description="Zero-pad bottom/right up to this size (PanNuke).")
     resize: int | None = Field(None, description="Resize to size x size (HPA).")
     label_resize: Literal["nearest", "linear-truncate"] = Field(
-        "nearest", description="How labels are resized: nearest neighbour, or (the paper's HPA code) bilinear "
-        "interpolation truncated to the label dtype, which invents ids along object borders.")
+        "nearest",
+        description="How labels are resized: nearest neighbour, or (the paper's HPA code) bilinear "
+        "interpolation truncated to the label dtype, which invents ids along object borders.",
+    )
     background_label: int | None = Field(None, description="Label id that marks background; set to 0.")
     connected_components: bool = Field(False, description="Relabel labels as connected components.")
     volume: VolumeRule | None = Field(None, description="Keep 3D volumes whole (3D evaluation) by this rule.")
-    drop_empty: bool = Field(True, description="Drop images whose labels are all background (the paper's code "
-                             "does, except for the seven datasets it took straight from torch-em).")
+    drop_empty: bool = Field(
+        True,
+        description="Drop images whose labels are all background (the paper's code "
+        "does, except for the seven datasets it took straight from torch-em).",
+    )
 
 
 class Variant(_Strict):
@@ -150,23 +159,29 @@ class DatasetConfig(_Strict):
     ndim: Literal[2, 3] = 2
     split: Split
     preparation: Preparation = Preparation()
-    trained_on: list[str] = Field([], description="Method ids whose training data include this dataset's split.")
     prompt: str | None = Field(None, description="Text prompt for concept models (SAM3); default 'cell'.")
     n_images: int | None = Field(None, description="Expected number of prepared test images, where known.")
     voxel_size: tuple[float, float, float] | None = Field(
-        None, description="(z, y, x) voxel size of 3D data, any unit; its ratio is the anisotropy methods use."
+        None,
+        description="(z, y, x) voxel size of 3D data, any unit; its ratio is the anisotropy methods use.",
     )
-    paper_id: str | None = Field(None, description="The dataset's id in the paper's code (micro-sam), if different.")
+    paper_id: str | None = Field(
+        None, description="The dataset's id in the paper's code (micro-sam), if different."
+    )
     notes: str = ""
-    variants: dict[str, Variant] = Field({}, description="Named alternatives to the paper's split (`id@name`).")
+    variants: dict[str, Variant] = Field(
+        {}, description="Named alternatives to the paper's split (`id@name`)."
+    )
     variant: str | None = Field(None, description="Set on a variant's config: which variant it is.")
 
     @field_validator("id")
     @classmethod
     def _kebab(cls, value: str) -> str:
         if not all(ID_PATTERN.match(part) for part in value.split("@", 1)):
-            raise ValueError(f"dataset id '{value}' must be kebab-case (lower-case letters, digits, '-'), "
-                             "optionally followed by '@variant'")
+            raise ValueError(
+                f"dataset id '{value}' must be kebab-case (lower-case letters, digits, '-'), "
+                "optionally followed by '@variant'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -190,7 +205,9 @@ class DatasetConfig(_Strict):
 
     @model_validator(mode="after")
     def _variants_build(self) -> DatasetConfig:
-        for name in self.variants:  # a broken variant fails when the YAML is loaded, not when it is first used
+        for (
+            name
+        ) in self.variants:  # a broken variant fails when the YAML is loaded, not when it is first used
             self.with_variant(name)
         return self
 
@@ -214,8 +231,15 @@ class DatasetConfig(_Strict):
         data = self.model_dump()
         data["format"]["options"] = {**data["format"]["options"], **variant.format_options}
         data["preparation"] = {**data["preparation"], **variant.preparation}
-        data.update(id=f"{self.id}@{name}", variant=name, variants={}, paper_id=None, n_images=None,
-                    name=f"{self.name} ({name})", description=variant.description)
+        data.update(
+            id=f"{self.id}@{name}",
+            variant=name,
+            variants={},
+            paper_id=None,
+            n_images=None,
+            name=f"{self.name} ({name})",
+            description=variant.description,
+        )
         return DatasetConfig.model_validate(data)
 
     @property

@@ -20,8 +20,9 @@ from .prepared import Sample
 from .schema import DatasetConfig
 
 
-def _ellipse_labels(rng: np.random.Generator, shape: tuple[int, int], n: int, radius: tuple[float, float],
-                    min_gap: float) -> np.ndarray:
+def _ellipse_labels(
+    rng: np.random.Generator, shape: tuple[int, int], n: int, radius: tuple[float, float], min_gap: float
+) -> np.ndarray:
     """Random non-identical ellipses; centres keep ``min_gap`` x mean radius apart, so neighbours touch."""
     labels = np.zeros(shape, np.uint32)
     centres: list[tuple[float, float, float]] = []
@@ -61,7 +62,9 @@ def _cell_labels(rng: np.random.Generator, shape: tuple[int, int], n: int) -> np
     return ski.segmentation.relabel_sequential(labels)[0].astype(np.uint32)
 
 
-def _render_fluorescence(rng: np.random.Generator, labels: np.ndarray, blur: float, noise: float) -> np.ndarray:
+def _render_fluorescence(
+    rng: np.random.Generator, labels: np.ndarray, blur: float, noise: float
+) -> np.ndarray:
     ids = np.unique(labels)[1:]
     brightness = np.zeros(labels.max() + 1)
     brightness[ids] = rng.uniform(0.35, 1.0, ids.size)
@@ -74,7 +77,9 @@ def _render_fluorescence(rng: np.random.Generator, labels: np.ndarray, blur: flo
 
 def _render_labelfree(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     boundary = ski.segmentation.find_boundaries(labels, mode="inner")
-    halo = ndi.gaussian_filter((labels == 0).astype(float) * ndi.binary_dilation(labels > 0, iterations=3), 1.5)
+    halo = ndi.gaussian_filter(
+        (labels == 0).astype(float) * ndi.binary_dilation(labels > 0, iterations=3), 1.5
+    )
     texture = ndi.gaussian_filter(rng.normal(0, 1, labels.shape), 2.0)
     image = 0.5 + 0.35 * halo - 0.2 * (labels > 0) - 0.15 * boundary + 0.04 * texture
     image += rng.normal(0, 0.03, labels.shape)
@@ -86,13 +91,16 @@ def _render_histo(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     hematoxylin = ndi.gaussian_filter((labels > 0) * rng.uniform(0.7, 1.0, labels.max() + 1)[labels], 0.8)
     eosin = 0.35 * stroma * (labels == 0)
     # Beer-Lambert mixing of two stains: H is blue-purple, E is pink.
-    od = hematoxylin[..., None] * np.array([0.65, 0.70, 0.29]) * 1.6 + eosin[..., None] * np.array([0.07, 0.99, 0.11])
+    od = hematoxylin[..., None] * np.array([0.65, 0.70, 0.29]) * 1.6 + eosin[..., None] * np.array(
+        [0.07, 0.99, 0.11]
+    )
     rgb = np.exp(-od * 1.8) + rng.normal(0, 0.02, od.shape)
     return np.clip(rgb * 255, 0, 255).astype(np.uint8)
 
 
-def generate_sample(kind: str, index: int, seed: int, shape: tuple[int, ...],
-                    spacing: tuple[float, ...] | None = None) -> Sample:
+def generate_sample(
+    kind: str, index: int, seed: int, shape: tuple[int, ...], spacing: tuple[float, ...] | None = None
+) -> Sample:
     """Generate one synthetic sample of ``kind`` (nuclei, cells, labelfree, histo, nuclei-3d), reproducibly.
 
     ``nuclei-3d`` makes a (Z, Y, X) volume with voxel size ``spacing`` (z, y, x; default (2, 1, 1)).

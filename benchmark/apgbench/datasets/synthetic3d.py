@@ -13,9 +13,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
-def ellipsoid_labels(rng: np.random.Generator, shape: tuple[int, int, int], n: int,
-                     radius: tuple[float, float], spacing: tuple[float, float, float],
-                     min_gap: float = 1.6) -> np.ndarray:
+def ellipsoid_labels(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    n: int,
+    radius: tuple[float, float],
+    spacing: tuple[float, float, float],
+    min_gap: float = 1.6,
+) -> np.ndarray:
     """Random touching ellipsoids, ids 1..N in placement order.
 
     Parameters
@@ -68,8 +73,13 @@ def ellipsoid_labels(rng: np.random.Generator, shape: tuple[int, int, int], n: i
     return labels
 
 
-def render_fluorescence_3d(rng: np.random.Generator, labels: np.ndarray, spacing: tuple[float, float, float],
-                           blur: float = 1.0, noise: float = 0.02) -> np.ndarray:
+def render_fluorescence_3d(
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    blur: float = 1.0,
+    noise: float = 0.02,
+) -> np.ndarray:
     """A uint16 fluorescence volume of ``labels``; ``blur`` is in physical units."""
     spacing_arr = np.asarray(spacing, dtype=float)
     brightness = np.zeros(int(labels.max()) + 1)
@@ -81,8 +91,9 @@ def render_fluorescence_3d(rng: np.random.Generator, labels: np.ndarray, spacing
     return np.clip(image * 4000, 0, 65535).astype(np.uint16)
 
 
-def generate_volume(index: int, seed: int, shape: tuple[int, int, int],
-                    spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+def generate_volume(
+    index: int, seed: int, shape: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """(image, labels) of synthetic nuclei volume ``index``; a pure function of its arguments."""
     if len(shape) != 3 or len(spacing) != 3:
         raise ValueError(f"A synthetic volume needs a 3-value shape and spacing, got {shape} and {spacing}.")

@@ -85,8 +85,10 @@ def volume_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Samp
             raise ReaderError(f"{config.id}: entry '{entry.id}' has slices the channel rule drops.")
         volume = np.stack(planes)
         if volume.shape[:3] != labels.shape:
-            raise ReaderError(f"{config.id}: entry '{entry.id}': image {volume.shape} and labels {labels.shape} "
-                              "differ in shape.")
+            raise ReaderError(
+                f"{config.id}: entry '{entry.id}': image {volume.shape} and labels {labels.shape} "
+                "differ in shape."
+            )
         if prep.connected_components:
             from skimage.measure import label as connected
 
@@ -94,7 +96,10 @@ def volume_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Samp
         meta: dict = {"original_shape": [n_slices, *labels.shape[1:]], "slices": [lo, hi]}
         if prep.crop is not None:
             top, left, h, w = crop_box(labels.max(axis=0), prep.crop, prep.crop_mode)
-            volume, labels = volume[:, top:top + h, left:left + w], labels[:, top:top + h, left:left + w]
+            volume, labels = (
+                volume[:, top : top + h, left : left + w],
+                labels[:, top : top + h, left : left + w],
+            )
             meta["crop"] = [top, left, h, w]
         n_values = len(np.unique(labels))
         if not labels.any() or (prep.min_objects is not None and n_values < prep.min_objects):

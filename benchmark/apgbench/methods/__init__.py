@@ -4,7 +4,7 @@ Built-in methods live one family per module in this package and register with :f
 Method modules import only numpy and the standard library at module level; their deep-learning libraries
 are imported inside ``_prepare``. So listing methods never imports torch, and a missing extra only
 matters when that method runs. Third-party methods register through the ``apgbench.methods`` entry-point
-group (``name = "package.module:Class"``).
+group (``name = "package.module:Class"``). What apgbench knows about a method is its :class:`MethodMeta`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from .base import (
     missing_text,
     paint_masks_last_wins,
 )
+from .meta import MethodMeta, one_model
 
 __all__ = [
+    "MethodMeta",
     "MethodUnavailableError",
     "ParameterError",
     "Segmenter",
@@ -34,10 +36,13 @@ __all__ = [
     "check_labels",
     "check_params",
     "get_method",
+    "method_order",
     "method_status",
     "missing_modules",
+    "one_model",
     "paint_masks_last_wins",
     "register_method",
+    "trained_on",
 ]
 
 # Modules holding the built-in methods; each registers its classes when imported.
@@ -96,7 +101,27 @@ def method_status(cls: type[Segmenter]) -> tuple[bool, str]:
     missing = missing_modules(cls.requires)
     if missing:
         return False, f"needs {missing_text(missing)}: {install_hint(cls)}"
-    checker = getattr(cls, "weights_status", None)
-    if checker is not None:
-        return checker()
-    return True, "ready"
+    return cls.meta.status()
+
+
+def method_order() -> tuple[str, ...]:
+    """Ids of the methods with a ``table_order``, in that order: the column order of tables and plots."""
+    ordered = [
+        (cls.meta.table_order, name)
+        for name, cls in available_methods().items()
+        if cls.meta.table_order is not None
+    ]
+    return tuple(name for _, name in sorted(ordered))
+
+
+def trained_on(dataset: str) -> list[str]:
+    """Ids of the methods whose training data include the training split of ``dataset`` (variants: its base),
+    in the tables' column order.
+    """
+    base = dataset.split("@", 1)[0]
+    trained = [
+        (cls.meta.table_order is None, cls.meta.table_order or 0, name)
+        for name, cls in available_methods().items()
+        if base in cls.meta.trained_on
+    ]
+    return [name for *_, name in sorted(trained)]  # in table order

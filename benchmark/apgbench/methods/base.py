@@ -1,8 +1,9 @@
 """The one interface every segmentation method implements.
 
-A method is a subclass of :class:`Segmenter`. It declares its metadata as class attributes, loads its model
-once in :meth:`Segmenter.prepare`, and implements :meth:`Segmenter._segment` for one image. The public
-:meth:`Segmenter.segment` validates the input and the output, so wrappers cannot return malformed labels.
+A method is a subclass of :class:`Segmenter`. It declares its facts once in a :class:`~.meta.MethodMeta`
+(class attribute ``meta``), loads its model once in :meth:`Segmenter.prepare`, and implements
+:meth:`Segmenter._segment` for one image. The public, final :meth:`Segmenter.segment` validates the input and
+the output, so wrappers cannot return malformed labels.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import importlib.util
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import numpy as np
 
 from ..config import DOMAINS
 from ..errors import InvalidInputError, UnavailableError
+from .meta import MethodMeta
 
 
 class MethodUnavailableError(UnavailableError):
@@ -84,8 +86,9 @@ def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         if isinstance(value, (list, tuple)):  # an optional shape such as tile_shape=384,384 or n_tiles=2,2
-            if not value or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                                for v in value):
+            if not value or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value
+            ):
                 raise fail("none, text, a finite number or a list of finite numbers")
             return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -119,7 +122,9 @@ def missing_modules(modules: tuple[str, ...] | list[str]) -> list[str]:
 
 
 # Extras that pip cannot install next to the others: the command that sets up their own environment.
-INSTALL_COMMANDS = {"cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"}
+INSTALL_COMMANDS = {
+    "cellpose3": "bash scripts/install_cellpose3_env.sh (cellpose 3 needs its own environment)"
+}
 
 
 def install_hint(cls: type[Segmenter]) -> str:
@@ -145,21 +150,13 @@ class Segmenter(ABC):
 
     Attributes
     ----------
-    name : str
-        The method id used on the command line, in results and in reports.
-    requires : tuple of str
-        Import names the method needs (checked before :meth:`prepare`).
-    extra : str or None
-        The pip extra that installs those libraries (``pip install "apgbench[extra]"``).
+    meta : MethodMeta
+        Everything apgbench knows about the method (id, extra, paper row, table order, trained-on datasets,
+        model per domain, 3D support, weights status). ``name``, ``description``, ``extra``, ``requires``
+        and ``supports_3d`` are read-only copies of its fields, set when the class is created. Methods whose
+        ``supports_3d`` is not ``none`` implement :meth:`_segment_volume`.
     default_params : dict
         The method's parameters with the paper's defaults.
-    description : str
-        One line shown by ``apgbench methods list``.
-    supports_3d : {"none", "native", "stitch"}
-        What the method does with a (Z, Y, X) volume: ``none`` segments 2D images only (a volume then needs
-        the generic 2D+stitch path, parameter ``stitch``); ``native`` segments the volume in 3D; ``stitch``
-        segments slices and joins them through its own library's mode. The last two implement
-        :meth:`_segment_volume`.
 
     Notes
     -----
@@ -170,16 +167,43 @@ class Segmenter(ABC):
             labels = method.segment(image)
     """
 
-    name: ClassVar[str] = ""
-    requires: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str | None] = None
+    meta: ClassVar[MethodMeta]
     default_params: ClassVar[dict[str, Any]] = {}
+    # Copies of ``meta``'s fields, for the many readers of ``cls.name``; never declared beside a ``meta``.
+    name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    extra: ClassVar[str | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
     supports_3d: ClassVar[str] = "none"
     #: Set by the runner for volumes: ``slice_progress(done, total)`` after each z slice of slice-wise methods.
     slice_progress: Any = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "meta" in own:
+            clash = [key for key in _META_COPIES if key in own]
+            if clash:
+                raise TypeError(
+                    f"{cls.__qualname__} declares {', '.join(clash)} beside meta; declare them in meta."
+                )
+        elif "name" in own:  # a class declaring only a name (tests, quick experiments): minimal metadata
+            doc = (cls.__doc__ or "").strip().splitlines()
+            cls.meta = MethodMeta(
+                name=cls.name,
+                description=own.get("description") or (doc[0] if doc else cls.name),
+                extra=cls.extra,
+                requires=tuple(cls.requires),
+                supports_3d=cls.supports_3d,
+            )
+        else:
+            return  # a shared base class (``_MicroSam``): its subclasses declare the metadata
+        for key in _META_COPIES:
+            setattr(cls, key, getattr(cls.meta, key))
+
     def __init__(self, **params: Any) -> None:
+        if not hasattr(type(self), "meta"):
+            raise TypeError(f"{type(self).__qualname__} declares no `meta = MethodMeta(...)` (nor a `name`).")
         params = check_params(self.name, self.default_params, params)
         self.params: dict[str, Any] = {**self.default_params, **params}
         self.device = "cpu"
@@ -198,8 +222,9 @@ class Segmenter(ABC):
         """
         missing = missing_modules(self.requires)
         if missing:
-            raise MethodUnavailableError(f"Method '{self.name}' needs {missing_text(missing)}: "
-                                         f"{install_hint(type(self))}.")
+            raise MethodUnavailableError(
+                f"Method '{self.name}' needs {missing_text(missing)}: {install_hint(type(self))}."
+            )
         if domain is not None and domain not in DOMAINS:
             raise InvalidInputError(f"Unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}.")
         key = (device, self._model_key(domain))
@@ -210,13 +235,19 @@ class Segmenter(ABC):
         self._prepared, self._loaded_key = True, key
 
     def _model_key(self, domain: str | None) -> object:
-        """What the loaded model depends on besides the device; the domain unless a method says otherwise."""
-        return domain
+        """What the loaded model depends on besides the device; a change of key loads the model again.
+
+        The model that a ``model`` parameter names, else ``meta.model_for(domain)``: a method with one model
+        for every domain loads it once per run. Methods that declare no models reload per domain.
+        """
+        if not self.meta.models:
+            return domain
+        return self.params.get("model") or self.meta.model_for(domain)
 
     def _prepare(self, device: str, domain: str | None) -> None:  # noqa: B027 - optional hook
         """Load weights; override in methods that have a model."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: methods without a model release nothing
         """Release the model (GPU memory, file handles)."""
 
     def __enter__(self) -> Segmenter:
@@ -226,8 +257,10 @@ class Segmenter(ABC):
         self.close()
 
     # -- segmentation --------------------------------------------------------------------------------------
-    def segment(self, image: np.ndarray, *, ndim: int | None = None,
-                spacing: tuple[float, float, float] | None = None) -> np.ndarray:
+    @final
+    def segment(
+        self, image: np.ndarray, *, ndim: int | None = None, spacing: tuple[float, float, float] | None = None
+    ) -> np.ndarray:
         """Segment one image or volume.
 
         Parameters
@@ -257,8 +290,10 @@ class Segmenter(ABC):
                 self.volume_mode(self.params)  # a 2D-only method fails here, before loading any model
             except ValueError as err:
                 shape = np.shape(image)
-                raise ValueError(f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
-                                 f"{str(err)[0].lower()}{str(err)[1:]}") from None
+                raise ValueError(
+                    f"Input of shape {shape} is a volume, not an (H, W) or (H, W, C) image: "
+                    f"{str(err)[0].lower()}{str(err)[1:]}"
+                ) from None
         if not self._prepared:
             self.prepare(self.device, self.domain)
         if volume:
@@ -282,11 +317,15 @@ class Segmenter(ABC):
         rule = (params or {}).get("stitch")
         if rule is not None:
             if rule not in STITCH_RULES:
-                raise InvalidInputError(f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}.")
+                raise InvalidInputError(
+                    f"Unknown stitch rule '{rule}' for '{cls.name}'; known: {', '.join(STITCH_RULES)}."
+                )
             return "2d+stitch"
         if cls.supports_3d == "none":
-            raise InvalidInputError(f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
-                             f"--param stitch={STITCH_RULES[0]} (2D+stitch).")
+            raise InvalidInputError(
+                f"Method '{cls.name}' segments 2D images only; run it on volumes slice by slice with "
+                f"--param stitch={STITCH_RULES[0]} (2D+stitch)."
+            )
         return {"native": "3d", "stitch": "stitch"}[cls.supports_3d]
 
     def _segment_volume_checked(self, volume: np.ndarray, spacing) -> np.ndarray:
@@ -298,23 +337,14 @@ class Segmenter(ABC):
             planes = segment_slices(lambda plane: self.segment(plane, ndim=2), volume, self.slice_progress)
             labels = stitch_slices(planes, self.params["stitch"])
         else:
-            labels = self._segment_volume(volume, None if spacing is None else tuple(float(s) for s in spacing))
+            labels = self._segment_volume(
+                volume, None if spacing is None else tuple(float(s) for s in spacing)
+            )
         return check_labels(labels, volume.shape[:3], self.name)
 
     def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
         """Return a (Z, Y, X) label volume; methods with ``supports_3d`` other than ``none`` override this."""
         raise NotImplementedError(f"Method '{self.name}' declares 3D support but has no _segment_volume.")
-
-    def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Segment several images; methods with a batched model override :meth:`_segment_batch`."""
-        if not self._prepared:
-            self.prepare(self.device, self.domain)
-        images = [check_image(image) for image in images]
-        results = self._segment_batch(images)
-        return [check_labels(lab, img.shape[:2], self.name) for lab, img in zip(results, images)]
-
-    def _segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return [self._segment(image) for image in images]
 
     @abstractmethod
     def _segment(self, image: np.ndarray) -> np.ndarray:
@@ -323,6 +353,9 @@ class Segmenter(ABC):
     def info(self) -> dict[str, Any]:
         """Provenance for ``run.json``: library versions, model name, weights hash, precision."""
         return {}
+
+
+_META_COPIES = ("name", "description", "extra", "requires", "supports_3d")
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -359,8 +392,10 @@ def check_labels(labels: np.ndarray, shape: tuple[int, ...], method: str = "meth
     if labels.shape != tuple(shape):
         raise ValueError(f"'{method}' returned labels of shape {labels.shape}, expected {tuple(shape)}.")
     if labels.dtype == bool:  # one mask, not instances: refused as `evaluate` and the metrics refuse it
-        raise TypeError(f"'{method}' returned a boolean mask; return an integer label image "
-                        "(one id per object, e.g. skimage.measure.label(mask)).")
+        raise TypeError(
+            f"'{method}' returned a boolean mask; return an integer label image "
+            "(one id per object, e.g. skimage.measure.label(mask))."
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"'{method}' returned labels of dtype {labels.dtype}; an integer dtype is required.")
     if labels.size and labels.min() < 0:
@@ -378,8 +413,9 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return (inverse + 1).reshape(labels.shape).astype(np.uint32)
 
 
-def paint_masks_last_wins(masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int],
-                          order: str = "as-given") -> np.ndarray:
+def paint_masks_last_wins(
+    masks: list[np.ndarray] | np.ndarray, shape: tuple[int, int], order: str = "as-given"
+) -> np.ndarray:
     """Paint binary masks into a uint32 label image; later masks overwrite earlier ones (the last wins).
 
     Parameters

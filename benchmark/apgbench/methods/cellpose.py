@@ -21,14 +21,9 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter
-from .preprocess import (
-    SAM_DISTRIBUTIONS,
-    dist_version,
-    owning_distribution,
-    to_channels_last,
-    to_grey,
-    weights_sha256,
-)
+from .images import to_float, to_grey
+from .meta import MethodMeta, one_model
+from .weights import SAM_DISTRIBUTIONS, dist_version, owning_distribution, seeded_torch, weights_info
 
 
 def cellpose_model_dir() -> Path:
@@ -63,8 +58,39 @@ def _cache_status(path: Path) -> tuple[bool, str]:
     return True, f"ready; weights not cached, cellpose downloads {path.name} to {path} on first run"
 
 
+def cpsam_status() -> tuple[bool, str]:
+    """Whether ``cpsam`` is in cellpose's cache, and the environment's cellpose major version."""
+    if (cellpose_major() or 4) < 4:
+        return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
+    return _cache_status(cellpose_model_dir() / CellposeSAM.default_params["pretrained_model"])
+
+
+def cyto3_status() -> tuple[bool, str]:
+    """Whether this environment has cellpose 3 and ``cyto3`` is cached."""
+    if (cellpose_major() or 3) >= 4:
+        return False, (
+            f"cellpose {dist_version('cellpose')} here; cellpose3 runs in its own environment "
+            "(scripts/install_cellpose3_env.sh)"
+        )
+    return _cache_status(cellpose_model_dir() / Cellpose3.default_params["model_type"])
+
+
+# The datasets in the training data of Cellpose 3's cyto3 and of Cellpose-SAM (the paper's Fig. 2 marks).
+CYTO3_TRAINED_ON = frozenset(
+    {"cellpose", "deepbacs", "dsb", "livecell", "omnipose", "tissuenet", "u20s", "yeaz"}
+)
+CPSAM_TRAINED_ON = CYTO3_TRAINED_ON | {
+    "cryonuseg",
+    "ihc-tma",
+    "lynsec",
+    "monuseg",
+    "nuinsseg",
+    "pannuke",
+    "tnbc",
+}
+
+
 class _CellposeBase(Segmenter):
-    requires = ("torch", "cellpose")
     major: int = 4
 
     def _check_version(self) -> None:
@@ -80,21 +106,14 @@ class _CellposeBase(Segmenter):
             raise MethodUnavailableError(f"Method '{self.name}' needs cellpose {self.major}.x: {hint}.")
 
     def _weights_info(self) -> dict[str, Any]:
-        path = getattr(self, "_weights", None)
         return {
             "library": f"cellpose=={dist_version('cellpose')}",
-            "weights": "random (testing only)" if self.params.get("random_weights") else path and str(path),
-            "weights_sha256": weights_sha256(path),
+            **weights_info(getattr(self, "_weights", None), self.params["random_weights"]),
         }
 
     def close(self) -> None:
         """Drop the model."""
         self._model = None
-
-    def _model_key(self, domain: str | None) -> object:
-        return None  # one model for every domain: loaded once per run, whatever the datasets
-
-    supports_3d = "native"  # cellpose's do_3D, or its stitching with stitch_threshold > 0 (cellpose3d.py)
 
     @classmethod
     def volume_mode(cls, params=None) -> str:
@@ -121,10 +140,20 @@ class CellposeSAM(_CellposeBase):
         **Testing only**: the real CPSAM network with random weights (no checkpoint), seeded.
     """
 
-    name = "cellpose-sam"
-    extra = "cellpose"
+    meta = MethodMeta(
+        name="cellpose-sam",
+        description="Cellpose-SAM (cellpose >= 4, model cpsam)",
+        extra="cellpose",
+        requires=("torch", "cellpose"),
+        paper_row=("cellpose-sam", "cpsam"),
+        table_order=60,
+        trained_on=CPSAM_TRAINED_ON,
+        models=one_model("cpsam"),
+        supports_3d="native",  # cellpose's do_3D, or its stitching with stitch_threshold > 0 (cellpose3d.py)
+        default_model="cpsam",
+        weights_status=cpsam_status,
+    )
     major = 4
-    description = "Cellpose-SAM (cellpose >= 4, model cpsam)"
     default_params = {
         "pretrained_model": "cpsam",
         "use_bfloat16": True,
@@ -135,14 +164,6 @@ class CellposeSAM(_CellposeBase):
         "random_weights": False,
         "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether ``cpsam`` is in cellpose's cache, and the environment's cellpose major version."""
-        if (cellpose_major() or 4) < 4:
-            return False, f"cellpose {dist_version('cellpose')} here; cellpose-sam needs cellpose >= 4"
-        path = cellpose_model_dir() / cls.default_params["pretrained_model"]
-        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
@@ -158,8 +179,7 @@ class CellposeSAM(_CellposeBase):
             from cellpose.vit import CPSAM
 
             model = models.CellposeModel.__new__(models.CellposeModel)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():
                 net = CPSAM(dtype=dtype).to(dtype)  # as CPSAM.load_model casts after loading
             model.device, model.gpu, model.backbone = torch_device, torch_device.type == "cuda", "sam_vitl"
             model.pretrained_model, model.net = None, net.to(torch_device).eval()
@@ -187,7 +207,7 @@ class CellposeSAM(_CellposeBase):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         p = self.params
         # A copy: cellpose normalises float32 input in place (transforms.normalize_img), the caller's image too.
-        x = np.array(to_channels_last(image))
+        x = np.array(to_float(image))  # channels last, as every image here
         masks, _, _ = self._model.eval(
             x,
             channel_axis=-1 if x.ndim == 3 else None,
@@ -201,16 +221,19 @@ class CellposeSAM(_CellposeBase):
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .cellpose3d import masks_to_volume, volume_eval_kwargs
 
-        p, x = self.params, to_channels_last(volume)
+        p, x = self.params, np.array(to_float(volume))  # a copy: cellpose normalises float32 input in place
         masks, _, _ = self._model.eval(
-            x, diameter=p["diameter"], flow_threshold=p["flow_threshold"],
-            cellprob_threshold=p["cellprob_threshold"], batch_size=p["batch_size"],
+            x,
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+            batch_size=p["batch_size"],
             **volume_eval_kwargs(p, spacing, -1 if x.ndim == 4 else None),
         )
         return masks_to_volume(masks, volume.shape[:3])
 
     def info(self) -> dict[str, Any]:
-        """cellpose version, model, weights, precision, and which segment_anything is on disk."""
+        """Cellpose version, model, weights, precision, and which segment_anything is on disk."""
         return {
             **self._weights_info(),
             "model": self.params["pretrained_model"],
@@ -237,10 +260,20 @@ class Cellpose3(_CellposeBase):
         **Testing only**: the real CPnet with random weights (no checkpoint).
     """
 
-    name = "cellpose3"
-    extra = "cellpose3"
+    meta = MethodMeta(
+        name="cellpose3",
+        description="Cellpose 3 (cyto3), runs in its own environment",
+        extra="cellpose3",
+        requires=("torch", "cellpose"),
+        paper_row=("cellpose3", "cyto3"),
+        table_order=50,
+        trained_on=CYTO3_TRAINED_ON,
+        models=one_model("cyto3"),
+        supports_3d="native",
+        default_model="cyto3",
+        weights_status=cyto3_status,
+    )
     major = 3
-    description = "Cellpose 3 (cyto3), runs in its own environment"
     default_params = {
         "model_type": "cyto3",
         "diameter": 30.0,
@@ -249,17 +282,6 @@ class Cellpose3(_CellposeBase):
         "random_weights": False,
         "stitch_threshold": 0.0,  # volumes only: 0 = cellpose's do_3D, > 0 = its slice stitching
     }
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether this environment has cellpose 3 and ``cyto3`` is cached."""
-        if (cellpose_major() or 3) >= 4:
-            return False, (
-                f"cellpose {dist_version('cellpose')} here; cellpose3 runs in its own environment "
-                "(scripts/install_cellpose3_env.sh)"
-            )
-        path = cellpose_model_dir() / cls.default_params["model_type"]
-        return _cache_status(path)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         self._check_version()
@@ -270,8 +292,7 @@ class Cellpose3(_CellposeBase):
         torch_device = torch.device(device)
         if p["random_weights"]:
             # cellpose 3 builds an untrained CPnet when given neither a model nor a model type.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():
                 model = models.CellposeModel(pretrained_model=False, model_type=None, device=torch_device)
             self._weights = None
         else:
@@ -309,11 +330,15 @@ class Cellpose3(_CellposeBase):
         x = np.asarray(volume, np.float32)
         x = x.mean(axis=-1) if x.ndim == 4 else x  # grey, as channels=[0, 0] in 2D
         masks, _, _ = self._model.eval(
-            x, channels=[0, 0], diameter=p["diameter"], flow_threshold=p["flow_threshold"],
-            cellprob_threshold=p["cellprob_threshold"], **volume_eval_kwargs(p, spacing, None),
+            x,
+            channels=[0, 0],
+            diameter=p["diameter"],
+            flow_threshold=p["flow_threshold"],
+            cellprob_threshold=p["cellprob_threshold"],
+            **volume_eval_kwargs(p, spacing, None),
         )
         return masks_to_volume(masks, volume.shape[:3])
 
     def info(self) -> dict[str, Any]:
-        """cellpose version, model, weights, precision."""
+        """Cellpose version, model, weights, precision."""
         return {**self._weights_info(), "model": self.params["model_type"], "precision": "float32"}

@@ -22,7 +22,9 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, Segmenter
-from .preprocess import dist_version, to_cellsam, weights_sha256
+from .images import to_cellsam
+from .meta import MethodMeta, one_model
+from .weights import dist_version, seeded_torch, weights_info
 
 CELLSAM_COMMIT = "35bc6e0da6616cf7530e52d0282ee17bb1a57429"  # 2025-11-11, model release v1.2
 TOKEN_HELP = (
@@ -71,6 +73,36 @@ def cellsam_to_labels(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(np.uint32)
 
 
+def weights_status() -> tuple[bool, str]:
+    """Whether the weights are cached or a token to fetch them is set (no torch import)."""
+    path = cellsam_weights_path(CellSAM.default_params["model"], CellSAM.default_params["version"])
+    if path.is_file():
+        return True, f"ready (weights {path})"
+    if os.environ.get("DEEPCELL_ACCESS_TOKEN"):
+        return True, f"ready; weights not cached, first run downloads them to {path.parent}"
+    return False, "weights not cached and DEEPCELL_ACCESS_TOKEN not set. " + TOKEN_HELP
+
+
+# The datasets in CellSAM's training data (the paper's Fig. 2 marks).
+TRAINED_ON = frozenset(
+    {
+        "cellpose",
+        "cryonuseg",
+        "deepbacs",
+        "dsb",
+        "livecell",
+        "monuseg",
+        "nuinsseg",
+        "omnipose",
+        "pannuke",
+        "tissuenet",
+        "tnbc",
+        "u20s",
+        "yeaz",
+    }
+)
+
+
 @register_method
 class CellSAM(Segmenter):
     """CellSAM: CellFinder (AnchorDETR boxes) prompting SAM, no tiling (``use_wsi=False``).
@@ -89,10 +121,18 @@ class CellSAM(Segmenter):
         **Testing only**: the real CellSAM network with random weights (no checkpoint).
     """
 
-    name = "cellsam"
-    requires = ("torch", "cellSAM")
-    extra = "cellsam"
-    description = "CellSAM (vanvalenlab, pinned commit), no tiling"
+    meta = MethodMeta(
+        name="cellsam",
+        description="CellSAM (vanvalenlab, pinned commit), no tiling",
+        extra="cellsam",
+        requires=("torch", "cellSAM"),
+        paper_row=("cellsam", "default"),
+        table_order=40,
+        trained_on=TRAINED_ON,
+        models=one_model("cellsam_general"),
+        default_model="cellsam_general",
+        weights_status=weights_status,
+    )
     default_params = {
         "model": "cellsam_general",
         "version": "1.2",
@@ -100,19 +140,6 @@ class CellSAM(Segmenter):
         "bbox_threshold": 0.4,
         "random_weights": False,
     }
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the weights are cached or a token to fetch them is set (no torch import)."""
-        path = cellsam_weights_path(cls.default_params["model"], cls.default_params["version"])
-        if path.is_file():
-            return True, f"ready (weights {path})"
-        if os.environ.get("DEEPCELL_ACCESS_TOKEN"):
-            return True, f"ready; weights not cached, first run downloads them to {path.parent}"
-        return False, "weights not cached and DEEPCELL_ACCESS_TOKEN not set. " + TOKEN_HELP
-
-    def _model_key(self, domain: str | None) -> object:
-        return None  # one model for every domain: loaded once per run, whatever the datasets
 
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
@@ -125,8 +152,7 @@ class CellSAM(Segmenter):
             import yaml
 
             config = yaml.safe_load((importlib.resources.files("cellSAM") / "modelconfig.yaml").read_text())
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():
                 net = cellsam_model.CellSAM(config)
             self._weights = None
         elif p["checkpoint"] is not None:
@@ -157,15 +183,14 @@ class CellSAM(Segmenter):
         return cellsam_to_labels(mask, image.shape[:2])
 
     def info(self) -> dict[str, Any]:
-        """cellSAM version and commit, model, weights file and hash, precision."""
+        """CellSAM version and commit, model, weights file and hash, precision."""
         weights = getattr(self, "_weights", None)
         return {
             "library": f"cellSAM=={dist_version('cellSAM')}",
             "commit": installed_commit(),
             "pinned_commit": CELLSAM_COMMIT,
             "model": f"{self.params['model']} v{self.params['version']}",
-            "weights": "random (testing only)" if self.params["random_weights"] else weights and str(weights),
-            "weights_sha256": weights_sha256(weights),
+            **weights_info(weights, self.params["random_weights"]),
             "precision": "float32",
         }
 

@@ -9,7 +9,7 @@ The pipeline is what a bioimage analyst would build by hand for each domain:
 3. foreground by Otsu's threshold (or a local threshold for uneven illumination), holes filled, specks removed;
 4. split touching objects with a watershed on the smoothed distance transform, seeded at its h-maxima.
 
-Volumes (``supports_3d = "native"``) run the same pipeline in 3D: the channel is reduced slice by slice and
+Volumes (``meta.supports_3d="native"``) run the same pipeline in 3D: the channel is reduced slice by slice and
 normalised over the volume, and every step works on the volume with the voxel size (z, y, x) the dataset gives
 (scaled so that y/x voxels are 1): smoothing sigmas and the local-threshold block shrink along a coarser z, the
 distance transform is in these units (so ``h`` keeps its meaning), and ``min_size`` counts voxels.
@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from . import register_method
 from .base import ParameterError, Segmenter
+from .meta import MethodMeta
 
 
 def to_foreground_channel(image: np.ndarray, domain: str | None) -> np.ndarray:
@@ -55,8 +56,12 @@ def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
 class ClassicWatershed(Segmenter):
     """Otsu/local threshold + distance-transform watershed; no weights, CPU only."""
 
-    name = "classic"
-    description = "Threshold + distance-transform watershed baseline (scikit-image, no weights)"
+    meta = MethodMeta(
+        name="classic",
+        description="Threshold + distance-transform watershed baseline (scikit-image, no weights)",
+        table_order=110,
+        supports_3d="native",
+    )
     default_params = {
         "sigma": 1.0,
         "threshold": "otsu",
@@ -66,8 +71,6 @@ class ClassicWatershed(Segmenter):
         "h_fraction": 0.0,
         "distance_sigma": 1.0,
     }
-
-    supports_3d = "native"
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
         return self._watershed(normalize(to_foreground_channel(image, self.domain)), None)

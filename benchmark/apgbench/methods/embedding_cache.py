@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ..errors import InvalidInputError
 
 DEFAULT_MAX_GB = 20.0
@@ -100,7 +101,9 @@ class EmbeddingCache:
 
 
 @contextlib.contextmanager
-def use_cache(folder: str | os.PathLike | None, max_gb: float = DEFAULT_MAX_GB) -> Iterator[EmbeddingCache | None]:
+def use_cache(
+    folder: str | os.PathLike | None, max_gb: float = DEFAULT_MAX_GB
+) -> Iterator[EmbeddingCache | None]:
     """Make a cache in ``folder`` active for the block (None: no cache)."""
     if folder is None:
         yield None

@@ -39,7 +39,9 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter
-from .preprocess import dist_version, to_float, weights_sha256
+from .images import to_float
+from .meta import MethodMeta
+from .weights import dist_version, seeded_torch, weights_info
 
 MODELS = {
     "nuclei-fluo": "single_channel_nuclei",
@@ -51,8 +53,17 @@ DEFAULT_MODEL = "fluorescence_nuclei_and_cells"
 # Input channels per released model: None = channel invariant (any number).
 MODEL_CHANNELS = {"single_channel_nuclei": 1, "brightfield_nuclei": 3, "fluorescence_nuclei_and_cells": None}
 # train.py's default architecture plus what each released model predicts, for ``random_weights``.
-_ARCH = {"model_str": "InstanSeg_UNet", "layers": (32, 64, 128, 256), "n_sigma": 2, "dim_coords": 2,
-         "dim_seeds": 1, "norm": "BATCH", "dropprob": 0.0, "multihead": False, "feature_engineering": "0"}
+_ARCH = {
+    "model_str": "InstanSeg_UNet",
+    "layers": (32, 64, 128, 256),
+    "n_sigma": 2,
+    "dim_coords": 2,
+    "dim_seeds": 1,
+    "norm": "BATCH",
+    "dropprob": 0.0,
+    "multihead": False,
+    "feature_engineering": "0",
+}
 _RANDOM = {  # (backbone input channels, nuclei and cells, channel invariant)
     "single_channel_nuclei": (1, False, False),
     "brightfield_nuclei": (3, False, False),
@@ -134,17 +145,30 @@ def random_instanseg(name: str):
     from instanseg.utils.models.ChannelInvariantNet import AdaptorNetWrapper
 
     dim_in, both, invariant = _RANDOM[name]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_torch():
         net = build_model_from_dict({**_ARCH, "dim_in": dim_in, "cells_and_nuclei": both})
         loss = InstanSegLoss(n_sigma=2, cells_and_nuclei=both, device="cpu", feature_engineering_function="0")
         net = loss.initialize_pixel_classifier(net, MLP_width=5)  # train.py's --mlp_width default
         if invariant:
             net = AdaptorNetWrapper(net, adaptor_net_str="1", norm="BATCH")
         net.eval()
-        wrapped = InstanSeg_Torchscript(net, cells_and_nuclei=both, pixel_size=0.5, n_sigma=2,
-                                        feature_engineering_function="0", backbone_dim_in=dim_in)
+        wrapped = InstanSeg_Torchscript(
+            net,
+            cells_and_nuclei=both,
+            pixel_size=0.5,
+            n_sigma=2,
+            feature_engineering_function="0",
+            backbone_dim_in=dim_in,
+        )
     return torch.jit.script(wrapped)
+
+
+def weights_status() -> tuple[bool, str]:
+    """Whether the default model's ``instanseg.pt`` is cached (no torch import)."""
+    path = instanseg_weights_path(DEFAULT_MODEL)
+    if path is not None and path.is_file():
+        return True, f"ready (weights {path})"
+    return True, f"ready; {DEFAULT_MODEL} not cached in {path and path.parent}, the first run downloads it"
 
 
 @register_method
@@ -169,10 +193,15 @@ class InstanSeg(Segmenter):
         **Testing only**: the InstanSeg network with seeded random weights (no download).
     """
 
-    name = "instanseg"
-    requires = ("torch", "instanseg")
-    extra = "instanseg"
-    description = "InstanSeg (fluorescence / brightfield models by domain), not in the paper"
+    meta = MethodMeta(
+        name="instanseg",
+        description="InstanSeg (fluorescence / brightfield models by domain), not in the paper",
+        extra="instanseg",
+        requires=("torch", "instanseg"),
+        models=MODELS,
+        default_model=DEFAULT_MODEL,
+        weights_status=weights_status,
+    )
     default_params = {
         "model": None,
         "checkpoint": None,
@@ -184,25 +213,17 @@ class InstanSeg(Segmenter):
         "random_weights": False,
     }
 
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the default model's ``instanseg.pt`` is cached (no torch import)."""
-        path = instanseg_weights_path(DEFAULT_MODEL)
-        if path is not None and path.is_file():
-            return True, f"ready (weights {path})"
-        return True, f"ready; {DEFAULT_MODEL} not cached in {path and path.parent}, the first run downloads it"
-
     def model_name(self, domain: str | None = None) -> str:
         """The model for ``domain`` (the prepared domain by default), or the one named in the parameters."""
         return self.params["model"] or instanseg_model_for(domain if domain is not None else self.domain)
 
     def _model_key(self, domain: str | None) -> object:
-        if domain is None and not (self.params["model"] or self.params.get("model_dir")):
+        if domain is None and not self.params["model"]:
             raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
             )
-        return self.model_name(domain)
+        return super()._model_key(domain)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
@@ -210,7 +231,9 @@ class InstanSeg(Segmenter):
 
         p, name = self.params, self.model_name(domain)
         if p["processing"] not in ("auto", "small", "medium"):
-            raise ParameterError(f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'.")
+            raise ParameterError(
+                f"InstanSeg processing must be auto, small or medium, not '{p['processing']}'."
+            )
         if p["random_weights"]:
             net, self._weights = random_instanseg(name), None
         elif p["checkpoint"]:
@@ -231,7 +254,7 @@ class InstanSeg(Segmenter):
             raise ParameterError(f"Unknown InstanSeg model '{name}'; known: {', '.join(model_index())}.")
         try:
             return download_model(name, verbose=False)
-        except Exception as error:  # noqa: BLE001 - requests, zipfile and OS errors alike
+        except Exception as error:
             path = instanseg_weights_path(name)
             raise MethodUnavailableError(
                 f"InstanSeg model '{name}' is not in {path.parent} and could not be downloaded from "
@@ -249,12 +272,18 @@ class InstanSeg(Segmenter):
         with warnings.catch_warnings():  # pixel_size=None is chosen on purpose (module notes)
             warnings.filterwarnings("ignore", message="Pixel size not provided")
             if method == "small":
-                out = self._model.eval_small_image(x, pixel_size=p["pixel_size"], return_image_tensor=False,
-                                                   target=target)
+                out = self._model.eval_small_image(
+                    x, pixel_size=p["pixel_size"], return_image_tensor=False, target=target
+                )
             else:
-                out = self._model.eval_medium_image(x, pixel_size=p["pixel_size"], return_image_tensor=False,
-                                                    target=target, tile_size=p["tile_size"],
-                                                    batch_size=p["batch_size"])
+                out = self._model.eval_medium_image(
+                    x,
+                    pixel_size=p["pixel_size"],
+                    return_image_tensor=False,
+                    target=target,
+                    tile_size=p["tile_size"],
+                    batch_size=p["batch_size"],
+                )
         return instances_to_labels(out, image.shape[:2])
 
     def close(self) -> None:
@@ -262,15 +291,14 @@ class InstanSeg(Segmenter):
         self._model = None
 
     def info(self) -> dict[str, Any]:
-        """instanseg version, model and its release, weights file and hash, output target."""
+        """Instanseg version, model and its release, weights file and hash, output target."""
         name = getattr(self, "_name", self.model_name())
         path = getattr(self, "_weights", None)
         return {
             "library": f"instanseg-torch=={dist_version('instanseg-torch')}",
             "model": name,
             "model_version": model_index().get(name, {}).get("version"),
-            "weights": "random (testing only)" if self.params["random_weights"] else path and str(path),
-            "weights_sha256": weights_sha256(path),
+            **weights_info(path, self.params["random_weights"]),
             "target": self.params["target"] or target_for(self.domain),
             "pixel_size": self.params["pixel_size"],
         }

@@ -19,7 +19,7 @@ default. With ``tile_shape`` and ``halo`` set, images larger than ``max_untiled`
 are tiled as micro-sam does: tiled embeddings, stitched decoder maps, each prompt answered in the tile
 whose core holds it.
 
-The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.preprocess.
+The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.images.
 to_rgb_uint8`, micro-sam 4f6d45e2's ``_to_image``). micro-sam >= 1.7 rescales every channel of every image
 (uint8 included) once more; :func:`paper_input` switches that off while micro-sam runs.
 Only numpy, the standard library and apgbench are imported at module level.
@@ -42,10 +42,13 @@ from ..apg import (
     automatic_instance_segmentation,
     automatic_prompt_generation,
 )
+from ..config import DOMAINS
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter, check_image, check_labels
 from .embedding_cache import active_cache
-from .preprocess import to_rgb_uint8
+from .images import to_rgb_uint8
+from .meta import MethodMeta
+from .weights import dist_version, weights_sha256
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
 DEFAULT_MODEL = "vit_b_lm"
@@ -56,12 +59,33 @@ KNOWN_URLS = {
     "vit_b_histopathology": "https://owncloud.gwdg.de/index.php/s/sBB4H8CTmIoBZsQ/download",
     "vit_b_histopathology_decoder": "https://owncloud.gwdg.de/index.php/s/KO9AWqynI7SFOBj/download",
 }
+# The datasets in µSAM's / PathoSAM's training data (the paper's Fig. 2 marks; plantseg-root-3d is the same
+# data scored as volumes).
+TRAINED_ON = frozenset(
+    {
+        "cellpose",
+        "deepbacs",
+        "dsb",
+        "dynamicnuclearnet",
+        "livecell",
+        "monuseg",
+        "omnipose",
+        "pannuke",
+        "plantseg-root",
+        "plantseg-root-3d",
+        "puma",
+        "tissuenet",
+        "yeaz",
+    }
+)
+MODELS = {domain: DEFAULT_MODELS.get(domain, DEFAULT_MODEL) for domain in DOMAINS}
 _COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
 
 
 class SharedStage(NamedTuple):
     """One image's shared stage: micro-sam's embeddings, the (foreground, center, boundary) decoder maps,
-    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``."""
+    the ``(tile_shape, halo)`` used (both None untiled) and the image's ``(H, W)``.
+    """
 
     embeddings: dict
     maps: tuple
@@ -89,7 +113,7 @@ def paper_input():
 
     micro-sam 1.8's ``_to_image`` min-max scales each channel to 0-255 with a ``+1e-7`` and truncation, so
     even a full-range uint8 image changes; the paper's version left uint8 untouched. The caller passes
-    :func:`~apgbench.methods.preprocess.to_rgb_uint8`'s output, which is already what the paper's encoder
+    :func:`~apgbench.methods.images.to_rgb_uint8`'s output, which is already what the paper's encoder
     received. Restored on exit.
     """
     from micro_sam import util
@@ -215,27 +239,40 @@ class SamPointModel:
         return merged.select(np.argsort(np.concatenate(order), kind="stable"))
 
 
+def weights_status() -> tuple[bool, str]:
+    """Whether the default µSAM weights are in micro-sam's cache (no torch import)."""
+    folder = microsam_model_dir()
+    missing = [n for n in (DEFAULT_MODEL, f"{DEFAULT_MODEL}_decoder") if not (folder / n).is_file()]
+    if not missing:
+        return True, f"ready (weights in {folder})"
+    return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
+
+
+def _meta(
+    name: str, description: str, table_order: int, paper_row: tuple[str, str], supports_3d: str = "none"
+) -> MethodMeta:
+    """The metadata the µSAM methods share (extra, libraries, models, training data), with their own id."""
+    return MethodMeta(
+        name=name,
+        description=description,
+        extra="musam",
+        supports_3d=supports_3d,
+        requires=("torch", "micro_sam", "segment_anything"),
+        paper_row=paper_row,
+        table_order=table_order,
+        trained_on=TRAINED_ON,
+        models=MODELS,
+        default_model=DEFAULT_MODEL,
+        weights_status=weights_status,
+    )
+
+
 class _MicroSam(Segmenter):
     """Shared model loading, embeddings and decoder maps of the µSAM methods."""
 
-    requires = ("torch", "micro_sam", "segment_anything")
-    extra = "musam"
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the default µSAM weights are in micro-sam's cache (no torch import)."""
-        folder = microsam_model_dir()
-        missing = [n for n in (DEFAULT_MODEL, f"{DEFAULT_MODEL}_decoder") if not (folder / n).is_file()]
-        if not missing:
-            return True, f"ready (weights in {folder})"
-        return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
-
     def model_name(self) -> str:
-        """The micro-sam model used for the current domain."""
-        return self.params["model"] or DEFAULT_MODELS.get(self.domain or "", DEFAULT_MODEL)
-
-    def _model_key(self, domain: str | None) -> object:
-        return self.params["model"] or DEFAULT_MODELS.get(domain or "", DEFAULT_MODEL)
+        """The micro-sam model used for the current domain: the ``model`` parameter, else the domain's."""
+        return self.params["model"] or self.meta.model_for(self.domain)
 
     def _prepare(self, device: str, domain: str | None) -> None:
         from micro_sam import util
@@ -245,12 +282,14 @@ class _MicroSam(Segmenter):
         if checkpoint is None:
             folder, registry = microsam_model_dir(), util.models()
             if name not in registry.registry:
-                raise ParameterError(f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names().")
+                raise ParameterError(
+                    f"Unknown micro-sam model '{name}'; see micro_sam.util.get_model_names()."
+                )
             for file in (name, f"{name}_decoder"):
                 if file in registry.registry and not (folder / file).is_file():
                     try:  # micro-sam's own download (pooch, hash-checked)
                         registry.fetch(file, progressbar=False)
-                    except Exception as error:  # noqa: BLE001 - pooch raises requests/OS/hash errors alike
+                    except Exception as error:
                         raise MethodUnavailableError(
                             f"µSAM weight file {folder / file} is missing and could not be downloaded from "
                             f"{registry.urls.get(file, KNOWN_URLS.get(file, '?'))} ({type(error).__name__}); "
@@ -271,7 +310,9 @@ class _MicroSam(Segmenter):
         if tile_shape is None or max(shape) <= int(self.params["max_untiled"]):
             return None, None
         if halo is None:
-            raise ParameterError(f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64).")
+            raise ParameterError(
+                f"Method '{self.name}': tile_shape={tile_shape} needs a halo too (halo=64,64)."
+            )
         return tuple(tile_shape), tuple(halo)
 
     # -- shared stage: model + input conversion -> embeddings and decoder maps --------------------------
@@ -279,11 +320,18 @@ class _MicroSam(Segmenter):
         """What the shared stage depends on: methods with equal keys can share one model and one stage.
 
         The model, its checkpoint, the tiling and the device; the input conversion is the same for all
-        µSAM methods (:func:`~apgbench.methods.preprocess.to_rgb_uint8`).
+        µSAM methods (:func:`~apgbench.methods.images.to_rgb_uint8`).
         """
         p = self.params
-        return ("musam", self.model_name(), p["checkpoint"], _hashable(p["tile_shape"]), _hashable(p["halo"]),
-                p["max_untiled"], str(self.device))
+        return (
+            "musam",
+            self.model_name(),
+            p["checkpoint"],
+            _hashable(p["tile_shape"]),
+            _hashable(p["halo"]),
+            p["max_untiled"],
+            str(self.device),
+        )
 
     def share_model(self, owner: _MicroSam) -> None:
         """Use ``owner``'s loaded model instead of loading a copy (family runs); ``owner`` must be prepared."""
@@ -304,37 +352,42 @@ class _MicroSam(Segmenter):
             key = cache.key(image, **self._cache_provenance())
             hit = cache.get(key)
             if hit is not None:
-                embeddings = {"features": hit["features"], "input_size": tuple(int(v) for v in hit["input_size"]),
-                              "original_size": tuple(int(v) for v in hit["original_size"])}
+                embeddings = {
+                    "features": hit["features"],
+                    "input_size": tuple(int(v) for v in hit["input_size"]),
+                    "original_size": tuple(int(v) for v in hit["original_size"]),
+                }
                 maps = (hit["foreground"], hit["center_distances"], hit["boundary_distances"])
                 return SharedStage(embeddings, maps, (None, None), image.shape[:2])
         embeddings, maps, tiling = self._maps(image)
         if cache is not None:
-            cache.put(key, {"features": np.asarray(embeddings["features"]),
-                            "input_size": np.asarray(embeddings["input_size"]),
-                            "original_size": np.asarray(embeddings["original_size"]),
-                            **dict(zip(("foreground", "center_distances", "boundary_distances"), maps))})
+            cache.put(
+                key,
+                {
+                    "features": np.asarray(embeddings["features"]),
+                    "input_size": np.asarray(embeddings["input_size"]),
+                    "original_size": np.asarray(embeddings["original_size"]),
+                    **dict(zip(("foreground", "center_distances", "boundary_distances"), maps)),
+                },
+            )
         return SharedStage(embeddings, maps, tiling, image.shape[:2])
 
     def _cache_provenance(self) -> dict[str, Any]:
         """What the shared stage's output depends on besides the image (the embedding cache's key)."""
-        from .preprocess import dist_version
-
         weights = getattr(self, "_weights", {})
-        digest = weights.get("weights_hash")
-        if not digest and weights.get("checkpoint"):  # a checkpoint file: hash its bytes once per file
-            path = weights["checkpoint"]
-            if getattr(self, "_checkpoint_hash", (None, None))[0] != path:
-                import hashlib
-
-                with open(path, "rb") as f:
-                    self._checkpoint_hash = (path, hashlib.file_digest(f, "sha256").hexdigest())
-            digest = self._checkpoint_hash[1]
-        return {"stage": "musam", "model": self.model_name(), "weights": digest, "conversion": "to_rgb_uint8 (paper)",
-                "micro_sam": dist_version("micro_sam"), "precision": self.info().get("precision")}
+        # a checkpoint file: hashed once per file version (weights_sha256 caches by size and mtime)
+        digest = weights.get("weights_hash") or weights_sha256(weights.get("checkpoint"))
+        return {
+            "stage": "musam",
+            "model": self.model_name(),
+            "weights": digest,
+            "conversion": "to_rgb_uint8 (paper)",
+            "micro_sam": dist_version("micro_sam"),
+            "precision": self.info().get("precision"),
+        }
 
     def segment_shared(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
-        """This method's own stage on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
+        """The own stage of this method on a precomputed :meth:`shared_stage` of ``image``; validated labels."""
         image = check_image(image)
         if tuple(shared.shape) != tuple(image.shape[:2]):
             raise ValueError(f"The shared stage is for a {shared.shape} image, not {image.shape[:2]}.")
@@ -403,8 +456,6 @@ class _MicroSam(Segmenter):
 
     def info(self) -> dict[str, Any]:
         """micro-sam version, model name, checkpoint path and its registry hash."""
-        from .preprocess import dist_version
-
         return {
             "micro_sam": dist_version("micro_sam"),
             "torch": dist_version("torch"),
@@ -416,7 +467,6 @@ class _MicroSam(Segmenter):
         self.predictor = self.decoder = None
 
 
-
 def sam_backbone(name: str) -> str:
     """The SAM backbone of a µSAM model name (``vit_b_lm`` -> ``vit_b``), which a custom checkpoint is built on."""
     return "_".join(name.split("_")[:2])
@@ -426,29 +476,40 @@ def sam_backbone(name: str) -> str:
 class MicroSamAIS(_MicroSam):
     """µSAM decoder + seeded watershed."""
 
-    name = "ais"
-    description = "µSAM/PathoSAM decoder + seeded watershed (AIS)"
+    # 3D: micro-sam's 3D AIS, per-slice AIS + its multicut merge (methods/musam3d.py)
+    meta = _meta("ais", "µSAM/PathoSAM decoder + seeded watershed (AIS)", 70, ("ais", "default"), "stitch")
     default_params: ClassVar[dict[str, Any]] = {**_COMMON, **AIS_DEFAULTS}
 
     def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
         return automatic_instance_segmentation(*shared.maps, **self._algorithm_params(AIS_DEFAULTS))
 
-    supports_3d = "stitch"  # micro-sam's 3D AIS: per-slice AIS + its multicut merge (methods/musam3d.py)
-
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .musam3d import ais_volume
 
         tile_shape, halo = self._tiling(volume.shape[1:3])
-        return ais_volume(self.predictor, self.decoder, volume, self._algorithm_params(AIS_DEFAULTS),
-                          tile_shape, halo, self.slice_progress)
+        return ais_volume(
+            self.predictor,
+            self.decoder,
+            volume,
+            self._algorithm_params(AIS_DEFAULTS),
+            tile_shape,
+            halo,
+            self.slice_progress,
+        )
 
 
 @register_method
 class MicroSamAPG(_MicroSam):
     """Automatic prompt generation, this project's implementation."""
 
-    name = "apg"
-    description = "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)"
+    # 3D: ours, 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
+    meta = _meta(
+        "apg",
+        "automatic prompt generation over µSAM/PathoSAM (ours; connected-component prompts)",
+        100,
+        ("apg", "default"),
+        "stitch",
+    )
     prompts = "components"
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
@@ -461,8 +522,6 @@ class MicroSamAPG(_MicroSam):
             *shared.maps, model, prompts=self.prompts, **self._algorithm_params(APG_DEFAULTS)
         )
 
-    supports_3d = "stitch"  # ours: 2D APG per slice + µSAM's overlap merge (methods/musam3d.py)
-
     def _segment_volume(self, volume: np.ndarray, spacing) -> np.ndarray:
         from .musam3d import apg_volume
 
@@ -473,8 +532,13 @@ class MicroSamAPG(_MicroSam):
 class MicroSamAPGBoundary(MicroSamAPG):
     """APG with prompts at boundary-distance maxima (paper Fig. 3)."""
 
-    name = "apg-bd"
-    description = "APG with boundary-distance maxima prompts (paper Fig. 3)"
+    meta = _meta(
+        "apg-bd",
+        "APG with boundary-distance maxima prompts (paper Fig. 3)",
+        90,
+        ("apg-bd", "default"),
+        "stitch",
+    )
     prompts = "boundary-maxima"
 
 
@@ -482,8 +546,10 @@ class MicroSamAPGBoundary(MicroSamAPG):
 class MicroSamAPGReference(_MicroSam):
     """micro-sam's own ``AutomaticPromptGenerator``, for cross-checking ``apg``."""
 
-    name = "apg-ref"
-    description = "micro-sam's own AutomaticPromptGenerator (reference for apg)"
+    # micro-sam's own APG is what the paper ran, so it shares APG's paper row
+    meta = _meta(
+        "apg-ref", "micro-sam's own AutomaticPromptGenerator (reference for apg)", 80, ("apg", "default")
+    )
     default_params: ClassVar[dict[str, Any]] = {
         **_COMMON,
         "min_size": 25,

@@ -9,7 +9,7 @@
   a 2D image, and the slices are joined by :func:`apgbench.methods.stitch.stitch_slices` with the ``overlap``
   rule, which is µSAM's 3D merging objective (see that module) solved by our own greedy contraction.
 
-Input: every slice is converted as the paper converted a 2D image (:func:`~apgbench.methods.preprocess.
+Input: every slice is converted as the paper converted a 2D image (:func:`~apgbench.methods.images.
 to_rgb_uint8`: min-max to uint8 per slice, as micro-sam's ``_to_image`` does per slice in 3D). micro-sam's 3D
 path takes grey volumes only (``_segment_slices`` asserts ``(Z, Y, X)``), so ``ais`` refuses a multi-channel
 volume; ``apg`` takes it (each slice is a 2D multi-channel image).
@@ -22,9 +22,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .preprocess import to_rgb_uint8
-from .stitch import segment_slices, stitch_slices
 from ..errors import InvalidInputError
+from .images import to_rgb_uint8
+from .stitch import segment_slices, stitch_slices
 
 Progress = Callable[[int, int], None] | None
 
@@ -39,7 +39,9 @@ def grey_uint8_volume(volume: np.ndarray) -> np.ndarray:
     """
     volume = np.asarray(volume)
     if volume.ndim != 3:
-        raise InvalidInputError(f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}.")
+        raise InvalidInputError(
+            f"µSAM's 3D segmentation takes grey (Z, Y, X) volumes; got shape {volume.shape}."
+        )
     return np.stack([to_rgb_uint8(plane)[..., 0] for plane in volume])
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from . import register_method
-from .base import ParameterError, Segmenter
-from .preprocess import dist_version, resolve_checkpoint, to_rgb_uint8, weights_root, weights_sha256
-from .sam import amg_records_to_labels, label_params
+from .amg import LABEL_DEFAULTS, AutoMaskGenerator
+from .base import ParameterError
+from .meta import MethodMeta, one_model
+from .weights import dist_version, resolve_checkpoint, seeded_torch, weights_root
 
 _URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # model name -> (Hydra config inside the sam2 package, official SAM 2.1 checkpoint file)
@@ -40,6 +38,20 @@ def sam2_install() -> str | None:
         return f"official SAM-2 {official} (facebookresearch/sam2)"
     pypi = dist_version("sam2")
     return None if pypi is None else f"PyPI sam2 {pypi}"
+
+
+def default_checkpoint(model: str = "hiera_b+") -> Path:
+    """Where the official SAM 2.1 checkpoint of ``model`` is looked for."""
+    return weights_root() / "sam2" / SAM2_MODELS[model][1]
+
+
+def weights_status() -> tuple[bool, str]:
+    """Which install is present and whether the default weights are cached (without importing torch)."""
+    install = sam2_install() or "sam2"
+    path = default_checkpoint()
+    if path.is_file():
+        return True, f"ready, {install} (weights {path})"
+    return True, f"ready, {install}; weights not cached, first run downloads {_URL}{path.name} to {path}"
 
 
 @contextmanager
@@ -66,7 +78,7 @@ def _sam2_hydra():
 
 
 @register_method
-class Sam2AMG(Segmenter):
+class Sam2AMG(AutoMaskGenerator):
     """SAM 2.1 automatic mask generation.
 
     Parameters
@@ -78,15 +90,21 @@ class Sam2AMG(Segmenter):
     points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh
         Passed to ``SAM2AutomaticMaskGenerator`` (library defaults).
     split_pieces, drop_largest, max_area_fraction
-        The label conversion, the same as ``amg``'s (:func:`apgbench.methods.sam.amg_records_to_labels`).
+        The label conversion, the same as ``amg``'s (:func:`apgbench.methods.amg.amg_records_to_labels`).
     random_weights : bool
         **Testing only**: the real architecture with random weights (no checkpoint), seeded.
     """
 
-    name = "sam2-amg"
-    requires = ("torch", "sam2", "hydra")
-    extra = "sam2"
-    description = "SAM 2.1 automatic mask generation (hiera base+)"
+    meta = MethodMeta(
+        name="sam2-amg",
+        description="SAM 2.1 automatic mask generation (hiera base+)",
+        extra="sam2",
+        requires=("torch", "sam2", "hydra"),
+        table_order=20,
+        models=one_model("hiera_b+"),
+        default_model="hiera_b+",
+        weights_status=weights_status,
+    )
     default_params = {
         "model": "hiera_b+",
         "checkpoint": None,
@@ -95,75 +113,32 @@ class Sam2AMG(Segmenter):
         "pred_iou_thresh": 0.8,
         "stability_score_thresh": 0.95,
         "box_nms_thresh": 0.7,
-        "split_pieces": True,
-        "drop_largest": True,
-        "max_area_fraction": None,
+        **LABEL_DEFAULTS,
         "random_weights": False,
     }
-
-    @classmethod
-    def default_checkpoint(cls, model: str = "hiera_b+") -> Path:
-        """Where the official SAM 2.1 checkpoint of ``model`` is looked for."""
-        return weights_root() / "sam2" / SAM2_MODELS[model][1]
-
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Which install is present and whether the default weights are cached (without importing torch)."""
-        install = sam2_install() or "sam2"
-        path = cls.default_checkpoint()
-        if path.is_file():
-            return True, f"ready, {install} (weights {path})"
-        return True, f"ready, {install}; weights not cached, first run downloads {_URL}{path.name} to {path}"
-
-    def _model_key(self, domain: str | None) -> object:
-        return None  # one model for every domain: loaded once per run, whatever the datasets
+    default_checkpoint = staticmethod(default_checkpoint)
 
     def _prepare(self, device: str, domain: str | None) -> None:
-        import torch
-
         model = self.params["model"]
         if model not in SAM2_MODELS:
             raise ParameterError(f"Unknown SAM 2 model '{model}'; expected one of {', '.join(SAM2_MODELS)}.")
         config, filename = SAM2_MODELS[model]
-        self._weights: Path | None = None
+        self._weights = None
         if not self.params["random_weights"]:
-            default = self.default_checkpoint(model)
+            default = default_checkpoint(model)
             self._weights = resolve_checkpoint(self.params["checkpoint"], default, _URL + filename, self.name)
         with _sam2_hydra():
             from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
             from sam2.build_sam import build_sam2
 
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
+            with seeded_torch():  # random weights are seeded; loaded ones overwrite them
                 net = build_sam2(
                     config, ckpt_path=None if self._weights is None else str(self._weights), device=device
                 )
-        p = self.params
-        self._generator = SAM2AutomaticMaskGenerator(
-            net,
-            points_per_side=p["points_per_side"],
-            points_per_batch=p["points_per_batch"],
-            pred_iou_thresh=p["pred_iou_thresh"],
-            stability_score_thresh=p["stability_score_thresh"],
-            box_nms_thresh=p["box_nms_thresh"],
-            output_mode="binary_mask",
-        )
+        self._generator = SAM2AutomaticMaskGenerator(net, **self._generator_kwargs())
 
-    def _segment(self, image: np.ndarray) -> np.ndarray:
-        records = self._generator.generate(to_rgb_uint8(image))
-        return amg_records_to_labels(records, image.shape[:2], **label_params(self.params))
+    def _library(self) -> str | None:
+        return sam2_install()
 
-    def info(self) -> dict[str, Any]:
-        """Install (official or PyPI), model, weights file and hash, precision."""
-        weights = getattr(self, "_weights", None)
-        return {
-            "library": sam2_install(),
-            "model": f"sam2.1_{self.params['model']}",
-            "weights": "random (testing only)" if self.params["random_weights"] else str(weights),
-            "weights_sha256": weights_sha256(weights),
-            "precision": "float32",
-        }
-
-    def close(self) -> None:
-        """Drop the model."""
-        self._generator = None
+    def _model_label(self) -> str:
+        return f"sam2.1_{self.params['model']}"

@@ -10,7 +10,7 @@ Facts about the library this wrapper handles:
 - **Object budget.** The detector has 200 queries, so a dense image saturates. With ``retile=True`` a tile
   returning at least ``dense_fraction * max_objects`` objects is split into 2x2 overlapping tiles
   (recursively, down to ``min_tile``); each object is kept by the tile whose core holds its centroid
-  (:mod:`.preprocess`). Not the paper's procedure, so off by default.
+  (:mod:`.tiling`). Not the paper's procedure, so off by default.
 - **Input.** The processor takes a PIL image: numpy input makes it read (W, C) as the image size.
 - **Painting.** ``paint_order="query"`` (default, the paper's) or ``"score"`` (ascending score, so the most
   confident object wins overlaps).
@@ -33,16 +33,10 @@ import numpy as np
 
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter, relabel_sequential
-from .preprocess import (
-    Region,
-    centroid_in_core,
-    dist_version,
-    split_region,
-    to_pil_rgb,
-    to_rgb_uint8,
-    weights_sha256,
-    whole_image,
-)
+from .images import to_pil_rgb, to_rgb_uint8
+from .meta import MethodMeta, one_model
+from .tiling import Region, centroid_in_core, split_region, whole_image
+from .weights import dist_version, weights_info
 
 HF_REPO, HF_FILE = "facebook/sam3", "sam3.pt"
 BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -132,6 +126,16 @@ def find_bpe(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+def weights_status() -> tuple[bool, str]:
+    """Whether ``sam3.pt`` is in the Hugging Face cache (reads the folder; imports nothing)."""
+    cached = next(iter(sorted(hf_cache_dir().glob(f"models--facebook--sam3/snapshots/*/{HF_FILE}"))), None)
+    if cached is not None:
+        return True, f"ready on a CUDA GPU (weights {cached})"
+    if os.environ.get("HF_TOKEN"):
+        return True, "ready on a CUDA GPU; gated weights not cached, first run downloads them with HF_TOKEN"
+    return False, "weights not cached. " + GATED
+
+
 @register_method
 class Sam3(Segmenter):
     """SAM3 concept segmentation of every instance matching a text prompt.
@@ -161,10 +165,18 @@ class Sam3(Segmenter):
         Cores are not split below this side length.
     """
 
-    name = "sam3"
-    requires = ("torch", "sam3")
-    extra = "sam3"
-    description = "SAM3 concept segmentation with a text prompt (needs a CUDA GPU)"
+    meta = MethodMeta(
+        name="sam3",
+        description="SAM3 concept segmentation with a text prompt (needs a CUDA GPU)",
+        extra="sam3",
+        requires=("torch", "sam3"),
+        paper_row=("sam3", 'text prompt "cell"'),
+        table_order=30,
+        trained_on=frozenset({"livecell", "pannuke"}),
+        models=one_model("sam3"),
+        default_model="sam3",
+        weights_status=weights_status,
+    )
     default_params = {
         "prompt": "cell",
         "checkpoint": None,
@@ -186,25 +198,7 @@ class Sam3(Segmenter):
             raise ParameterError("SAM3's prompt must be a non-empty string.")
         self.params["prompt"] = self.params["prompt"].strip()
 
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether ``sam3.pt`` is in the Hugging Face cache (reads the folder; imports nothing)."""
-        cached = next(
-            iter(sorted(hf_cache_dir().glob(f"models--facebook--sam3/snapshots/*/{HF_FILE}"))), None
-        )
-        if cached is not None:
-            return True, f"ready on a CUDA GPU (weights {cached})"
-        if os.environ.get("HF_TOKEN"):
-            return (
-                True,
-                "ready on a CUDA GPU; gated weights not cached, first run downloads them with HF_TOKEN",
-            )
-        return False, "weights not cached. " + GATED
-
     # -- model ---------------------------------------------------------------------------------------------
-    def _model_key(self, domain: str | None) -> object:
-        return None  # one model for every domain: loaded once per run, whatever the datasets
-
     def _prepare(self, device: str, domain: str | None) -> None:
         import torch
 
@@ -281,8 +275,7 @@ class Sam3(Segmenter):
             "library": f"sam3=={dist_version('sam3')}",
             "model": "sam3",
             "prompt": self.params["prompt"],
-            "weights": None if weights is None else str(weights),
-            "weights_sha256": weights_sha256(weights),
+            **weights_info(weights),
             "tokenizer": None if getattr(self, "_bpe", None) is None else str(self._bpe),
             "precision": "float32 (library autocast where it enables it)",
         }

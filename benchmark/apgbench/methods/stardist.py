@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DOMAINS
 from . import register_method
 from .base import MethodUnavailableError, ParameterError, Segmenter
-from .preprocess import dist_version, to_float
+from .images import to_float
+from .meta import MethodMeta
+from .weights import RANDOM_WEIGHTS, dist_version
 
 MODELS = {"nuclei-histo": "2D_versatile_he"}
 DEFAULT_MODEL = "2D_versatile_fluo"
@@ -64,15 +67,23 @@ def stardist_input(image: np.ndarray, n_channels: int) -> np.ndarray:
     if image.ndim == 2:
         return np.repeat(image[..., None], 3, axis=-1)
     if image.shape[-1] == 2:
-        return np.concatenate([image, np.zeros(image.shape[:2] + (1,), np.float32)], axis=-1)
+        return np.concatenate([image, np.zeros((*image.shape[:2], 1), np.float32)], axis=-1)
     return image
 
 
 def normalize_input(image: np.ndarray, pmin: float, pmax: float, joint: bool) -> np.ndarray:
-    """csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
+    """Csbdeep's percentile normalisation, per channel (``axis=(0, 1)``) unless ``joint``."""
     from csbdeep.utils import normalize
 
     return normalize(image, pmin, pmax, axis=None if joint or image.ndim == 2 else (0, 1))
+
+
+def weights_status() -> tuple[bool, str]:
+    """Whether the fluorescence model is in keras' cache (no TensorFlow import)."""
+    folder = keras_model_folder(DEFAULT_MODEL)
+    if (folder / f"{DEFAULT_MODEL}.zip").is_file():
+        return True, f"ready (weights in {folder})"
+    return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
 
 
 @register_method
@@ -98,10 +109,15 @@ class StarDist(Segmenter):
         **Testing only**: the versatile architecture with seeded random weights (no download).
     """
 
-    name = "stardist"
-    requires = ("tensorflow", "stardist", "csbdeep")
-    extra = "stardist"
-    description = "StarDist 2D (versatile_fluo / versatile_he by domain), not in the paper"
+    meta = MethodMeta(
+        name="stardist",
+        description="StarDist 2D (versatile_fluo / versatile_he by domain), not in the paper",
+        extra="stardist",
+        requires=("tensorflow", "stardist", "csbdeep"),
+        models={domain: stardist_model_for(domain) for domain in DOMAINS},
+        default_model=DEFAULT_MODEL,
+        weights_status=weights_status,
+    )
     default_params = {
         "model": None,
         "model_dir": None,
@@ -114,14 +130,6 @@ class StarDist(Segmenter):
         "random_weights": False,
     }
 
-    @classmethod
-    def weights_status(cls) -> tuple[bool, str]:
-        """Whether the fluorescence model is in keras' cache (no TensorFlow import)."""
-        folder = keras_model_folder(DEFAULT_MODEL)
-        if (folder / f"{DEFAULT_MODEL}.zip").is_file():
-            return True, f"ready (weights in {folder})"
-        return True, f"ready; {DEFAULT_MODEL} not cached in {folder}, the first run downloads it"
-
     def model_name(self, domain: str | None = None) -> str:
         """The model for ``domain`` (the prepared domain by default), or the one named in the parameters."""
         if self.params["model_dir"]:
@@ -129,7 +137,7 @@ class StarDist(Segmenter):
         return self.params["model"] or stardist_model_for(domain if domain is not None else self.domain)
 
     def _model_key(self, domain: str | None) -> object:
-        if domain is None and not (self.params["model"] or self.params.get("model_dir")):
+        if domain is None and not (self.params["model"] or self.params["model_dir"]):
             raise ParameterError(
                 f"Method '{self.name}' picks its model by domain: give the dataset a domain (--domain) "
                 "or pass model=NAME."
@@ -156,10 +164,12 @@ class StarDist(Segmenter):
             from csbdeep.models.pretrained import get_registered_models
 
             if name not in get_registered_models(StarDist2D, return_aliases=False):
-                raise ParameterError(f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ...")
+                raise ParameterError(
+                    f"Unknown StarDist2D model '{name}'; registered: {', '.join(MODEL_URLS)}, ..."
+                )
             try:
                 model = StarDist2D.from_pretrained(name)
-            except Exception as error:  # noqa: BLE001 - keras' get_file raises bare Exceptions when offline
+            except Exception as error:
                 folder = keras_model_folder(name)
                 raise MethodUnavailableError(
                     f"StarDist model '{name}' is not in {folder} and could not be downloaded from "
@@ -175,8 +185,12 @@ class StarDist(Segmenter):
         x = normalize_input(x, p["pmin"], p["pmax"], p["normalize_jointly"])
         n_tiles = None if p["n_tiles"] is None else tuple(p["n_tiles"]) + ((1,) if x.ndim == 3 else ())
         labels, _ = self._model.predict_instances(
-            x, prob_thresh=p["prob_thresh"], nms_thresh=p["nms_thresh"], n_tiles=n_tiles,
-            verbose=False, show_tile_progress=False,
+            x,
+            prob_thresh=p["prob_thresh"],
+            nms_thresh=p["nms_thresh"],
+            n_tiles=n_tiles,
+            verbose=False,
+            show_tile_progress=False,
         )
         return labels_to_uint32(labels, image.shape[:2])
 
@@ -193,8 +207,12 @@ class StarDist(Segmenter):
             "csbdeep": dist_version("csbdeep"),
             "tensorflow": dist_version("tensorflow-cpu") or dist_version("tensorflow"),
             "model": getattr(self, "_name", self.model_name()),
-            "weights": "random (testing only)" if self.params["random_weights"] else str(getattr(self, "_folder", None)),
-            "thresholds": None if thresholds is None else {"prob": float(thresholds.prob), "nms": float(thresholds.nms)},
+            "weights": RANDOM_WEIGHTS
+            if self.params["random_weights"]
+            else str(getattr(self, "_folder", None)),
+            "thresholds": None
+            if thresholds is None
+            else {"prob": float(thresholds.prob), "nms": float(thresholds.nms)},
         }
 
 

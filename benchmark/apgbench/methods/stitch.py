@@ -97,7 +97,7 @@ def _unique_ids(slices) -> np.ndarray:
     planes = [np.asarray(s) for s in slices]
     if not planes or any(p.ndim != 2 or p.shape != planes[0].shape for p in planes):
         raise ValueError("stitch_slices needs a non-empty sequence of 2D label images of one shape.")
-    stack = np.zeros((len(planes),) + planes[0].shape, np.uint32)
+    stack = np.zeros((len(planes), *planes[0].shape), np.uint32)
     offset = 0
     for z, plane in enumerate(planes):
         ids, inverse = np.unique(plane, return_inverse=True)
@@ -161,8 +161,11 @@ def _relabel_first_seen(labels: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def segment_slices(segment_2d: Callable[[np.ndarray], np.ndarray], volume: np.ndarray,
-                   progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+def segment_slices(
+    segment_2d: Callable[[np.ndarray], np.ndarray],
+    volume: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
     """Run a 2D segmentation on every z-slice of ``volume`` ((Z, Y, X) or (Z, Y, X, C)).
 
     ``progress(done, total)`` is called after each slice.

@@ -33,10 +33,18 @@ def coverage_table(results_root: str | os.PathLike, scores: pd.DataFrame) -> pd.
         failed = group["error"].notna()
         valid = valid_scores(group)
         n_expected = int(info.get("n_images") or len(group))
-        rows.append({"domain": domain, "dataset": dataset, "method": label, "n_expected": n_expected,
-                     "n_scored": len(valid), "n_failed": int(failed.sum()),
-                     "n_empty_gt": int((~failed & (group["n_true"] == 0)).sum()),
-                     "complete": bool(info.get("complete", False)) and len(group) >= n_expected})
+        rows.append(
+            {
+                "domain": domain,
+                "dataset": dataset,
+                "method": label,
+                "n_expected": n_expected,
+                "n_scored": len(valid),
+                "n_failed": int(failed.sum()),
+                "n_empty_gt": int((~failed & (group["n_true"] == 0)).sum()),
+                "complete": bool(info.get("complete", False)) and len(group) >= n_expected,
+            }
+        )
     frame = pd.DataFrame(rows, columns=columns)
     order = order_methods(frame["method"].unique())
     frame["_d"] = frame["domain"].map(domain_key)

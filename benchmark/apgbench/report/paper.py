@@ -1,22 +1,13 @@
 """The paper's published mSA per (dataset, method), shipped as ``apgbench/data/paper_msa.csv``.
 
 The CSV (36 datasets x 11 method settings, from the authors' public plotting code) holds several settings
-for some methods. A result of ours is compared with the row of the paper that used the same method with its
-default settings, which is what ``apgbench run`` runs without ``--param``:
-
-============  =========================================================================================
-our method    paper row (``method_id``, ``setting``)
-============  =========================================================================================
-amg           (amg, "sam vit_b"): "AMG (vit_b) - without grid search", the original SAM ViT-B
-ais           (ais, "default"): "AIS - without grid search"
-apg           (apg, "default"): "APG - without grid search (cc)", prompts from connected components
-apg-bd        (apg-bd, "default"): "APG - without grid search (bd)", prompts from boundary-distance maxima
-apg-ref       (apg, "default"): micro-sam's own APG is what the paper ran, so it shares APG's row
-cellpose-sam  (cellpose-sam, "cpsam")
-cellpose3     (cellpose3, "cyto3")
-cellsam       (cellsam, "default")
-sam3          (sam3, 'text prompt "cell"')
-============  =========================================================================================
+for some methods. A result of ours is compared with the row of the paper
+that used the same method with its default settings, which is what ``apgbench run`` runs without ``--param``.
+Each method names that row in its metadata (``MethodMeta.paper_row``: paper ``method_id`` and ``setting``):
+``amg`` -> (amg, "sam vit_b"), the original SAM ViT-B without grid search; ``ais``, ``apg``, ``apg-bd`` ->
+their "default" rows (without grid search; APG's prompts from connected components, APG-bd's from
+boundary-distance maxima); ``apg-ref`` -> APG's row, since micro-sam's own APG is what the paper ran;
+``cellpose-sam`` -> "cpsam"; ``cellpose3`` -> "cyto3"; ``cellsam`` -> "default"; ``sam3`` -> 'text prompt "cell"'.
 
 Not compared: runs with non-default parameters (their label carries ``[p-<hash>]``), the paper's grid-search
 rows and its "AMG with the µSAM generalist" rows (no default run of ours corresponds to them), and methods the
@@ -35,18 +26,16 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-#: our method id -> (paper method_id, paper setting); see the module docstring.
-PAPER_ROWS: dict[str, tuple[str, str]] = {
-    "amg": ("amg", "sam vit_b"),
-    "ais": ("ais", "default"),
-    "apg": ("apg", "default"),
-    "apg-bd": ("apg-bd", "default"),
-    "apg-ref": ("apg", "default"),
-    "cellpose-sam": ("cellpose-sam", "cpsam"),
-    "cellpose3": ("cellpose3", "cyto3"),
-    "cellsam": ("cellsam", "default"),
-    "sam3": ("sam3", 'text prompt "cell"'),
-}
+
+def paper_row(label: str) -> tuple[str, str] | None:
+    """The paper's (method_id, setting) for a table label: its method's ``meta.paper_row``.
+
+    None for variants (``apg[p-1a2b]``) and for methods the paper did not run or that are not registered here.
+    """
+    from ..methods import available_methods
+
+    method = available_methods().get(label)
+    return None if method is None else method.meta.paper_row
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,19 +66,25 @@ def paper_dataset_id(dataset: str) -> str:
 
 def paper_value(dataset: str, label: str) -> float:
     """The paper's mSA for our (dataset id, method label), NaN where the paper has none."""
-    row = PAPER_ROWS.get(label)
+    row = paper_row(label)
     if row is None:
         return np.nan
     paper = load_paper_msa()
-    hit = paper[(paper["dataset_id"] == paper_dataset_id(dataset)) & (paper["method_id"] == row[0])
-                & (paper["setting"] == row[1])]
+    hit = paper[
+        (paper["dataset_id"] == paper_dataset_id(dataset))
+        & (paper["method_id"] == row[0])
+        & (paper["setting"] == row[1])
+    ]
     return float(hit["msa"].iloc[0]) if len(hit) else np.nan
 
 
 def paper_table(index: pd.MultiIndex | list[tuple[str, str]], labels: list[str]) -> pd.DataFrame:
     """The paper's values laid out like our mSA table: rows (domain, dataset), columns method labels."""
-    frame = pd.DataFrame(index=pd.MultiIndex.from_tuples(list(index), names=["domain", "dataset"]),
-                         columns=list(labels), dtype=float)
+    frame = pd.DataFrame(
+        index=pd.MultiIndex.from_tuples(list(index), names=["domain", "dataset"]),
+        columns=list(labels),
+        dtype=float,
+    )
     for domain, dataset in frame.index:
         for label in labels:
             frame.loc[(domain, dataset), label] = paper_value(dataset, label)
@@ -116,14 +111,27 @@ def paper_comparison(ours: pd.DataFrame, ci: pd.DataFrame | None = None) -> pd.D
             reference = paper.loc[(domain, dataset), label]
             if np.isnan(value) or np.isnan(reference):
                 continue
-            rows.append({"domain": domain, "dataset": dataset, "method": label, "ours": value,
-                         "paper": reference, "difference": value - reference})
+            rows.append(
+                {
+                    "domain": domain,
+                    "dataset": dataset,
+                    "method": label,
+                    "ours": value,
+                    "paper": reference,
+                    "difference": value - reference,
+                }
+            )
     frame = pd.DataFrame(rows, columns=["domain", "dataset", "method", "ours", "paper", "difference"])
     if ci is not None and not frame.empty:
-        frame = frame.merge(ci[["domain", "dataset", "method", "ci_low", "ci_high"]], how="left",
-                            on=["domain", "dataset", "method"])
+        frame = frame.merge(
+            ci[["domain", "dataset", "method", "ci_low", "ci_high"]],
+            how="left",
+            on=["domain", "dataset", "method"],
+        )
         slack = 5e-4  # the paper's values are rounded to three decimals
-        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - slack) & (frame["paper"] <= frame["ci_high"] + slack)
+        frame["paper_in_ci"] = (frame["paper"] >= frame["ci_low"] - slack) & (
+            frame["paper"] <= frame["ci_high"] + slack
+        )
     return frame
 
 
@@ -132,8 +140,13 @@ def paper_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     if comparison.empty:
         return pd.DataFrame()
     grouped = comparison.groupby("method", sort=False)
-    summary = pd.DataFrame({"n_datasets": grouped.size(), "mean_difference": grouped["difference"].mean(),
-                            "mean_abs_difference": grouped["difference"].apply(lambda d: d.abs().mean())})
+    summary = pd.DataFrame(
+        {
+            "n_datasets": grouped.size(),
+            "mean_difference": grouped["difference"].mean(),
+            "mean_abs_difference": grouped["difference"].apply(lambda d: d.abs().mean()),
+        }
+    )
     if "paper_in_ci" in comparison.columns:
         summary["paper_in_ci"] = grouped["paper_in_ci"].mean()
     return summary
@@ -163,5 +176,7 @@ def difference_html(comparison: pd.DataFrame, *, tolerance: float = 0.02) -> str
             text = f"{round(row['difference'], 3) + 0.0:+.3f}".replace("-", "−")  # + 0.0: no "−0.000"
             cells.append(f'<td{css} title="{tip}">{text}</td>')
         rows.append(f"<tr><td>{html.escape(str(dataset))}</td>{''.join(cells)}</tr>")
-    return (f'<table class="paperdiff"><thead><tr><th>dataset</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f'<table class="paperdiff"><thead><tr><th>dataset</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )

@@ -20,16 +20,35 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .tables import DOMAIN_TITLES, METHOD_ORDER, apg_minus_ais, base_method, domain_key, order_methods, ranks
+from ..methods import method_order
+from .tables import DOMAIN_TITLES, apg_minus_ais, base_method, domain_key, order_methods, ranks
 
-PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
-           "#64B5CD", "#2F4F4F", "#B8860B")
+PALETTE = (
+    "#4C72B0",
+    "#DD8452",
+    "#55A868",
+    "#C44E52",
+    "#8172B3",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#CCB974",
+    "#64B5CD",
+    "#2F4F4F",
+    "#B8860B",
+)
 TOP_COLOURS = ("#1f77b4", "#6baed6", "#c6dbef")  # the paper's blues for the top three
 REST_COLOUR = "#d9d9d9"
 VARIANT_COLOURS = {"apg": "#FCDE9C", "apg-bd": "#7CCBA2"}  # the paper's Fig. 3 colours
 VARIANT_NAMES = {"apg": "APG (components)", "apg-bd": "APG (boundary distance)"}
-RC = {"font.size": 8, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
-      "svg.hashsalt": "apgbench"}
+RC = {
+    "font.size": 8,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "svg.hashsalt": "apgbench",
+}
 
 
 # Parameter variants (``apg[lowthresh]``) get colours of their own, never their method's.
@@ -43,11 +62,13 @@ def _stable_index(text: str) -> int:
 
 def method_colour(label: str) -> str:
     """A fixed colour per table label, so a method looks the same in every plot; a parameter variant
-    (``apg[p-1a2b]``) has its own colour from :data:`VARIANT_PALETTE` and :func:`method_marker` sets it apart."""
+    (``apg[p-1a2b]``) has its own colour from :data:`VARIANT_PALETTE` and :func:`method_marker` sets it apart.
+    """
     base = base_method(label)
     if label != base:
         return VARIANT_PALETTE[_stable_index(label) % len(VARIANT_PALETTE)]
-    index = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) + _stable_index(base)
+    order = method_order()
+    index = order.index(base) if base in order else len(order) + _stable_index(base)
     return PALETTE[index % len(PALETTE)]
 
 
@@ -58,10 +79,12 @@ def method_marker(label: str) -> tuple[str, str]:
 
 def _styled(func):
     """Run a plotting function under the report's rc settings, leaving the caller's matplotlib state alone."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(RC):
             return func(*args, **kwargs)
+
     return wrapper
 
 
@@ -83,8 +106,9 @@ def _tick_labels(ax, labels: list[str], *, always: bool = False) -> None:
 
 
 @_styled
-def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *,
-                dpi: int = 150) -> tuple[list[Path], bytes]:
+def save_figure(
+    fig: Figure, out: Path, stem: str, formats=("png", "svg"), *, dpi: int = 150
+) -> tuple[list[Path], bytes]:
     """Write ``<stem>.png`` / ``<stem>.svg`` (those in ``formats``); return the paths and the PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -102,14 +126,21 @@ def save_figure(fig: Figure, out: Path, stem: str, formats=("png", "svg"), *,
 @_styled
 def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figure:
     """Fig. 2 for one domain: grouped bars (datasets x methods), top three opaque with their rank above,
-    the others faded, hatched where the method was trained on the dataset, APG - AIS written above each group."""
-    sub, rank, marks = table.xs(domain, level=0), ranks(table).xs(domain, level=0), trained.xs(domain, level=0)
+    the others faded, hatched where the method was trained on the dataset, APG - AIS written above each group.
+    """
+    sub, rank, marks = (
+        table.xs(domain, level=0),
+        ranks(table).xs(domain, level=0),
+        trained.xs(domain, level=0),
+    )
     sub = sub.loc[:, sub.notna().any()]
     methods, datasets = list(sub.columns), list(sub.index)
     diff = apg_minus_ais(table)
     width_total = 0.82
     bar = width_total / max(1, len(methods))
-    fig = _figure(min(14.0, max(6.0, 0.17 * len(methods) * len(datasets) + 2.5)), 3.6)  # 14 in: legible on the page
+    fig = _figure(
+        min(14.0, max(6.0, 0.17 * len(methods) * len(datasets) + 2.5)), 3.6
+    )  # 14 in: legible on the page
     ax = fig.add_subplot()
     for i, dataset in enumerate(datasets):
         present = [m for m in methods if not np.isnan(sub.loc[dataset, m])]
@@ -118,17 +149,33 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
             value = sub.loc[dataset, label]
             r = int(rank.loc[dataset, label])
             top = r <= 3
-            ax.bar(x, value, bar * 0.92, color=method_colour(label), alpha=1.0 if top else 0.3,
-                   edgecolor="black" if top else "none", linewidth=0.7,
-                   hatch="///" if marks.loc[dataset, label] else None, zorder=2)
+            ax.bar(
+                x,
+                value,
+                bar * 0.92,
+                color=method_colour(label),
+                alpha=1.0 if top else 0.3,
+                edgecolor="black" if top else "none",
+                linewidth=0.7,
+                hatch="///" if marks.loc[dataset, label] else None,
+                zorder=2,
+            )
             if top:
                 ax.text(x, value + 0.01, str(r), ha="center", va="bottom", fontsize=6, fontweight="bold")
     for i, dataset in enumerate(datasets):
         if diff is not None and not np.isnan(diff.loc[(domain, dataset)]):
             d = float(diff.loc[(domain, dataset)])
             top = np.nanmax(sub.loc[dataset].to_numpy(float))
-            ax.text(i, top + 0.07, f"APG−AIS {d:+.3f}".replace("-", "−"), ha="center", va="bottom",
-                    fontsize=7, color="#1a7f37" if d >= 0 else "#b42318", fontweight="bold")
+            ax.text(
+                i,
+                top + 0.07,
+                f"APG−AIS {d:+.3f}".replace("-", "−"),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="#1a7f37" if d >= 0 else "#b42318",
+                fontweight="bold",
+            )
     ax.set_xticks(np.arange(len(datasets)))
     _tick_labels(ax, datasets)
     ax.set_ylim(0, 1.17)  # rank numbers and the APG - AIS line stay clear of bars at 1.0
@@ -147,7 +194,8 @@ def fig2_domain(table: pd.DataFrame, domain: str, trained: pd.DataFrame) -> Figu
 @_styled
 def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
     """Fig. 1b: per domain and overall, one horizontal bar per ranked method (best average rank on top), its
-    length the mean mSA, the numbers beside it; the three best average ranks in the paper's blues (legend)."""
+    length the mean mSA, the numbers beside it; the three best average ranks in the paper's blues (legend).
+    """
     panels = list(means.columns)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
@@ -162,8 +210,15 @@ def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
         ys = np.arange(len(order))
         ax.barh(ys, values.loc[order], color=colours, edgecolor="black", linewidth=0.4, height=0.75, zorder=2)
         for y, m in zip(ys, order):  # beside the bar, never on it
-            ax.text(values[m] + 0.015, y, f"{values[m]:.3f}  (rank {rank[m]:.2f})", va="center", ha="left",
-                    fontsize=7, fontweight="bold" if base_method(m) == "apg" else "normal")
+            ax.text(
+                values[m] + 0.015,
+                y,
+                f"{values[m]:.3f}  (rank {rank[m]:.2f})",
+                va="center",
+                ha="left",
+                fontsize=7,
+                fontweight="bold" if base_method(m) == "apg" else "normal",
+            )
         ax.set_yticks(ys)
         ax.set_yticklabels(order)
         ax.invert_yaxis()
@@ -174,10 +229,12 @@ def fig1b_ranks(means: pd.DataFrame, avg_ranks: pd.DataFrame) -> Figure:
         ax.grid(axis="x", alpha=0.3, zorder=0)
         ax.set_title("Overall" if panel == "overall" else DOMAIN_TITLES.get(panel, panel), fontweight="bold")
         _clean(ax)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    handles = [Patch(facecolor=c, edgecolor="black", label=name)
-               for c, name in zip(TOP_COLOURS, ("best average rank", "second", "third"))]
+    handles = [
+        Patch(facecolor=c, edgecolor="black", label=name)
+        for c, name in zip(TOP_COLOURS, ("best average rank", "second", "third"))
+    ]
     handles.append(Patch(facecolor=REST_COLOUR, edgecolor="black", label="the others"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     fig.suptitle("Mean mSA per domain, methods ordered by average rank over datasets (1 = best)", fontsize=9)
@@ -209,24 +266,49 @@ def fig3_relative(relative: pd.DataFrame) -> Figure:
             pos = xs + (j - (len(variants) - 1) / 2) * width
             heights = sub[variant].to_numpy(float)
             colour = VARIANT_COLOURS.get(variant, method_colour(variant))
-            ax.bar(pos, np.nan_to_num(heights), width * 0.95, color=colour, edgecolor="black", linewidth=0.5, zorder=2)
+            ax.bar(
+                pos,
+                np.nan_to_num(heights),
+                width * 0.95,
+                color=colour,
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=2,
+            )
             for x, h in zip(pos, heights):
                 if np.isfinite(h):  # at the bar's end, reading upwards, on the bar's side of the axis
-                    ax.text(x, h + (0.02 if h >= 0 else -0.02) * (high - low + pad), f"{h:+.1f}%".replace("-", "−"),
-                            rotation=90, fontsize=6, ha="center", va="bottom" if h >= 0 else "top", zorder=3)
-        means = ", ".join(f"{VARIANT_NAMES.get(v, v)} {sub[v].mean():+.1f}%".replace("-", "−") for v in variants
-                          if sub[v].notna().any())
+                    ax.text(
+                        x,
+                        h + (0.02 if h >= 0 else -0.02) * (high - low + pad),
+                        f"{h:+.1f}%".replace("-", "−"),
+                        rotation=90,
+                        fontsize=6,
+                        ha="center",
+                        va="bottom" if h >= 0 else "top",
+                        zorder=3,
+                    )
+        means = ", ".join(
+            f"{VARIANT_NAMES.get(v, v)} {sub[v].mean():+.1f}%".replace("-", "−")
+            for v in variants
+            if sub[v].notna().any()
+        )
         ax.axhline(0, color="black", linewidth=0.8, zorder=2)
         ax.set_ylim(low - (pad if low < 0 else 0.1 * pad), high + pad)
         ax.set_xticks(xs)
         _tick_labels(ax, list(sub.index))
         ax.set_title(f"{DOMAIN_TITLES.get(domain, domain)}\nmean: {means}", fontsize=9)
         _clean(ax)
-    for ax in axes[len(domains):]:
+    for ax in axes[len(domains) :]:
         ax.set_visible(False)
     axes[0].set_ylabel("Relative mSA vs. AIS (%)")
-    handles = [Patch(facecolor=VARIANT_COLOURS.get(v, method_colour(v)), edgecolor="black",
-                     label=f"{VARIANT_NAMES.get(v, v)} [{v}]") for v in variants]
+    handles = [
+        Patch(
+            facecolor=VARIANT_COLOURS.get(v, method_colour(v)),
+            edgecolor="black",
+            label=f"{VARIANT_NAMES.get(v, v)} [{v}]",
+        )
+        for v in variants
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
 
@@ -245,8 +327,18 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
         for method in order_methods(sub["method"].unique()):
             line = sub[sub["method"] == method]
             marker, style = method_marker(method)
-            ax.plot(line["threshold"], line["sa"], marker=marker, markersize=3, linewidth=1.2, linestyle=style,
-                    color=method_colour(method), label=method, clip_on=False, zorder=3)
+            ax.plot(
+                line["threshold"],
+                line["sa"],
+                marker=marker,
+                markersize=3,
+                linewidth=1.2,
+                linestyle=style,
+                color=method_colour(method),
+                label=method,
+                clip_on=False,
+                zorder=3,
+            )
             labels.append(method)
         ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
         ax.set_xlabel("IoU threshold")
@@ -255,7 +347,7 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
         ax.set_yticks(np.linspace(0, 1, 6))
         ax.grid(alpha=0.3)
         _clean(ax)
-    for ax in axes[len(domains):]:
+    for ax in axes[len(domains) :]:
         ax.set_visible(False)
     axes[0].set_ylabel("Segmentation accuracy SA(t)")
     seen = list(dict.fromkeys(labels))
@@ -265,7 +357,7 @@ def threshold_plot(curves: pd.DataFrame) -> Figure:
 
 @_styled
 def interval_plot(intervals: pd.DataFrame) -> Figure:
-    """mSA with its bootstrap 95% interval, one panel per domain: datasets on x, a dot and whisker per method."""
+    """MSA with its bootstrap 95% interval, one panel per domain: datasets on x, a dot and whisker per method."""
     domains = sorted(intervals["domain"].unique(), key=domain_key)
     methods = order_methods(intervals["method"].unique())
     most = max(intervals.groupby("domain")["dataset"].nunique())
@@ -283,9 +375,18 @@ def interval_plot(intervals: pd.DataFrame) -> Figure:
                 continue
             xs = [datasets.index(d) + (j - (len(methods) - 1) / 2) * step for d in rows["dataset"]]
             marker, _ = method_marker(method)
-            bars = ax.errorbar(xs, rows["msa"], yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
-                               fmt=marker, markersize=2.5, capsize=1.5, linewidth=0.9, color=method_colour(method),
-                               label=method, zorder=3)
+            bars = ax.errorbar(
+                xs,
+                rows["msa"],
+                yerr=[rows["msa"] - rows["ci_low"], rows["ci_high"] - rows["msa"]],
+                fmt=marker,
+                markersize=2.5,
+                capsize=1.5,
+                linewidth=0.9,
+                color=method_colour(method),
+                label=method,
+                zorder=3,
+            )
             for artist in bars.get_children():
                 artist.set_clip_on(False)  # a point at 1.0 stays whole
         ax.set_xticks(np.arange(len(datasets)))
@@ -295,15 +396,25 @@ def interval_plot(intervals: pd.DataFrame) -> Figure:
         ax.set_title(DOMAIN_TITLES.get(domain, domain), fontweight="bold")
         ax.grid(axis="y", alpha=0.3)
         _clean(ax)
-    for ax in axes[len(domains):]:
+    for ax in axes[len(domains) :]:
         ax.set_visible(False)
     axes[0].set_ylabel("mSA, bootstrap 95% interval")
-    fig.legend(handles=[_legend_line(m, line=False) for m in methods], loc="outside right upper", frameon=False)
+    fig.legend(
+        handles=[_legend_line(m, line=False) for m in methods], loc="outside right upper", frameon=False
+    )
     return fig
 
 
 def _legend_line(label: str, *, line: bool = True) -> Line2D:
     """A legend entry with the label's colour, marker and (for line plots) line style."""
     marker, style = method_marker(label)
-    return Line2D([], [], color=method_colour(label), marker=marker, markersize=4, label=label,
-                  linestyle=style if line else "none", linewidth=1.2)
+    return Line2D(
+        [],
+        [],
+        color=method_colour(label),
+        marker=marker,
+        markersize=4,
+        label=label,
+        linestyle=style if line else "none",
+        linewidth=1.2,
+    )

@@ -1,8 +1,8 @@
 """Fig. 2-style tables: mean segmentation accuracy per dataset (rows, grouped by domain) and method (columns).
 
 Marks: the top three methods per dataset carry ¹ ² ³ (the best is bold); ``†`` marks a method whose training
-data include the dataset's training split (``trained_on`` in the dataset config); the last column is the
-difference APG - AIS where both ran.
+data include the dataset's training split (``trained_on`` in the method's metadata); the last column is the
+difference APG - AIS where both ran. Column order: the methods' ``table_order`` (the paper's order).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DOMAINS
+from ..methods import available_methods, method_order
 from ..results import THRESHOLD_COLUMNS, valid_scores
 from .formats import latex_escape
 
@@ -24,9 +25,6 @@ DOMAIN_TITLES = {
     "cells-labelfree": "Cells (label-free)",
     "nuclei-histo": "Nuclei (histopathology)",
 }
-#: Column order of the tables and plots: the paper's order, then anything else alphabetically.
-METHOD_ORDER = ("amg", "sam2-amg", "sam3", "cellsam", "cellpose3", "cellpose-sam", "ais", "apg-ref", "apg-bd",
-                "apg", "classic")
 MARKS = {1: "¹", 2: "²", 3: "³"}
 TRAINED = "†"
 DIFF_COLUMN = "APG − AIS"
@@ -40,11 +38,17 @@ def base_method(label: str) -> str:
 
 
 def order_methods(labels) -> list[str]:
-    """Labels in :data:`METHOD_ORDER`, variants after their method, unknown methods last."""
+    """Labels in the methods' table order; variants after their method, methods without an order last, by id.
+
+    The order is :func:`~apgbench.methods.method_order` (each method's ``meta.table_order``).
+    """
+    order = method_order()
+
     def key(label: str):
         base = base_method(label)
-        position = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+        position = order.index(base) if base in order else len(order)
         return position, base, label != base, label
+
     return sorted(labels, key=key)
 
 
@@ -64,8 +68,9 @@ def scorable(scores: pd.DataFrame) -> pd.DataFrame:
     """Rows that a method scored: no error and non-empty ground truth (the ``--exclude-failed`` view)."""
     empty = scores["error"].isna() & (scores["n_true"] == 0)
     if empty.any():
-        warnings.warn(f"{int(empty.sum())} image(s) with empty ground truth are excluded from the means.",
-                      stacklevel=2)
+        warnings.warn(
+            f"{int(empty.sum())} image(s) with empty ground truth are excluded from the means.", stacklevel=2
+        )
     return valid_scores(scores)
 
 
@@ -83,10 +88,14 @@ def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.
     """
     empty_ids = _empty_ground_truth(scores)
     if empty_ids:
-        warnings.warn(f"{len(empty_ids)} image(s) with empty ground truth are excluded from the means.",
-                      stacklevel=2)
-    keep = pd.Series([key not in empty_ids for key in zip(scores["dataset"], scores["image_id"])],
-                     index=scores.index, dtype=bool)
+        warnings.warn(
+            f"{len(empty_ids)} image(s) with empty ground truth are excluded from the means.", stacklevel=2
+        )
+    keep = pd.Series(
+        [key not in empty_ids for key in zip(scores["dataset"], scores["image_id"])],
+        index=scores.index,
+        dtype=bool,
+    )
     rows = scores[keep].copy()
     if exclude_failed:
         return rows[rows["error"].isna()].assign(zeroed=False)
@@ -108,10 +117,22 @@ def counted_scores(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.
         ids += [f"<missing-{label}-{k}>" for k in range(1, n_missing - len(others) + 1)]
         first = group.iloc[0]
         for image_id in ids:
-            extra.append({"dataset": dataset, "method": first["method"], "run_key": first["run_key"],
-                          "image_id": image_id, "msa": 0.0, **dict.fromkeys(THRESHOLD_COLUMNS, 0.0),
-                          "n_pred": 0, "error": MISSING_ERROR, "domain": first["domain"],
-                          "label": label, "n_expected": first["n_expected"], "zeroed": True})
+            extra.append(
+                {
+                    "dataset": dataset,
+                    "method": first["method"],
+                    "run_key": first["run_key"],
+                    "image_id": image_id,
+                    "msa": 0.0,
+                    **dict.fromkeys(THRESHOLD_COLUMNS, 0.0),
+                    "n_pred": 0,
+                    "error": MISSING_ERROR,
+                    "domain": first["domain"],
+                    "label": label,
+                    "n_expected": first["n_expected"],
+                    "zeroed": True,
+                }
+            )
     if extra:
         rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
     return rows
@@ -131,8 +152,12 @@ def msa_table(scores: pd.DataFrame, *, exclude_failed: bool = False) -> pd.DataF
     table = valid.pivot_table(index=index, columns="label", values="msa", aggfunc="mean")
     order = sorted(table.index, key=lambda k: (domain_key(k[0]), k[0], k[1]))
     columns = order_methods(table.columns)
-    counts = {name: valid.pivot_table(index=index, columns="label", values="zeroed", aggfunc=func)
-              .reindex(index=order, columns=columns) for name, func in (("zeroed", "sum"), ("n_images", "size"))}
+    counts = {
+        name: valid.pivot_table(index=index, columns="label", values="zeroed", aggfunc=func).reindex(
+            index=order, columns=columns
+        )
+        for name, func in (("zeroed", "sum"), ("n_images", "size"))
+    }
     table = table.loc[order, columns]
     table.columns.name = None
     for name, frame in counts.items():
@@ -152,13 +177,19 @@ def zeroed_counts(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def zeroed_footnote(table: pd.DataFrame) -> str | None:
     """The footnote explaining the ``*`` marks of a table, naming each marked cell's count; None if none."""
     zeroed, n_images = zeroed_counts(table)
-    cells = [f"{label} on {dataset}: {zeroed.loc[(domain, dataset), label]} of "
-             f"{n_images.loc[(domain, dataset), label]}"
-             for domain, dataset in table.index for label in table.columns if zeroed.loc[(domain, dataset), label]]
+    cells = [
+        f"{label} on {dataset}: {zeroed.loc[(domain, dataset), label]} of "
+        f"{n_images.loc[(domain, dataset), label]}"
+        for domain, dataset in table.index
+        for label in table.columns
+        if zeroed.loc[(domain, dataset), label]
+    ]
     if not cells:
         return None
-    return (f"{FAILED_MARK} includes images that failed or were not run, each counted as 0 "
-            f"(`apgbench report --exclude-failed` leaves them out): {'; '.join(cells)}.")
+    return (
+        f"{FAILED_MARK} includes images that failed or were not run, each counted as 0 "
+        f"(`apgbench report --exclude-failed` leaves them out): {'; '.join(cells)}."
+    )
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
@@ -172,18 +203,22 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
 def trained_marks(table: pd.DataFrame) -> pd.DataFrame:
     """Boolean frame like ``table``: True where the method was trained on the dataset's training split.
 
-    Datasets that are not in the registry (results of a removed or foreign config) get no marks.
+    The fact comes from the method's metadata (``MethodMeta.trained_on``; a variant ``id@name`` counts as
+    ``id``). Datasets that are not in the registry (results of a removed or foreign config) and methods not
+    registered here get no marks.
     """
     from ..datasets import get_dataset_config
 
+    methods = available_methods()
     marks = pd.DataFrame(False, index=table.index, columns=table.columns)
     for domain, dataset in table.index:
         try:
-            trained = set(get_dataset_config(dataset).trained_on)
+            base = get_dataset_config(dataset).base_id
         except (KeyError, FileNotFoundError, ValueError):
             continue
         for label in table.columns:
-            marks.loc[(domain, dataset), label] = base_method(label) in trained
+            method = methods.get(base_method(label))
+            marks.loc[(domain, dataset), label] = method is not None and base in method.meta.trained_on
     return marks
 
 
@@ -209,10 +244,19 @@ def _cells(table: pd.DataFrame, digits: int):
         for label in table.columns:
             value, r = table.loc[(domain, dataset), label], rank.loc[(domain, dataset), label]
             text = "–" if np.isnan(value) else f"{value:.{digits}f}"
-            cells.append((text, None if np.isnan(value) else int(r),
-                          not np.isnan(value) and bool(trained.loc[(domain, dataset), label]),
-                          not np.isnan(value) and bool(zeroed.loc[(domain, dataset), label])))
-        d = None if diff is None or np.isnan(diff.loc[(domain, dataset)]) else float(diff.loc[(domain, dataset)])
+            cells.append(
+                (
+                    text,
+                    None if np.isnan(value) else int(r),
+                    not np.isnan(value) and bool(trained.loc[(domain, dataset), label]),
+                    not np.isnan(value) and bool(zeroed.loc[(domain, dataset), label]),
+                )
+            )
+        d = (
+            None
+            if diff is None or np.isnan(diff.loc[(domain, dataset)])
+            else float(diff.loc[(domain, dataset)])
+        )
         yield domain, dataset, cells, d
 
 
@@ -231,13 +275,17 @@ def format_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
     for domain, dataset, cells, d in _cells(table, digits):
         texts = []
         for text, r, trained, zero in cells:
-            text = text + ("\\" + FAILED_MARK if zero else "") + MARKS.get(r, "") + (TRAINED if trained else "")
+            text = (
+                text + ("\\" + FAILED_MARK if zero else "") + MARKS.get(r, "") + (TRAINED if trained else "")
+            )
             texts.append(f"**{text}**" if r == 1 else text)
         if diff_header:
             texts.append(_signed(d, digits))
         lines.append(f"| {DOMAIN_TITLES.get(domain, domain)} | {dataset} | " + " | ".join(texts) + " |")
-    legend = (f"\n¹ ² ³: top three per dataset (best in bold). {TRAINED}: the method was trained on this "
-              "dataset's training split. –: no result.\n")
+    legend = (
+        f"\n¹ ² ³: top three per dataset (best in bold). {TRAINED}: the method was trained on this "
+        "dataset's training split. –: no result.\n"
+    )
     footnote = zeroed_footnote(table)
     if footnote:
         legend += "\n" + footnote.replace(FAILED_MARK, "\\" + FAILED_MARK, 1) + "\n"
@@ -268,8 +316,10 @@ def format_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
             texts.append("--" if d is None else f"${d:+.{digits}f}$")
         lines.append(latex_escape(dataset) + " & " + " & ".join(texts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    caption = (r"Mean segmentation accuracy (mSA). Best per dataset in bold, second underlined, third in italics; "
-               r"$^\dagger$: trained on this dataset's training split.")
+    caption = (
+        r"Mean segmentation accuracy (mSA). Best per dataset in bold, second underlined, third in italics; "
+        r"$^\dagger$: trained on this dataset's training split."
+    )
     footnote = zeroed_footnote(table)
     if footnote:
         caption += " " + latex_escape(footnote).replace(FAILED_MARK, r"$^{*}$", 1)
@@ -296,7 +346,11 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
             text += FAILED_MARK if zero else ""
             css = f' class="top{r}"' if r in MARKS else ""
             tip = ""
-            if paper is not None and label in paper.columns and not np.isnan(paper.loc[(domain, dataset), label]):
+            if (
+                paper is not None
+                and label in paper.columns
+                and not np.isnan(paper.loc[(domain, dataset), label])
+            ):
                 tip = f' title="paper: {paper.loc[(domain, dataset), label]:.3f}"'
             tds.append(f"<td{css}{tip}>{text}<sup>{mark}</sup></td>")
         if diff_header:
@@ -310,13 +364,21 @@ def format_html(table: pd.DataFrame, *, digits: int = 3, paper: pd.DataFrame | N
 
 def long_summary(scores: pd.DataFrame, counted: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (domain, dataset, method label): mSA, images scored (``n_images``), failed and missing
-    images (in the mean as 0), seconds per image and peak memory. ``counted`` is :func:`counted_scores` of ``scores`` (computed if None)."""
+    images (in the mean as 0), seconds per image and peak memory. ``counted`` is :func:`counted_scores` of
+    ``scores`` (computed if None).
+    """
     counted = counted_scores(scores) if counted is None else counted
     keys = ["domain", "dataset", "label"]
     scored = counted[~counted["zeroed"].astype(bool)]
     summary = counted.groupby(keys).agg(msa=("msa", "mean"))
-    summary = summary.join(scored.groupby(keys).agg(n_images=("msa", "size"), seconds_per_image=("seconds", "mean"),
-                                                    peak_mem_mb=("peak_mem_mb", "max")), how="left")
+    summary = summary.join(
+        scored.groupby(keys).agg(
+            n_images=("msa", "size"),
+            seconds_per_image=("seconds", "mean"),
+            peak_mem_mb=("peak_mem_mb", "max"),
+        ),
+        how="left",
+    )
     failed = scores[scores["error"].notna()].groupby(keys).size().rename("n_failed")
     missing = counted[counted["error"].eq(MISSING_ERROR)].groupby(keys).size()
     summary = summary.join(failed, how="outer").join(missing.rename("n_missing"), how="left")

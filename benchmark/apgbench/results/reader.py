@@ -77,8 +77,14 @@ def repair_command(directory: str | os.PathLike, info: Mapping | None = None) ->
         return f"apgbench evaluate -d {dataset} --predictions {folder} --name {method} --force"
     command = f"apgbench run -d {dataset} -m {method}"
     if key != "default":
-        command += "".join(f" -p {shlex.quote(f'{k}={json.dumps(v) if not isinstance(v, str) else v}')}"
-                           for k, v in sorted(params.items())) if params else " -p ... (its parameters)"
+        command += (
+            "".join(
+                f" -p {shlex.quote(f'{k}={json.dumps(v) if not isinstance(v, str) else v}')}"
+                for k, v in sorted(params.items())
+            )
+            if params
+            else " -p ... (its parameters)"
+        )
     return command
 
 
@@ -110,7 +116,9 @@ def record_problem(directory: str | os.PathLike) -> RecordProblem | None:
             return None
         except (ValidationError, TypeError) as err:
             message = f"{directory / 'run.json'} is unreadable ({str(err).splitlines()[0]})"
-    return RecordProblem(directory, message, repair_command(directory, info if isinstance(info, dict) else None))
+    return RecordProblem(
+        directory, message, repair_command(directory, info if isinstance(info, dict) else None)
+    )
 
 
 def record_label(method: str, key: str, tag: str | None = None) -> str:

@@ -58,7 +58,9 @@ class StoreWriteError(UnavailableError):
 
 #: errno values that mean "this folder cannot take more data", not a bug: reported as one sentence.
 UNWRITABLE_ERRNOS = frozenset(
-    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG") if hasattr(errno, name)
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG")
+    if hasattr(errno, name)
 )
 
 
@@ -69,12 +71,15 @@ def unwritable_message(err: OSError, folder: str | os.PathLike) -> str:
         errno.EROFS: "it is on a read-only file system",
     }
     why = reasons.get(
-        err.errno, "it is not writable" if err.errno in (errno.EACCES, errno.EPERM) else (err.strerror or str(err))
+        err.errno,
+        "it is not writable" if err.errno in (errno.EACCES, errno.EPERM) else (err.strerror or str(err)),
     )
     if getattr(errno, "EDQUOT", None) == err.errno:
         why = "the disk quota is exhausted"
-    return (f"Cannot write to {folder}: {why} ({err.strerror or err}); files stored there before are unchanged. "
-            "Free some space, or write elsewhere (--results-root, --out).")
+    return (
+        f"Cannot write to {folder}: {why} ({err.strerror or err}); files stored there before are unchanged. "
+        "Free some space, or write elsewhere (--results-root, --out)."
+    )
 
 
 def store_write_errors(folder: str | os.PathLike):
@@ -127,7 +132,8 @@ class RunInfo(BaseModel):
 
 def utc_now() -> str:
     """The current UTC time in ISO format, to the second (``2026-01-31T12:00:00+00:00``): every timestamp
-    apgbench writes (``run.json``, submissions, status files, reports)."""
+    apgbench writes (``run.json``, submissions, status files, reports).
+    """
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 

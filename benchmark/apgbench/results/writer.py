@@ -175,7 +175,11 @@ class RecordWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, *, shard: tuple[int, int] | None = None, wait_s: float = LOCK_WAIT_S
+        self,
+        directory: str | os.PathLike,
+        *,
+        shard: tuple[int, int] | None = None,
+        wait_s: float = LOCK_WAIT_S,
     ) -> None:
         self.directory = Path(directory)
         self.parts = self.directory / PARTS
@@ -219,7 +223,7 @@ class RecordWriter:
                 if not others:  # nobody else writes parts: temporary ones are leftovers of a killed run
                     for stale in self.parts.glob(".*.tmp*"):
                         stale.unlink(missing_ok=True)
-                self._repair([f"{p}" for p in check_record(self.directory)], RESULT_FILES + ("run.json",))
+                self._repair([f"{p}" for p in check_record(self.directory)], (*RESULT_FILES, "run.json"))
             except BaseException:
                 self._claim.release()
                 raise
@@ -301,7 +305,8 @@ class RecordWriter:
 
     def start(self, *, worker: dict[str, Any] | None = None, **provenance: Any) -> None:
         """Take the run's provenance and worker description once: check the provenance against the stored
-        results (:meth:`check_provenance`), then stamp both on every image this writer commits."""
+        results (:meth:`check_provenance`), then stamp both on every image this writer commits.
+        """
         self.check_provenance(**provenance)
         self.worker = dict(worker or {})
 
@@ -328,11 +333,14 @@ class RecordWriter:
                 np.savez_compressed(tmp, **payload)
                 os.replace(tmp, self.parts / f"{image_id}.npz")
         except BaseException:
-            tmp.unlink(missing_ok=True)  # frees the space of a half-written part; the stored ones are untouched
+            tmp.unlink(
+                missing_ok=True
+            )  # frees the space of a half-written part; the stored ones are untouched
             raise
 
-    def finalize(self, info: RunInfo, *, last_only: bool = False,
-                 image_ids: Iterable[str] | None = None) -> pd.DataFrame | None:
+    def finalize(
+        self, info: RunInfo, *, last_only: bool = False, image_ids: Iterable[str] | None = None
+    ) -> pd.DataFrame | None:
         """Consolidate parts into ``predictions.h5`` + ``scores.csv`` + ``run.json`` (see module notes).
 
         With ``last_only`` nothing happens (returns None) while other workers hold claims: the last one
@@ -370,8 +378,10 @@ class RecordWriter:
             try:
                 row, labels, meta = _read_part(part)
                 if known is not None and row["image_id"] not in known:
-                    raise CorruptRecordError(f"part {part.name} is for image {row['image_id']!r}, which is "
-                                             "not in the dataset's test split")
+                    raise CorruptRecordError(
+                        f"part {part.name} is for image {row['image_id']!r}, which is "
+                        "not in the dataset's test split"
+                    )
             except CorruptRecordError as err:
                 self._repair([str(err)], [f"{PARTS}/{part.name}"])
                 continue
@@ -411,7 +421,8 @@ class RecordWriter:
 
     def _write_predictions(self, tmp: Path, new: dict[str, np.ndarray], keep: set[str]) -> None:
         """Build the HDF5 file in memory, then write it with plain file I/O: a full disk then raises a clean
-        ENOSPC (HDF5 itself reports write errors without an errno and complains again while closing)."""
+        ENOSPC (HDF5 itself reports write errors without an errno and complains again while closing).
+        """
         final = self.directory / "predictions.h5"
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as out:
@@ -423,5 +434,7 @@ class RecordWriter:
                             old.copy(old["labels"][key], group, name=key)
             for key in sorted(new):
                 if key in keep:
-                    group.create_dataset(key, data=new[key], compression="gzip", compression_opts=H5_GZIP_LEVEL)
+                    group.create_dataset(
+                        key, data=new[key], compression="gzip", compression_opts=H5_GZIP_LEVEL
+                    )
         write_synced(tmp, buffer.getbuffer())

@@ -35,7 +35,8 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
 
 def get_reader(name: str) -> Reader:
     """The reader registered as ``name``; an unknown name raises ``UnknownIdError`` (a ``KeyError``)
-    suggesting close names and listing the known ones."""
+    suggesting close names and listing the known ones.
+    """
     return READERS.get(name)
 
 

@@ -48,7 +48,8 @@ _DIGITS = re.compile(r"([0-9]+)")
 
 def natural_key(text: str) -> list:
     """Sort key ordering ``img2`` before ``img10``, exactly as natsort's default ``natsorted`` orders the
-    paper's file lists (case-sensitive: ``B1`` before ``a1``)."""
+    paper's file lists (case-sensitive: ``B1`` before ``a1``).
+    """
     text = unicodedata.normalize("NFD", str(text))  # natsort compares decomposed unicode
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(text)]
 
@@ -56,7 +57,9 @@ def natural_key(text: str) -> list:
 def entry_id(relative: str | Path) -> str:
     """Prepared-image id from a relative source path: separators and odd characters become '_'."""
     text = str(relative).replace("\\", "/")
-    text = re.sub(r"\.(tiff?|png|bmp|jpe?g|npy|h5|hdf5|zarr|json|geojson|xml)$", "", text, flags=re.IGNORECASE)
+    text = re.sub(
+        r"\.(tiff?|png|bmp|jpe?g|npy|h5|hdf5|zarr|json|geojson|xml)$", "", text, flags=re.IGNORECASE
+    )
     text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")
     return text or "image"
 
@@ -68,20 +71,23 @@ def find_base(root: Path, pattern: str | None) -> Path:
     matches = sorted(p for p in root.glob(pattern) if p.is_dir())
     if len(matches) != 1:
         found = "nothing" if not matches else f"{len(matches)} folders"
-        raise ReaderError(f"Expected one folder matching '{pattern}' in {root}, found {found}: the data do not "
-                          "have the expected layout (wrong or incomplete file?).")
+        raise ReaderError(
+            f"Expected one folder matching '{pattern}' in {root}, found {found}: the data do not "
+            "have the expected layout (wrong or incomplete file?)."
+        )
     return matches[0]
 
 
 def _junk(path: Path) -> bool:
-    """macOS archive debris (``__MACOSX/``, ``._name``) that globs would otherwise pick up."""
+    """MacOS archive debris (``__MACOSX/``, ``._name``) that globs would otherwise pick up."""
     return "__MACOSX" in path.parts or path.name.startswith("._")
 
 
 def sorted_glob(base: Path, pattern: str, order: str = "natural") -> list[Path]:
     """Files matching ``pattern`` under ``base``, sorted by relative path: ``natural`` (natsort, as most
     of the paper's lists) or ``lexicographic`` (Python's ``sorted``, where the paper used that); ``name``
-    sorts by file name alone."""
+    sorts by file name alone.
+    """
     files = [p for p in base.glob(pattern) if p.is_file() and not _junk(p.relative_to(base))]
     if order == "lexicographic":
         return sorted(files, key=lambda p: p.relative_to(base).as_posix())
@@ -175,5 +181,5 @@ def to_instances(labels: np.ndarray, mode: str = "instances") -> np.ndarray:
 def check_pair(image: np.ndarray, labels: np.ndarray, source: str) -> None:
     """Raise if an image and its labels differ in spatial shape (channels of the image aside)."""
     spatial = image.shape[: labels.ndim]
-    if spatial != labels.shape and image.shape[-labels.ndim:] != labels.shape:
+    if spatial != labels.shape and image.shape[-labels.ndim :] != labels.shape:
         raise ReaderError(f"Image {source} has shape {image.shape} but its labels have shape {labels.shape}.")

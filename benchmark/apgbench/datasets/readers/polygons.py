@@ -6,7 +6,8 @@ By default (``overlap: smaller-wins``) polygons and per-instance masks are paint
 area, so where two objects overlap the *smaller* one keeps the shared pixels (a small object drawn under a
 large one would vanish). ``overlap: larger-wins`` paints in increasing area instead (torch-em's LIVECell
 order, there by the COCO ``area`` field: ``raster: torch-em``). Ties keep the input order. An object left with
-no pixel of its own is dropped; ``min_area`` then drops objects with fewer pixels. Coordinates are (x, y) = (column, row) with pixel centres at integer
+no pixel of its own is dropped; ``min_area`` then drops objects with fewer pixels. Coordinates are
+(x, y) = (column, row) with pixel centres at integer
 positions; a polygon covers the pixels whose centres lie inside it (``skimage.draw.polygon``).
 
 The paper's labels
@@ -30,8 +31,9 @@ from . import paper_raster, register_reader
 from ._base import Entry, ReaderError, check_pair, entry_id, find_base, read_array, sorted_glob
 
 
-def rasterize(objects: list, shape: tuple[int, int], overlap: str = "smaller-wins",
-              min_area: int = 0) -> np.ndarray:
+def rasterize(
+    objects: list, shape: tuple[int, int], overlap: str = "smaller-wins", min_area: int = 0
+) -> np.ndarray:
     """Instance label image from filled polygons (arrays of (x, y) vertices), smaller objects on top.
 
     Parameters
@@ -91,7 +93,9 @@ def _drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
     return labels
 
 
-def paint_annotations(masks: list[np.ndarray], shape: tuple[int, ...], overlap: str = "smaller-wins") -> np.ndarray:
+def paint_annotations(
+    masks: list[np.ndarray], shape: tuple[int, ...], overlap: str = "smaller-wins"
+) -> np.ndarray:
     """Instance labels from boolean masks with the same overlap rule as :func:`rasterize`."""
     labels = np.zeros(shape, np.uint32)
     items = [(int(m.sum()), i + 1, m) for i, m in enumerate(masks)]
@@ -108,9 +112,17 @@ def _coco_polygons(annotation: dict) -> list[np.ndarray]:
 
 
 @register_reader("coco")
-def read_coco(root: Path, *, annotations: str, images: str, base: str | None = None,
-              overlap: str = "smaller-wins", min_area: int = 0, raster: str = "polygons",
-              category: str | None = None) -> list[Entry]:
+def read_coco(
+    root: Path,
+    *,
+    annotations: str,
+    images: str,
+    base: str | None = None,
+    overlap: str = "smaller-wins",
+    min_area: int = 0,
+    raster: str = "polygons",
+    category: str | None = None,
+) -> list[Entry]:
     """COCO instance annotations (LIVECell): one JSON with ``images`` and polygon ``annotations``.
 
     ``images`` is a folder (relative to ``base``) in which each image's ``file_name`` is looked up.
@@ -161,19 +173,32 @@ def _xml_regions(path: Path) -> list[np.ndarray]:
     except ET.ParseError as err:
         raise ReaderError(f"Cannot parse {path.name}: {err}") from err
     try:  # every region in document order, as minidom's getElementsByTagName (torch-em) lists them
-        return [np.asarray([(float(v.get("X")), float(v.get("Y"))) for v in region.iter("Vertex")], float)
-                .reshape(-1, 2) for region in tree.iter("Region")]
+        return [
+            np.asarray(
+                [(float(v.get("X")), float(v.get("Y"))) for v in region.iter("Vertex")], float
+            ).reshape(-1, 2)
+            for region in tree.iter("Region")
+        ]
     except (TypeError, ValueError) as err:
         raise ReaderError(f"{path.name} has a vertex without numeric X and Y: {err}") from err
 
 
 @register_reader("xml-polygons")
-def read_xml_polygons(root: Path, *, images: str, annotation_sub: list[str], base: str | None = None,
-                      overlap: str = "smaller-wins", raster: str = "polygons", first_id: int = 0) -> list[Entry]:
+def read_xml_polygons(
+    root: Path,
+    *,
+    images: str,
+    annotation_sub: list[str],
+    base: str | None = None,
+    overlap: str = "smaller-wins",
+    raster: str = "polygons",
+    first_id: int = 0,
+) -> list[Entry]:
     """Images with Aperio/MoNuSeg-style XML annotations (``Region``/``Vertex X= Y=``); the XML path comes
     from the image path by the regex substitution ``annotation_sub``. ``raster: torch-em`` draws as torch-em
     (:func:`.paper_raster.monuseg_labels` with ``first_id``); ``polygons`` draws every region with 3+ vertices
-    as an object."""
+    as an object.
+    """
     _check_raster(raster, ("polygons", "torch-em"))
     folder = find_base(root, base)
     paths = sorted_glob(folder, images)
@@ -219,17 +244,29 @@ def _geojson_objects(features: list[dict]) -> list[list[np.ndarray]]:
 
 
 @register_reader("geojson")
-def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: str | None = None,
-                 overlap: str = "smaller-wins", group: str | None = None, raster: str = "polygons",
-                 grid: list[int] | None = None, bounds: str = "annotations") -> list[Entry]:
+def read_geojson(
+    root: Path,
+    *,
+    annotations: str,
+    image_sub: list[str],
+    base: str | None = None,
+    overlap: str = "smaller-wins",
+    group: str | None = None,
+    raster: str = "polygons",
+    grid: list[int] | None = None,
+    bounds: str = "annotations",
+) -> list[Entry]:
     """GeoJSON polygon annotations (HPA, PUMA), one file per image; the image path comes from the annotation
     path by the regex substitution ``image_sub``. ``raster``: ``polygons`` (holes filled), ``hpa`` or
-    ``puma`` (the paper's, :mod:`.paper_raster`; ``grid`` and ``bounds`` are passed to ``puma_labels``)."""
+    ``puma`` (the paper's, :mod:`.paper_raster`; ``grid`` and ``bounds`` are passed to ``puma_labels``).
+    """
     _check_raster(raster, ("polygons", "hpa", "puma"))
     folder = find_base(root, base)
     paths = sorted_glob(folder, annotations)
     if not paths:
-        raise ReaderError(f"No annotation files match '{annotations}' under {folder}: wrong or incomplete data.")
+        raise ReaderError(
+            f"No annotation files match '{annotations}' under {folder}: wrong or incomplete data."
+        )
     entries = []
     for path in paths:
         relative = path.relative_to(folder).as_posix()
@@ -238,7 +275,9 @@ def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: st
 
         def load(path=path, image_path=image_path):
             if not image_path.is_file():
-                raise ReaderError(f"No image file for annotation '{path.name}' (looked for {image_path.name}).")
+                raise ReaderError(
+                    f"No image file for annotation '{path.name}' (looked for {image_path.name})."
+                )
             image, features = read_array(image_path), _geojson_features(path)
             if raster == "hpa":
                 return image, paper_raster.hpa_labels(features, image.shape[:2])
@@ -247,16 +286,29 @@ def read_geojson(root: Path, *, annotations: str, image_sub: list[str], base: st
             return image, rasterize(_geojson_objects(features), image.shape[:2], overlap)
 
         match = re.search(group, relative) if group else None
-        entries.append(Entry(id=entry_id(image_rel), key=Path(image_rel).stem, load=load,
-                             group=match.group(match.lastindex or 0) if match else "",
-                             meta={"source": image_rel, "annotation": relative}))
+        entries.append(
+            Entry(
+                id=entry_id(image_rel),
+                key=Path(image_rel).stem,
+                load=load,
+                group=match.group(match.lastindex or 0) if match else "",
+                meta={"source": image_rel, "annotation": relative},
+            )
+        )
     return entries
 
 
 @register_reader("instance-mask-files")
-def read_instance_mask_files(root: Path, *, images: str, masks_sub: list[str], base: str | None = None,
-                             mask_value: int | None = None, overlap: str = "smaller-wins",
-                             mask_order: str = "natural") -> list[Entry]:
+def read_instance_mask_files(
+    root: Path,
+    *,
+    images: str,
+    masks_sub: list[str],
+    base: str | None = None,
+    mask_value: int | None = None,
+    overlap: str = "smaller-wins",
+    mask_order: str = "natural",
+) -> list[Entry]:
     """One mask file per object (SegPC): ``masks_sub`` turns an image path into a glob of its mask files.
 
     A pixel belongs to an object where its mask is non-zero, or equals ``mask_value`` if given.
