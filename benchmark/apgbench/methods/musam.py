@@ -28,6 +28,7 @@ Only numpy, the standard library and apgbench are imported at module level.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -396,8 +397,9 @@ class _MicroSam(Segmenter):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         return self._method_stage(image, self.shared_stage(image))
 
+    @abstractmethod
     def _method_stage(self, image: np.ndarray, shared: SharedStage) -> np.ndarray:
-        raise NotImplementedError
+        """What follows the shared stage (AIS watershed, APG prompts and masks, ...): a label image."""
 
     def _maps(self, image: np.ndarray):
         """Embeddings and the three decoder maps, as micro-sam computes them from the paper's input."""
