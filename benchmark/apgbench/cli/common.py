@@ -27,6 +27,16 @@ DataRootOption = Annotated[
     Path | None,
     typer.Option("--data-root", envvar="APGBENCH_DATA_DIR", help="Dataset cache root (default: ./datasets)."),
 ]
+MethodsOption = Annotated[
+    str,
+    typer.Option(
+        "--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here."
+    ),
+]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
+]
+LimitOption = Annotated[int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)]
 
 
 #: Set by ``apgbench --debug``: errors show their full traceback, apgbench's own ones included.

@@ -8,7 +8,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import DataRootOption, ResultsRootOption, console, err_console, handle_errors, parse_params
+from .common import (
+    DataRootOption,
+    LimitOption,
+    MethodsOption,
+    ParamOption,
+    ResultsRootOption,
+    console,
+    err_console,
+    handle_errors,
+    parse_params,
+)
 from .selection import check_device, check_params, select_datasets, select_methods
 
 # Above this many pairs the closing summary has one row per method, so it stays on one screen.
@@ -25,18 +35,9 @@ def run(
             help="Dataset id(s), comma-separated; 'all', 'builtin', a domain, or a folder of your images + labels.",
         ),
     ],
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here."
-        ),
-    ],
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)
-    ] = None,
+    method: MethodsOption,
+    param: ParamOption = None,
+    limit: LimitOption = None,
     force: Annotated[
         bool, typer.Option("--force/--no-force", help="Recompute and replace stored results.")
     ] = False,

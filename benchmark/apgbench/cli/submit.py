@@ -8,7 +8,16 @@ import typer
 from rich.markup import escape
 
 from ..errors import InvalidInputError, UnavailableError
-from .common import DataRootOption, ResultsRootOption, console, handle_errors, parse_params
+from .common import (
+    DataRootOption,
+    LimitOption,
+    MethodsOption,
+    ParamOption,
+    ResultsRootOption,
+    console,
+    handle_errors,
+    parse_params,
+)
 from .selection import check_params, parse_pairs, select_datasets, select_methods
 
 STATE_STYLES = {
@@ -29,18 +38,9 @@ def submit(
         str,
         typer.Option("--dataset", "-d", help="Dataset id(s), comma-separated; 'all', 'builtin' or a domain."),
     ],
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", "-m", help="Method id(s), comma-separated; 'all': every method that can run here."
-        ),
-    ],
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Score only the first N images (smoke run).", min=1)
-    ] = None,
+    method: MethodsOption,
+    param: ParamOption = None,
+    limit: LimitOption = None,
     executor: Annotated[
         str,
         typer.Option(
@@ -175,9 +175,7 @@ def status(
     method: Annotated[
         str | None, typer.Option("--method", "-m", help="Method id(s) (default: the submission's).")
     ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value (repeatable).")
-    ] = None,
+    param: ParamOption = None,
     submission: Annotated[
         str | None, typer.Option(help="Submission id (or prefix) (default: the latest).")
     ] = None,
