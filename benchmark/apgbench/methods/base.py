@@ -344,7 +344,7 @@ class Segmenter(ABC):
 
     def _segment_volume(self, volume: np.ndarray, spacing: tuple[float, float, float] | None) -> np.ndarray:
         """Return a (Z, Y, X) label volume; methods with ``supports_3d`` other than ``none`` override this."""
-        raise NotImplementedError(f"Method '{self.name}' declares 3D support but has no _segment_volume.")
+        raise TypeError(f"Method '{self.name}' declares 3D support but has no _segment_volume.")
 
     @abstractmethod
     def _segment(self, image: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ pass per image. They differ only in what follows the decoder maps:
 
 - ``ais``: :func:`apgbench.apg.automatic_instance_segmentation` (seeded watershed);
 - ``apg`` / ``apg-bd``: :func:`apgbench.apg.automatic_prompt_generation` with ``components`` /
-  ``boundary-maxima`` prompts, the SAM mask decoder answering them through :class:`SamPointModel`;
+  ``boundary-maxima`` prompts, the SAM mask decoder answering them through
+  :class:`~apgbench.methods.sam_points.SamPointModel`;
 - ``apg-ref``: ``micro_sam.instance_segmentation.AutomaticPromptGenerator.generate``.
 
 The split is explicit: :meth:`_MicroSam.shared_stage` (model + input conversion -> embeddings and decoder
@@ -21,7 +22,7 @@ whose core holds it.
 
 The image reaches the encoder as the paper's code converted it (:func:`apgbench.methods.images.
 to_rgb_uint8`, micro-sam 4f6d45e2's ``_to_image``). micro-sam >= 1.7 rescales every channel of every image
-(uint8 included) once more; :func:`paper_input` switches that off while micro-sam runs.
+(uint8 included) once more; :func:`~apgbench.methods.sam_points.paper_input` switches that off while micro-sam runs.
 Only numpy, the standard library and apgbench are imported at module level.
 """
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -38,8 +38,6 @@ import numpy as np
 from ..apg import (
     AIS_DEFAULTS,
     APG_DEFAULTS,
-    LogitUpsampler,
-    PromptMasks,
     automatic_instance_segmentation,
     automatic_prompt_generation,
 )
@@ -49,6 +47,7 @@ from .base import MethodUnavailableError, ParameterError, Segmenter, check_image
 from .embedding_cache import active_cache
 from .images import to_rgb_uint8
 from .meta import MethodMeta
+from .sam_points import SamPointModel, paper_input
 from .weights import dist_version, weights_sha256
 
 DEFAULT_MODELS = {"nuclei-histo": "vit_b_histopathology"}
@@ -106,138 +105,6 @@ def microsam_model_dir() -> Path:
 
         root = pooch.os_cache("micro_sam")
     return Path(root).expanduser() / "models"
-
-
-@contextmanager
-def paper_input():
-    """While active, micro-sam takes the image as given: its ``util._to_image`` only checks it.
-
-    micro-sam 1.8's ``_to_image`` min-max scales each channel to 0-255 with a ``+1e-7`` and truncation, so
-    even a full-range uint8 image changes; the paper's version left uint8 untouched. The caller passes
-    :func:`~apgbench.methods.images.to_rgb_uint8`'s output, which is already what the paper's encoder
-    received. Restored on exit.
-    """
-    from micro_sam import util
-
-    original = util._to_image
-
-    def passthrough(image):
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(
-                f"micro-sam expected a converted (H, W, 3) uint8 image, got {image.dtype} {image.shape}."
-            )
-        return np.array(image)
-
-    util._to_image = passthrough
-    try:
-        yield
-    finally:
-        util._to_image = original
-
-
-def decode_single_masks(model, features, sparse, dense):
-    """SAM's ``mask_decoder(..., multimask_output=False)``: low-res logits ``(N, 256, 256)`` and IoUs ``(N,)``.
-
-    Same modules and math as ``MaskDecoder.predict_masks``, but the image embedding is not repeated per
-    prompt: without mask prompts the dense embedding is the same for every prompt, so the transformer's
-    first-layer image projections run once and are broadcast (batched matmul does that), and only the
-    single-mask output token is decoded. About 25% less time on CPU; outputs agree to ~1e-7.
-    """
-    import torch
-
-    decoder = model.mask_decoder
-    n = sparse.shape[0]
-    tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight]).unsqueeze(0).expand(n, -1, -1)
-    tokens = torch.cat([tokens, sparse], dim=1)
-    src = features + dense[:1]
-    hs, keys = decoder.transformer(src, model.prompt_encoder.get_dense_pe(), tokens)
-    channels, height, width = src.shape[1:]
-    upscaled = decoder.output_upscaling(keys.transpose(1, 2).reshape(n, channels, height, width))
-    hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1, :])
-    c, h, w = upscaled.shape[1:]
-    logits = (hyper[:, None, :] @ upscaled.reshape(n, c, h * w)).reshape(n, h, w)
-    return logits, decoder.iou_prediction_head(hs[:, 0, :])[:, 0]
-
-
-class SamPointModel:
-    """A SAM predictor as :class:`apgbench.apg.PromptableModel`.
-
-    One batched prompt-encoder + mask-decoder call per batch of points; the 256x256 logits are upsampled
-    only inside each mask's box (:class:`apgbench.apg.LogitUpsampler`), which reproduces
-    ``SamPredictor.predict_torch`` + micro-sam's thresholding and stability score.
-
-    Parameters
-    ----------
-    predictor : segment_anything.SamPredictor
-        Its model; the features come from ``embeddings``.
-    embeddings : dict
-        micro-sam's ``precompute_image_embeddings`` output for the image (tiled or not).
-    shape : tuple of int
-        The image's ``(H, W)``.
-    tiles : list of (slice, slice) or None
-        For tiled embeddings: each tile's outer block (tile + halo), indexed by tile id.
-    tile_of : callable or None
-        Maps a ``(row, col)`` point to its tile id (the tile whose core holds it).
-    """
-
-    def __init__(self, predictor, embeddings, shape, tiles=None, tile_of=None) -> None:
-        self.predictor, self.embeddings, self.shape = predictor, embeddings, tuple(shape)
-        self.tiles, self.tile_of = tiles, tile_of
-        self._upsamplers: dict = {}
-
-    def _decode(self, points: np.ndarray, tile_id: int | None) -> PromptMasks:
-        import torch
-        from micro_sam import util
-        from segment_anything.utils.transforms import ResizeLongestSide
-
-        predictor = util.set_precomputed(self.predictor, self.embeddings, tile_id=tile_id)
-        offset = (0, 0) if tile_id is None else (self.tiles[tile_id][0].start, self.tiles[tile_id][1].start)
-        original, input_size = tuple(predictor.original_size), tuple(predictor.input_size)
-        key = (original, input_size)
-        if key not in self._upsamplers:
-            model = predictor.model
-            self._upsamplers[key] = LogitUpsampler(
-                original,
-                input_size,
-                lowres=256,
-                padded=model.image_encoder.img_size,
-                mask_threshold=model.mask_threshold,
-            )
-        local = points - np.array(offset)
-        coords = ResizeLongestSide(predictor.model.image_encoder.img_size).apply_coords(
-            local[:, None, ::-1].astype(np.float64), original
-        )
-        model, device = predictor.model, predictor.device
-        with torch.no_grad():
-            sparse, dense = model.prompt_encoder(
-                points=(
-                    torch.as_tensor(coords, dtype=torch.float32, device=device),
-                    torch.ones((len(points), 1), dtype=torch.float32, device=device),
-                ),
-                boxes=None,
-                masks=None,
-            )
-            logits, iou = decode_single_masks(model, predictor.features, sparse, dense)
-        return self._upsamplers[key](
-            logits.float().cpu().numpy(), iou.float().cpu().numpy(), offset=offset, shape=self.shape
-        )
-
-    def predict_points(self, points: np.ndarray) -> PromptMasks:
-        """Masks for ``(row, col)`` points, in order."""
-        points = np.asarray(points, dtype=np.int64).reshape(-1, 2)
-        if len(points) == 0:
-            return PromptMasks.empty(self.shape)
-        if self.tiles is None:
-            return self._decode(points, None)
-        tile_ids = np.array([self.tile_of(p) for p in points])
-        order, parts = [], []
-        for tile_id in np.unique(tile_ids):
-            index = np.flatnonzero(tile_ids == tile_id)
-            order.append(index)
-            parts.append(self._decode(points[index], int(tile_id)))
-        merged = PromptMasks.concatenate(parts, self.shape)
-        return merged.select(np.argsort(np.concatenate(order), kind="stable"))
 
 
 def weights_status() -> tuple[bool, str]:
