@@ -194,15 +194,13 @@ def prepare_image(
 
 def iter_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Sample]:
     """Prepared test samples from the test entries (slicing, slice-level index split, preparation)."""
-    if config.volumetric:  # a 3D test set (`<id>-3d`): whole sub-volumes, see volumes.py
-        from .volumes import volume_samples
+    from .volumes import slice_window, volume_samples  # volumes.py uses this module's preparation steps
 
+    if config.volumetric:  # a 3D test set (`<id>-3d`): whole sub-volumes, see volumes.py
         yield from volume_samples(config, entries)
         return
     prep, split = config.preparation, config.split
-    slice_window = None
-    if split.rule == "index" and split.options.get("level") == "slice":
-        slice_window = (split.options.get("start") or 0, split.options.get("stop"))
+    window = slice_window(split)
     counter = 0
     for entry in entries:
         try:
@@ -220,9 +218,9 @@ def iter_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Sample
         else:
             pairs = [(entry.id, image, labels, None)]
         for image_id, img, lab, z in pairs:
-            if slice_window is not None:
+            if window is not None:
                 index, counter = counter, counter + 1
-                start, stop = slice_window
+                start, stop = window
                 if index < start or (stop is not None and index >= stop):
                     continue
             try:

@@ -51,6 +51,13 @@ def depth_block(labels: np.ndarray, depth: int | None) -> tuple[int, int]:
     return lo, lo + depth
 
 
+def slice_window(split) -> tuple[int, int | None] | None:
+    """``(start, stop)`` of a split that indexes the slices of all volumes (``level: slice``), else None."""
+    if split.rule == "index" and split.options.get("level") == "slice":
+        return (split.options.get("start") or 0, split.options.get("stop"))
+    return None
+
+
 def volume_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Sample]:
     """Prepared test volumes of a 3D test set (see the module notes for the rule)."""
     from .prepare import apply_channels, crop_box
@@ -58,9 +65,7 @@ def volume_samples(config: DatasetConfig, entries: list[Entry]) -> Iterator[Samp
     prep, split = config.preparation, config.split
     if prep.resize is not None or prep.pad_to is not None:
         raise ReaderError(f"{config.id}: resize and pad_to are not supported for 3D test sets.")
-    window = None
-    if split.rule == "index" and split.options.get("level") == "slice":
-        window = (split.options.get("start") or 0, split.options.get("stop"))
+    window = slice_window(split)
     counter = 0
     for entry in entries:
         try:
