@@ -139,7 +139,9 @@ def resolve_params(
     resolved = dict(method_cls.default_params)
     if "prompt" in resolved and config.prompt:
         resolved["prompt"] = config.prompt
-    resolved.update(check_params(method_cls.name, method_cls.default_params, params))
+    resolved.update(
+        check_params(method_cls.name, method_cls.default_params, params, method_cls.param_choices)
+    )
     return resolved
 
 
@@ -169,7 +171,9 @@ def plan_run(
     config = dataset if isinstance(dataset, DatasetConfig) else get_dataset_config(dataset)
     data = data if data is not None else load_dataset(config, data_root)
     method_cls = get_method(method)
-    user = check_params(method_cls.name, method_cls.default_params, dict(params or {}))
+    user = check_params(
+        method_cls.name, method_cls.default_params, dict(params or {}), method_cls.param_choices
+    )
     resolved = resolve_params(method_cls, config, user)
     if config.volumetric:  # a 3D test set: a 2D-only method needs stitch=..., said before any model loads
         method_cls.volume_mode(resolved)

@@ -30,6 +30,7 @@ from .apg import (
 )
 from .datasets import get_dataset_config, load_dataset
 from .errors import InvalidInputError
+from .malloc import tune_malloc
 from .methods import check_params, get_method
 from .metrics import score_image
 
@@ -82,7 +83,7 @@ def combinations(method: str, grid: dict[str, list[Any]], params: dict[str, Any]
     if method not in SWEEPABLE:
         raise InvalidInputError(f"Method '{method}' cannot be swept; sweepable: {', '.join(SWEEPABLE)}.")
     cls = get_method(method)
-    fixed = check_params(method, cls.default_params, params or {})
+    fixed = check_params(method, cls.default_params, params or {}, cls.param_choices)
     unknown = sorted(set(grid) - set(SWEEPABLE[method]))
     if unknown:
         raise InvalidInputError(
@@ -91,7 +92,7 @@ def combinations(method: str, grid: dict[str, list[Any]], params: dict[str, Any]
         )
     keys = list(grid)
     return [
-        {**fixed, **check_params(method, cls.default_params, dict(zip(keys, values)))}
+        {**fixed, **check_params(method, cls.default_params, dict(zip(keys, values)), cls.param_choices)}
         for values in itertools.product(*(grid[k] for k in keys))
     ]
 
@@ -163,6 +164,7 @@ def sweep(
     config = get_dataset_config(dataset)
     data = load_dataset(config, data_root)
     combos = combinations(method, grid, params)
+    tune_malloc()  # speed only (apgbench.malloc)
     if getattr(config, "folder", None) is None:
         warnings.warn(
             f"Sweeping on {dataset}'s test split: the best combination's score is optimistic (tuned "
@@ -174,7 +176,9 @@ def sweep(
     own = segmenter is None
     if own:
         segmenter = get_method(method)(
-            **check_params(method, get_method(method).default_params, params or {})
+            **check_params(
+                method, get_method(method).default_params, params or {}, get_method(method).param_choices
+            )
         )
     timings: dict[str, float] = {}
     scores: list[list[dict]] = [[] for _ in combos]

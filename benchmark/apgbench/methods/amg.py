@@ -15,6 +15,7 @@ import numpy as np
 
 from .base import Segmenter, relabel_sequential
 from .images import to_rgb_uint8
+from .precision import DEFAULT_PRECISION, PRECISIONS, dtype_name, set_module_precision
 from .weights import weights_info
 
 #: The label conversion's parameters with the paper's values (see :func:`amg_records_to_labels`).
@@ -110,11 +111,14 @@ def _bbox_window(bbox: Any, shape: tuple[int, int]) -> tuple[slice, slice]:
 class AutoMaskGenerator(Segmenter):
     """A SAM-family automatic mask generator: subclasses build ``self._generator`` in ``_prepare``.
 
-    Subclasses set ``self._weights`` (the checkpoint loaded, None for random weights) and implement
-    :meth:`_library` and :meth:`_model_label` for ``info()``.
+    Subclasses set ``self._weights`` (the checkpoint loaded, None for random weights), call
+    :meth:`_set_precision` on the model's encoder and mask decoder, and implement :meth:`_library` and
+    :meth:`_model_label` for ``info()``. Their ``default_params`` include ``precision`` (``fp32``, the
+    paper's; ``bf16`` and ``fp16`` via :mod:`apgbench.methods.precision`).
     """
 
     generator_keys: ClassVar[tuple[str, ...]] = GENERATOR_KEYS
+    param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {"precision": tuple(PRECISIONS)}
     _weights: Path | None = None
 
     def _generator_kwargs(self) -> dict[str, Any]:
@@ -124,6 +128,10 @@ class AutoMaskGenerator(Segmenter):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         records = self._generator.generate(to_rgb_uint8(image))
         return amg_records_to_labels(records, image.shape[:2], **label_params(self.params))
+
+    def _set_precision(self, modules: list, device: str) -> None:
+        """Run ``modules`` (the image encoder and the mask decoder) in the ``precision`` parameter."""
+        set_module_precision(modules, self.params.get("precision", DEFAULT_PRECISION), device)
 
     @abstractmethod
     def _library(self) -> str | None:
@@ -139,7 +147,7 @@ class AutoMaskGenerator(Segmenter):
             "library": self._library(),
             "model": self._model_label(),
             **weights_info(self._weights, self.params["random_weights"]),
-            "precision": "float32",
+            "precision": dtype_name(self.params.get("precision", DEFAULT_PRECISION)),
         }
 
     def close(self) -> None:

@@ -33,14 +33,20 @@ class ParameterError(InvalidInputError):
 VOLUME_PARAMS: dict[str, Any] = {"stitch": None}
 
 
-def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``params`` against a method's ``defaults`` and return them normalised.
+def check_params(
+    method: str,
+    defaults: dict[str, Any],
+    params: dict[str, Any],
+    choices: dict[str, tuple[Any, ...]] | None = None,
+) -> dict[str, Any]:
+    """Validate ``params`` against a method's ``defaults`` (and ``choices``) and return them normalised.
 
     Each value must have the type of its default: a bool for a bool, an int for an int, a finite number for
     a float (an int or a numeric string such as ``"1e-3"``, which YAML reads as text, becomes a float, so
     ``sigma=1`` and the default ``1.0`` select the same record), text or None for text, a list of the same
     length for a list. A default of ``None`` accepts None, text, a finite number or a list of finite numbers
-    (an optional shape such as ``tile_shape``).
+    (an optional shape such as ``tile_shape``). A parameter named in ``choices`` (a method's
+    ``param_choices``) must be one of its values.
 
     Raises
     ------
@@ -54,7 +60,14 @@ def check_params(method: str, defaults: dict[str, Any], params: dict[str, Any]) 
             f"Method '{method}' has no parameter(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(defaults)) or 'none'}."
         )
-    return {key: _check_value(method, key, defaults[key], value) for key, value in params.items()}
+    checked = {key: _check_value(method, key, defaults[key], value) for key, value in params.items()}
+    for key, allowed in (choices or {}).items():
+        if key in checked and checked[key] not in allowed:
+            raise ParameterError(
+                f"Parameter '{key}' of '{method}' expects one of {', '.join(map(str, allowed))}, "
+                f"got {checked[key]!r}."
+            )
+    return checked
 
 
 def _check_value(method: str, key: str, default: Any, value: Any) -> Any:
@@ -169,6 +182,8 @@ class Segmenter(ABC):
 
     meta: ClassVar[MethodMeta]
     default_params: ClassVar[dict[str, Any]] = {}
+    #: Parameters restricted to a set of values (checked with the types, before any image).
+    param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     # Copies of ``meta``'s fields, for the many readers of ``cls.name``; never declared beside a ``meta``.
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -204,7 +219,7 @@ class Segmenter(ABC):
     def __init__(self, **params: Any) -> None:
         if not hasattr(type(self), "meta"):
             raise TypeError(f"{type(self).__qualname__} declares no `meta = MethodMeta(...)` (nor a `name`).")
-        params = check_params(self.name, self.default_params, params)
+        params = check_params(self.name, self.default_params, params, self.param_choices)
         self.params: dict[str, Any] = {**self.default_params, **params}
         self.device = "cpu"
         self.domain: str | None = None

@@ -47,6 +47,7 @@ from .base import MethodUnavailableError, ParameterError, Segmenter, check_image
 from .embedding_cache import active_cache
 from .images import to_rgb_uint8
 from .meta import MethodMeta
+from .precision import PRECISIONS, dtype_name, set_module_precision
 from .sam_points import SamPointModel, paper_input
 from .weights import dist_version, weights_sha256
 
@@ -79,7 +80,15 @@ TRAINED_ON = frozenset(
     }
 )
 MODELS = {domain: DEFAULT_MODELS.get(domain, DEFAULT_MODEL) for domain in DOMAINS}
-_COMMON = {"model": None, "checkpoint": None, "tile_shape": None, "halo": None, "max_untiled": 0}
+# ``precision``: the image encoder, the µSAM decoder and SAM's mask decoder under autocast (methods/precision.py)
+_COMMON = {
+    "model": None,
+    "checkpoint": None,
+    "tile_shape": None,
+    "halo": None,
+    "max_untiled": 0,
+    "precision": "fp32",
+}
 
 
 class SharedStage(NamedTuple):
@@ -138,6 +147,8 @@ def _meta(
 class _MicroSam(Segmenter):
     """Shared model loading, embeddings and decoder maps of the µSAM methods."""
 
+    param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {"precision": tuple(PRECISIONS)}
+
     def model_name(self) -> str:
         """The micro-sam model used for the current domain: the ``model`` parameter, else the domain's."""
         return self.params["model"] or self.meta.model_for(self.domain)
@@ -167,6 +178,10 @@ class _MicroSam(Segmenter):
             raise MethodUnavailableError(f"µSAM checkpoint {checkpoint} does not exist.")
         model_type = name if checkpoint is None else sam_backbone(name)
         self.predictor, self.decoder = get_predictor_and_decoder(model_type, checkpoint, device=device)
+        model = self.predictor.model
+        set_module_precision(
+            [model.image_encoder, model.mask_decoder, self.decoder], self.params["precision"], device
+        )
         self._weights = {
             "model": name,
             "checkpoint": str(checkpoint or folder / name),
@@ -187,8 +202,8 @@ class _MicroSam(Segmenter):
     def shared_key(self) -> tuple:
         """What the shared stage depends on: methods with equal keys can share one model and one stage.
 
-        The model, its checkpoint, the tiling and the device; the input conversion is the same for all
-        µSAM methods (:func:`~apgbench.methods.images.to_rgb_uint8`).
+        The model, its checkpoint, the tiling, the precision and the device; the input conversion is the
+        same for all µSAM methods (:func:`~apgbench.methods.images.to_rgb_uint8`).
         """
         p = self.params
         return (
@@ -198,6 +213,7 @@ class _MicroSam(Segmenter):
             _hashable(p["tile_shape"]),
             _hashable(p["halo"]),
             p["max_untiled"],
+            p["precision"],
             str(self.device),
         )
 
@@ -303,8 +319,9 @@ class _MicroSam(Segmenter):
     def point_model(self, embeddings, shape, tiling) -> SamPointModel:
         """The :class:`SamPointModel` for one image's embeddings."""
         tile_shape, halo = tiling
+        precision = self.params["precision"]
         if tile_shape is None:
-            return SamPointModel(self.predictor, embeddings, shape)
+            return SamPointModel(self.predictor, embeddings, shape, precision=precision)
         from bioimage_cpp.utils import Blocking  # micro-sam's own tiling
 
         blocking = Blocking([0, 0], list(shape), list(tile_shape))
@@ -318,6 +335,7 @@ class _MicroSam(Segmenter):
             shape,
             tiles,
             lambda p: blocking.coordinates_to_block_id([int(p[0]), int(p[1])]),
+            precision=precision,
         )
 
     def _algorithm_params(self, defaults: dict) -> dict:
@@ -328,7 +346,7 @@ class _MicroSam(Segmenter):
         return {
             "micro_sam": dist_version("micro_sam"),
             "torch": dist_version("torch"),
-            "precision": "float32",
+            "precision": dtype_name(self.params["precision"]),
             **getattr(self, "_weights", {"model": self.model_name()}),
         }
 

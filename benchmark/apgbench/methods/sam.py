@@ -55,6 +55,8 @@ class SamAMG(AutoMaskGenerator):
         Passed to the generator (library defaults).
     split_pieces, drop_largest, max_area_fraction
         The label conversion (:func:`~apgbench.methods.amg.amg_records_to_labels`); the defaults are the paper's.
+    precision : {"fp32", "bf16", "fp16"}
+        Image encoder and mask decoder under autocast (:mod:`apgbench.methods.precision`); fp32 is the paper's.
     random_weights : bool
         **Testing only**: build the real architecture with random weights (no checkpoint), seeded, so the
         whole library path runs on machines without weights. Results are meaningless.
@@ -81,6 +83,7 @@ class SamAMG(AutoMaskGenerator):
         "box_nms_thresh": 0.7,
         "min_mask_region_area": 0,
         **LABEL_DEFAULTS,
+        "precision": "fp32",
         "random_weights": False,
     }
     generator_keys = (*AutoMaskGenerator.generator_keys, "min_mask_region_area")
@@ -106,6 +109,7 @@ class SamAMG(AutoMaskGenerator):
             )
             sam = sam_model_registry[model](checkpoint=str(self._weights))
         sam.to(torch.device(device)).eval()
+        self._set_precision([sam.image_encoder, sam.mask_decoder], device)
         self._generator = SamAutomaticMaskGenerator(sam, **self._generator_kwargs())
 
     def _library(self) -> str | None:

@@ -91,6 +91,8 @@ class Sam2AMG(AutoMaskGenerator):
         Passed to ``SAM2AutomaticMaskGenerator`` (library defaults).
     split_pieces, drop_largest, max_area_fraction
         The label conversion, the same as ``amg``'s (:func:`apgbench.methods.amg.amg_records_to_labels`).
+    precision : {"fp32", "bf16", "fp16"}
+        Image encoder and mask decoder under autocast (:mod:`apgbench.methods.precision`); default fp32.
     random_weights : bool
         **Testing only**: the real architecture with random weights (no checkpoint), seeded.
     """
@@ -114,6 +116,7 @@ class Sam2AMG(AutoMaskGenerator):
         "stability_score_thresh": 0.95,
         "box_nms_thresh": 0.7,
         **LABEL_DEFAULTS,
+        "precision": "fp32",
         "random_weights": False,
     }
     default_checkpoint = staticmethod(default_checkpoint)
@@ -135,6 +138,7 @@ class Sam2AMG(AutoMaskGenerator):
                 net = build_sam2(
                     config, ckpt_path=None if self._weights is None else str(self._weights), device=device
                 )
+        self._set_precision([net.image_encoder, net.sam_mask_decoder], device)
         self._generator = SAM2AutomaticMaskGenerator(net, **self._generator_kwargs())
 
     def _library(self) -> str | None:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..apg import LogitUpsampler, PromptMasks
+from .precision import DEFAULT_PRECISION, autocast
 
 
 @contextmanager
@@ -89,11 +90,15 @@ class SamPointModel:
         For tiled embeddings: each tile's outer block (tile + halo), indexed by tile id.
     tile_of : callable or None
         Maps a ``(row, col)`` point to its tile id (the tile whose core holds it).
+    precision : {"fp32", "bf16", "fp16"}
+        The mask decoder's precision (:mod:`apgbench.methods.precision`); logits come back as float32.
     """
 
-    def __init__(self, predictor, embeddings, shape, tiles=None, tile_of=None) -> None:
+    def __init__(
+        self, predictor, embeddings, shape, tiles=None, tile_of=None, precision: str = DEFAULT_PRECISION
+    ) -> None:
         self.predictor, self.embeddings, self.shape = predictor, embeddings, tuple(shape)
-        self.tiles, self.tile_of = tiles, tile_of
+        self.tiles, self.tile_of, self.precision = tiles, tile_of, precision
         self._upsamplers: dict = {}
 
     def _decode(self, points: np.ndarray, tile_id: int | None) -> PromptMasks:
@@ -119,7 +124,7 @@ class SamPointModel:
             local[:, None, ::-1].astype(np.float64), original
         )
         model, device = predictor.model, predictor.device
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.precision, device):
             sparse, dense = model.prompt_encoder(
                 points=(
                     torch.as_tensor(coords, dtype=torch.float32, device=device),
