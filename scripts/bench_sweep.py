@@ -3,7 +3,8 @@
 Grid: foreground_threshold 0.4/0.5/0.6 x center_distance_threshold 0.3/0.4/0.5 x nms_threshold 0.8/0.9, method
 ``apg``, SAM ViT-B + UNETR decoder with seeded random weights (as ``bench_family.py``: logits scaled, the real
 encoder and decoder run, then the decoder maps are replaced by label-derived ones so prompt counts are
-realistic). No embedding cache in either.
+realistic). No embedding cache in either. The allocator tuning that ``apgbench run`` and ``apgbench sweep``
+apply (:mod:`apgbench.malloc`) is on for both.
 
 - sweep: :func:`apgbench.sweep.sweep_image`, one call for the 18 combinations (CPU time measured);
 - separate: what 18 ``apgbench run`` calls compute: per combination the shared stage (encoder + decoder maps)
@@ -61,10 +62,12 @@ def main() -> None:
     import tifffile
     import torch
 
+    from apgbench.malloc import tune_malloc
     from apgbench.methods import get_method
     from apgbench.methods.embedding_cache import use_cache
     from apgbench.sweep import combinations, sweep_image
 
+    tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
