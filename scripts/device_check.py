@@ -5,7 +5,8 @@ builds the real network with seeded random weights (no download: the machine may
 built-in synthetic images (tiled to ``--size``), checks each output (uint32, the image's ``(H, W)``, object
 count below the pixel count), and prints one table row: seconds per image, peak GPU memory
 (``torch.cuda.max_memory_allocated``), objects. Then the shared-stage saving of a µSAM family run (ais, apg,
-apg-bd, apg-ref through ``run_many`` as four separate runs vs one family) and a projection of GPU-hours for
+apg-bd, apg-ref through ``run_many`` as four separate runs vs one family), ``apg`` at ``precision`` bf16 (and
+fp16 on CUDA) against fp32 (seconds, mSA of the outputs against fp32's) and a projection of GPU-hours for
 the full study: per dataset config its test-set image count (``n_images`` where the config has one, else
 ``--assume-images``, said so) x seconds per image per method.
 
@@ -143,8 +144,11 @@ def on_alarm(signum, frame):
     raise OverBudget
 
 
-def run_method(name, params, samples, device, budget):
-    """Segment the samples within ``budget`` seconds; returns (images done, s/image, peak MB, objects)."""
+def run_method(name, params, samples, device, budget, outputs=None):
+    """Segment the samples within ``budget`` seconds; returns (images done, s/image, peak MB, objects).
+
+    ``outputs``: a list that receives each image's labels.
+    """
     import torch
 
     from apgbench.methods import get_method
@@ -169,6 +173,8 @@ def run_method(name, params, samples, device, budget):
                     torch.cuda.synchronize()
                 seconds.append(time.perf_counter() - start)
                 objects.append(check(labels, image.shape[:2]))
+                if outputs is not None:
+                    outputs.append(labels)
     except OverBudget:
         if not seconds:
             raise
@@ -231,6 +237,27 @@ def family_saving(device: str, limit: int, placeholder: Path, work: Path, labels
         f"{len(MUSAM)} methods, speed-up {result[False] / result[True]:.2f}x, "
         + ("outputs identical" if identical else "OUTPUTS DIFFER")
     )
+
+
+def precision_check(device: str, samples, placeholder: Path, budget: float) -> str:
+    """``apg`` at fp32 against bf16 (and fp16 on CUDA): seconds per image and mSA of each against fp32."""
+    from apgbench.metrics import mean_segmentation_accuracy
+
+    precisions = ["fp32", "bf16", *(["fp16"] if device.startswith("cuda") else [])]
+    outputs: dict[str, list] = {p: [] for p in precisions}
+    seconds = {}
+    for precision in precisions:
+        params = {"checkpoint": str(placeholder), "precision": precision}
+        seconds[precision] = run_method("apg", params, samples, device, budget, outputs[precision])[1]
+    parts = []
+    for precision in precisions[1:]:
+        pairs = list(zip(outputs["fp32"], outputs[precision]))
+        agreement = np.mean([mean_segmentation_accuracy(a, b) for a, b in pairs])
+        parts.append(
+            f"{precision} {seconds[precision]:.3f} s/image ({seconds['fp32'] / seconds[precision]:.2f}x), "
+            f"mSA vs fp32 {agreement:.3f} over {len(pairs)} image(s)"
+        )
+    return f"precision (apg, random weights): fp32 {seconds['fp32']:.3f} s/image; " + "; ".join(parts)
 
 
 def projection(rows: dict, assume: int, device: str) -> None:
@@ -302,7 +329,7 @@ def main() -> None:
     musam_ready = False
     rows, skipped = {}, {}
     # time kept for the family measurement (4 separate runs + 1 family run of the µSAM methods)
-    reserve = 0 if args.quick or args.methods else 60
+    reserve = 0 if args.quick or args.methods else 100  # + 40 s for the precision measurement
     for name, cls in available_methods().items():
         budget = args.budget or (30 if args.quick else SLOW_BUILD.get(name, 35))
         missing = missing_modules(cls.requires)
@@ -359,6 +386,17 @@ def main() -> None:
                 skipped["family"] = "FAILED: family and separate outputs differ"
         except Exception as err:
             print(f"family saving: FAILED {type(err).__name__}: {err}")
+    left = args.total - (time.perf_counter() - started)
+    if "apg" not in rows:
+        print("precision: skipped (apg did not run here)")
+    elif left < 40:
+        print(f"precision: skipped ({left:.0f} s left of the {args.total:.0f} s total)")
+    else:
+        try:
+            share = min(budget, (left - 10) / 3)  # three precisions on CUDA, two on a CPU
+            print(precision_check(args.device, samples, placeholder, share), flush=True)
+        except Exception as err:
+            print(f"precision: FAILED {type(err).__name__}: {err}")
     projection(rows, args.assume_images, args.device)
     failed = [m for m, why in skipped.items() if why.startswith("FAILED")]
     print(

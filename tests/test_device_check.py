@@ -101,3 +101,30 @@ def test_wheels_folder_installs_offline_and_reports_what_it_cannot(tmp_path):
     if importlib.util.find_spec("cellSAM") is None:  # cellSAM comes from git, so no wheel in an empty folder
         assert "wheels: extra 'cellsam' not installable" in result.stdout
     assert list(_rows(result.stdout)) == ["classic"]
+
+
+@pytest.mark.heavy
+def test_cpu_check_of_apg_measures_bf16_against_fp32():
+    """apg (random ViT-B) on one small image, then its bf16 run against fp32: seconds and agreement."""
+    pytest.importorskip("micro_sam", reason="needs the musam extra")
+    result = _check(
+        "--device",
+        "cpu",
+        "--methods",
+        "apg",
+        "--size",
+        "128",
+        "--images",
+        "1",
+        "--budget",
+        "150",
+        timeout=470,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(_rows(result.stdout)) == ["apg"]
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("precision (apg, random weights): ")]
+    match = re.search(
+        r"fp32 [0-9.]+ s/image; bf16 [0-9.]+ s/image \([0-9.]+x\), mSA vs fp32 ([0-9.]+) over 1", line
+    )
+    assert match and 0 <= float(match[1]) <= 1, line
+    assert "fp16" not in line  # fp16 is measured on CUDA only
