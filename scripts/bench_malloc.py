@@ -24,7 +24,7 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
-from bench_family import QUICK, REPO
+from bench_family import QUICK, REPO  # noqa: E402 - the scripts folder is on the path now
 
 CHILD = """
 import hashlib, json, os, resource, sys, time, warnings

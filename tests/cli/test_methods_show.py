@@ -22,6 +22,7 @@ def test_show_json_has_the_full_defaults_and_models():
     assert info["id"] == "apg" and info["extra"] == "musam"
     assert info["params"]["connectivity"] == 2 and info["params"]["tile_shape"] is None
     assert info["params"] == get_method("apg")().params
+    assert info["param_choices"] == {"precision": ["fp32", "bf16", "fp16"]}
     assert (
         info["models"]["nuclei-histo"] == "vit_b_histopathology"
         and info["models"]["cells-fluo"] == "vit_b_lm"

@@ -46,7 +46,7 @@ def show_method(
         bool, typer.Option("--json/--no-json", help="Print one JSON object (with a `params` key).")
     ] = False,
 ) -> None:
-    """A method's description, extra, model per domain and full default parameters (torch is not imported)."""
+    """A method's description, extra, model per domain, default parameters and their allowed values."""
     import json
 
     from rich.markup import escape
@@ -61,6 +61,7 @@ def show_method(
         "extra": cls.extra,
         "models": _models_per_domain(method),
         "params": dict(method.params),
+        "param_choices": {k: list(v) for k, v in cls.param_choices.items()},
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
@@ -71,7 +72,8 @@ def show_method(
     for domain, model in info["models"].items():
         models.add_row(domain, escape(model))
     console.print(models)
-    params = Table("parameter", "default")
+    params = Table("parameter", "default", *(["choices"] if cls.param_choices else []))
     for key, value in info["params"].items():
-        params.add_row(key, escape(json.dumps(value, default=str)))
+        choices = [", ".join(map(str, cls.param_choices.get(key, ())))] if cls.param_choices else []
+        params.add_row(key, escape(json.dumps(value, default=str)), *map(escape, choices))
     console.print(params)
