@@ -107,19 +107,7 @@ def test_wheels_folder_installs_offline_and_reports_what_it_cannot(tmp_path):
 def test_cpu_check_of_apg_measures_bf16_against_fp32():
     """apg (random ViT-B) on one small image, then its bf16 run against fp32: seconds and agreement."""
     pytest.importorskip("micro_sam", reason="needs the musam extra")
-    result = _check(
-        "--device",
-        "cpu",
-        "--methods",
-        "apg",
-        "--size",
-        "128",
-        "--images",
-        "1",
-        "--budget",
-        "150",
-        timeout=470,
-    )
+    result = _check(*"--device cpu --methods apg --size 128 --images 1 --budget 150".split(), timeout=470)
     assert result.returncode == 0, result.stderr[-2000:]
     assert list(_rows(result.stdout)) == ["apg"]
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("precision (apg, random weights): ")]

@@ -1,11 +1,12 @@
 """Numerical precision of the SAM-family wrappers: the ``precision`` parameter (``fp32``, ``bf16``, ``fp16``).
 
-``fp32`` is the paper's (every baseline ran its model in float32; CellPose-SAM's own ``use_bfloat16`` switch is
-a separate parameter of that method). ``bf16`` and ``fp16`` run chosen modules under :func:`torch.autocast`
-and cast their floating outputs back to float32, so the library code around them (micro-sam's ``.numpy()`` on
-the embeddings, SAM's upsampling, thresholds and stability scores) sees what it expects. The weights stay
-float32; autocast runs matrix products and convolutions in the lower precision. This is opt-in: a lower
-precision changes masks (``scripts/bench_precision.py`` measures how much and how much faster it is).
+``fp32`` is the paper's: its SAM and µSAM runs used float32 models without autocast (so does SAM 2 here; CellPose-SAM's
+own ``use_bfloat16`` switch, on by default as in cellpose 4, is a separate parameter of that method).
+``bf16`` and ``fp16`` run chosen modules under :func:`torch.autocast` and cast their floating outputs back
+to float32, so the library code around them (micro-sam's ``.numpy()`` on the embeddings, SAM's upsampling,
+thresholds and stability scores) sees what it expects. The weights stay float32; autocast runs matrix
+products and convolutions in the lower precision. This is opt-in: a lower precision changes masks
+(``scripts/bench_precision.py`` measures how much and how much faster it is).
 
 Only the standard library is imported at module level; torch is imported when a lower precision is used.
 """
