@@ -20,7 +20,7 @@ from . import __version__
 from .config import ID_PATTERN
 from .config import results_root as _results_root
 from .datasets import DatasetConfig, get_dataset_config, load_dataset
-from .methods import MethodUnavailableError, ParameterError, Segmenter, check_params, get_method
+from .methods import MethodUnavailableError, ParameterError, Segmenter, get_method
 from .results import RunInfo, git_revision, record_dir, run_key, utc_now
 
 
@@ -139,9 +139,7 @@ def resolve_params(
     resolved = dict(method_cls.default_params)
     if "prompt" in resolved and config.prompt:
         resolved["prompt"] = config.prompt
-    resolved.update(
-        check_params(method_cls.name, method_cls.default_params, params, method_cls.param_choices)
-    )
+    resolved.update(method_cls.check_params(params))
     return resolved
 
 
@@ -171,9 +169,7 @@ def plan_run(
     config = dataset if isinstance(dataset, DatasetConfig) else get_dataset_config(dataset)
     data = data if data is not None else load_dataset(config, data_root)
     method_cls = get_method(method)
-    user = check_params(
-        method_cls.name, method_cls.default_params, dict(params or {}), method_cls.param_choices
-    )
+    user = method_cls.check_params(params or {})
     resolved = resolve_params(method_cls, config, user)
     if config.volumetric:  # a 3D test set: a 2D-only method needs stitch=..., said before any model loads
         method_cls.volume_mode(resolved)

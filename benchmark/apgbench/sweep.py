@@ -31,7 +31,7 @@ from .apg import (
 from .datasets import get_dataset_config, load_dataset
 from .errors import InvalidInputError
 from .malloc import tune_malloc
-from .methods import check_params, get_method
+from .methods import get_method
 from .metrics import score_image
 
 SWEEPABLE = {"ais": AIS_DEFAULTS, "apg": APG_DEFAULTS, "apg-bd": APG_DEFAULTS}
@@ -83,7 +83,7 @@ def combinations(method: str, grid: dict[str, list[Any]], params: dict[str, Any]
     if method not in SWEEPABLE:
         raise InvalidInputError(f"Method '{method}' cannot be swept; sweepable: {', '.join(SWEEPABLE)}.")
     cls = get_method(method)
-    fixed = check_params(method, cls.default_params, params or {}, cls.param_choices)
+    fixed = cls.check_params(params or {})
     unknown = sorted(set(grid) - set(SWEEPABLE[method]))
     if unknown:
         raise InvalidInputError(
@@ -92,7 +92,7 @@ def combinations(method: str, grid: dict[str, list[Any]], params: dict[str, Any]
         )
     keys = list(grid)
     return [
-        {**fixed, **check_params(method, cls.default_params, dict(zip(keys, values)), cls.param_choices)}
+        {**fixed, **cls.check_params(dict(zip(keys, values)))}
         for values in itertools.product(*(grid[k] for k in keys))
     ]
 
@@ -175,11 +175,7 @@ def sweep(
         )
     own = segmenter is None
     if own:
-        segmenter = get_method(method)(
-            **check_params(
-                method, get_method(method).default_params, params or {}, get_method(method).param_choices
-            )
-        )
+        segmenter = get_method(method)(**get_method(method).check_params(params or {}))
     timings: dict[str, float] = {}
     scores: list[list[dict]] = [[] for _ in combos]
     ids = list(data.image_ids)[: limit if limit is not None else None]

@@ -219,12 +219,17 @@ class Segmenter(ABC):
     def __init__(self, **params: Any) -> None:
         if not hasattr(type(self), "meta"):
             raise TypeError(f"{type(self).__qualname__} declares no `meta = MethodMeta(...)` (nor a `name`).")
-        params = check_params(self.name, self.default_params, params, self.param_choices)
+        params = self.check_params(params)
         self.params: dict[str, Any] = {**self.default_params, **params}
         self.device = "cpu"
         self.domain: str | None = None
         self._prepared = False
         self._loaded_key: tuple[str, object] | None = None
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` checked against this method's defaults and choices (:func:`check_params`), normalised."""
+        return check_params(cls.name, cls.default_params, dict(params), cls.param_choices)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def prepare(self, device: str = "cpu", domain: str | None = None) -> None:
